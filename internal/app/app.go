@@ -1,0 +1,249 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/bus"
+	"github.com/outpost-iot/outpost/internal/config"
+	"github.com/outpost-iot/outpost/internal/pki"
+	"github.com/outpost-iot/outpost/internal/server"
+	"github.com/outpost-iot/outpost/internal/store"
+	"github.com/outpost-iot/outpost/internal/store/sqlstore"
+)
+
+// App is one running Outpost node.
+type App struct {
+	cfg          config.Config
+	log          *slog.Logger
+	ca           *pki.Authority
+	store        store.Store
+	bus          *bus.Bus
+	installation arm.Installation
+	arm          *arm.Service
+	runner       *arm.OperationRunner
+	server       *server.Server
+	endpoint     string
+	fellBack     bool
+}
+
+// New opens everything a node needs and binds its listener. On error, what
+// was opened is closed again.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("app: invalid configuration:\n%w", err)
+	}
+	a := &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: data dir: %w", err)
+	}
+	ln, fellBack, err := server.Bind(cfg.Listen, cfg.FallbackPort, log)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a.fellBack = fellBack
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+
+	// The CA, the store and the bus are independent; open them side by side
+	// to keep cold start short.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		ca, err := pki.Open(filepath.Join(cfg.DataDir, "pki"), pki.Options{
+			DNSSuffix: cfg.DNSSuffix,
+			Allow:     func(name string) bool { return strings.HasSuffix(name, "."+cfg.DNSSuffix) },
+		}, log.With("component", "pki"))
+		a.ca = ca
+		return err
+	})
+	g.Go(func() error {
+		dsn := cfg.Store.DSN
+		if cfg.Store.Driver == sqlstore.DriverSQLite {
+			dsn = cfg.SQLitePath()
+		}
+		st, err := sqlstore.Open(gctx, sqlstore.Config{Driver: cfg.Store.Driver, DSN: dsn}, log.With("component", "store"))
+		if st != nil {
+			a.store = st
+		}
+		return err
+	})
+	g.Go(func() error {
+		b, err := bus.Open(gctx, bus.Config{
+			URL: cfg.NATS.URL, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), StreamPrefix: cfg.NATS.StreamPrefix,
+		}, log.With("component", "bus"))
+		a.bus = b
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+
+	a.installation, err = arm.EnsureInstallation(ctx, a.store, cfg.TenantID, cfg.SubscriptionID)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	registry, err := arm.NewRegistry(resourceTypes()...)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a.arm = arm.NewService(arm.ServiceConfig{
+		Store: a.store, Registry: registry, Installation: a.installation, Log: log.With("component", "arm"),
+	})
+	a.runner = arm.NewOperationRunner(a.arm, log.With("component", "arm-operations"))
+
+	routes := &server.HostRouter{Default: a.defaultMux()}
+	metrics := prometheus.NewRegistry()
+	a.server = server.New(server.Config{
+		Listener: ln,
+		TLS:      a.ca.ServerTLSConfig(),
+		Handler:  routes,
+		Readiness: map[string]server.Checker{
+			"store": server.CheckFunc(a.store.Ping),
+			"bus":   server.CheckFunc(a.bus.Ready),
+		},
+		Registry:          metrics,
+		Log:               log.With("component", "http"),
+		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+	})
+	a.endpoint = endpointURL(ln.Addr())
+	if err := a.writeRuntime(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// endpointURL is the base URL clients use: https://localhost for 443 on a
+// loopback or wildcard address, else host:port.
+func endpointURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "https://" + addr.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() || tcp.IP.Equal(net.IPv4(127, 0, 0, 1)) || tcp.IP.Equal(net.IPv6loopback) {
+		host = "localhost"
+	}
+	if tcp.Port == 443 {
+		return "https://" + host
+	}
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// Run serves until ctx is done, then shuts down within the configured
+// timeout and closes the store and bus.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("outpost serving", "endpoint", a.endpoint, "tenant", a.installation.TenantID,
+		"subscription", a.installation.SubscriptionID, "data_dir", a.cfg.DataDir, "ca_file", a.ca.CAFile())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.server.Run(gctx, a.cfg.ShutdownTimeout) })
+	g.Go(func() error { return a.runner.Run(gctx) })
+	err := g.Wait()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if cerr := a.close(cctx); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	a.log.Info("outpost stopped")
+	return err
+}
+
+func (a *App) close(ctx context.Context) error {
+	var errs []error
+	if a.bus != nil {
+		errs = append(errs, a.bus.Close(ctx))
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Endpoint is the HTTPS base URL of the resource manager.
+func (a *App) Endpoint() string { return a.endpoint }
+
+// Addr is the bound HTTPS address.
+func (a *App) Addr() net.Addr { return a.server.Addr() }
+
+// CAFile is the path of the local CA certificate clients must trust.
+func (a *App) CAFile() string { return a.ca.CAFile() }
+
+// CA is the local certificate authority.
+func (a *App) CA() *pki.Authority { return a.ca }
+
+// Installation returns the tenant and default subscription.
+func (a *App) Installation() arm.Installation { return a.installation }
+
+// Runtime is what a running node records in its data directory for `outpost
+// env` and other local tools.
+type Runtime struct {
+	Endpoint       string    `json:"endpoint"`
+	CAFile         string    `json:"caFile"`
+	TenantID       string    `json:"tenantId"`
+	SubscriptionID string    `json:"subscriptionId"`
+	DNSSuffix      string    `json:"dnsSuffix"`
+	PID            int       `json:"pid"`
+	Started        time.Time `json:"started"`
+}
+
+// RuntimeFile is the runtime record's path within a data directory.
+func RuntimeFile(dataDir string) string { return filepath.Join(dataDir, "runtime.json") }
+
+func (a *App) writeRuntime() error {
+	rt := Runtime{
+		Endpoint: a.endpoint, CAFile: a.ca.CAFile(), TenantID: a.installation.TenantID,
+		SubscriptionID: a.installation.SubscriptionID, DNSSuffix: a.cfg.DNSSuffix,
+		PID: os.Getpid(), Started: time.Now().UTC(),
+	}
+	b, err := json.MarshalIndent(rt, "", "  ")
+	if err != nil {
+		return fmt.Errorf("app: runtime file: %w", err)
+	}
+	path := RuntimeFile(a.cfg.DataDir)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("app: runtime file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("app: runtime file: %w", err)
+	}
+	return nil
+}
+
+// ReadRuntime loads the runtime record of a data directory.
+func ReadRuntime(dataDir string) (Runtime, error) {
+	b, err := os.ReadFile(RuntimeFile(dataDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return Runtime{}, fmt.Errorf("no Outpost has run with data directory %s yet: start it with `outpost serve --data-dir %s` first", dataDir, dataDir)
+	}
+	if err != nil {
+		return Runtime{}, fmt.Errorf("app: runtime file: %w", err)
+	}
+	var rt Runtime
+	if err := json.Unmarshal(b, &rt); err != nil {
+		return Runtime{}, fmt.Errorf("app: runtime file %s: %w", RuntimeFile(dataDir), err)
+	}
+	return rt, nil
+}

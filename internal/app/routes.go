@@ -1,0 +1,29 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/server"
+)
+
+// resourceTypes lists the ARM resource types this build serves. Each
+// capability adds its types here.
+func resourceTypes() []arm.ResourceType {
+	return nil
+}
+
+// defaultMux serves every host that no host route claims: the resource
+// manager (and, as they land, the issuer, the hub's endpoints and the portal).
+func (a *App) defaultMux() http.Handler {
+	paths := &server.PathRouter{NotFound: http.HandlerFunc(notFound)}
+	arm.NewHandler(arm.HandlerConfig{Service: a.arm, Log: a.log.With("component", "arm")}).Mount(paths)
+	return paths
+}
+
+// notFound answers paths no surface serves, in the ARM envelope since the
+// resource manager is the surface most clients probe.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	arm.WriteError(w, arm.Errorf(http.StatusNotFound, "NotFound",
+		"No Outpost API serves '%s %s'. The resource manager lives under /subscriptions, /providers and /tenants.", r.Method, r.URL.Path))
+}

@@ -1,0 +1,417 @@
+package arm
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/outpost-iot/outpost/internal/store"
+)
+
+// ---- resource groups ----
+
+func (h *Handler) groups(rt route, sub string) error {
+	if err := h.readOnly(rt, resourceManagerAPIVersions); err != nil {
+		return err
+	}
+	if err := h.authz.Authorize(rt.r, rt.p, "Microsoft.Resources/subscriptions/resourceGroups/read", SubscriptionID(sub)); err != nil {
+		return err
+	}
+	p, err := h.page(rt.r)
+	if err != nil {
+		return err
+	}
+	groups, err := h.svc.ListGroups(rt.r.Context(), sub, p)
+	if err != nil {
+		return err
+	}
+	return writeList(rt, groups, nextAfter(groups, p))
+}
+
+func (h *Handler) group(rt route, sub, name string) error {
+	r := rt.r
+	if _, err := checkAPIVersion(r, resourceManagerAPIVersions); err != nil {
+		return err
+	}
+	scope := GroupID(sub, name)
+	action := map[string]string{
+		http.MethodGet: "read", http.MethodHead: "read", http.MethodPut: "write",
+		http.MethodPatch: "write", http.MethodDelete: "delete",
+	}[r.Method]
+	if action == "" {
+		return errMethod(r.Method, scope)
+	}
+	if err := h.authz.Authorize(r, rt.p, "Microsoft.Resources/subscriptions/resourceGroups/"+action, scope); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	switch r.Method {
+	case http.MethodHead:
+		if _, err := h.svc.GetGroup(ctx, sub, name); err != nil {
+			if AsError(err).Status == http.StatusNotFound {
+				rt.w.WriteHeader(http.StatusNotFound)
+				return nil
+			}
+			return err
+		}
+		rt.w.WriteHeader(http.StatusNoContent)
+		return nil
+	case http.MethodGet:
+		res, err := h.svc.GetGroup(ctx, sub, name)
+		if err != nil {
+			return err
+		}
+		return writeResource(rt.w, http.StatusOK, res, false)
+	case http.MethodPut:
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		res, created, err := h.svc.PutGroup(ctx, sub, name, body)
+		if err != nil {
+			return err
+		}
+		return writeResource(rt.w, createdStatus(created), res, false)
+	case http.MethodPatch:
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		res, err := h.svc.PatchGroup(ctx, sub, name, body)
+		if err != nil {
+			return err
+		}
+		return writeResource(rt.w, http.StatusOK, res, false)
+	default: // DELETE
+		op, err := h.svc.DeleteGroup(ctx, sub, name)
+		if err != nil {
+			return err
+		}
+		// ARM answers a group delete with 202 and a Location to poll.
+		rt.w.Header().Set("Location", operationURL(r, sub, "", "", op.ID, true, "2021-04-01"))
+		rt.w.Header().Set("Retry-After", "1")
+		rt.w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+}
+
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// ---- generic resources ----
+
+var filterType = regexp.MustCompile(`(?i)^\s*resourceType\s+eq\s+'([^']+)'\s*$`)
+
+func (h *Handler) listAll(rt route, sub, group string) error {
+	if err := h.readOnly(rt, resourceManagerAPIVersions); err != nil {
+		return err
+	}
+	scope := SubscriptionID(sub)
+	if group != "" {
+		scope = GroupID(sub, group)
+	}
+	if err := h.authz.Authorize(rt.r, rt.p, "Microsoft.Resources/subscriptions/resources/read", scope); err != nil {
+		return err
+	}
+	typ := ""
+	if f := rt.r.URL.Query().Get("$filter"); f != "" {
+		m := filterType.FindStringSubmatch(f)
+		if m == nil {
+			return Errorf(http.StatusBadRequest, "InvalidFilterInQueryString",
+				"The $filter '%s' is not supported. Use \"resourceType eq '<Namespace/type>'\".", f)
+		}
+		typ = m[1]
+	}
+	p, err := h.page(rt.r)
+	if err != nil {
+		return err
+	}
+	items, err := h.svc.ListAll(rt.r.Context(), sub, group, typ, p)
+	if err != nil {
+		return err
+	}
+	return writeList(rt, items, nextAfter(items, p))
+}
+
+// providerPath serves everything under .../providers/{ns}/...: one
+// resource, a collection, or a POST action.
+func (h *Handler) providerPath(rt route) error {
+	r := rt.r
+	id, err := ParseResourceID(r.URL.Path)
+	if err != nil {
+		return Errorf(http.StatusNotFound, "NotFound", "The path '%s' does not name a resource manager object. Resource ids look like /subscriptions/{id}/resourceGroups/{group}/providers/{namespace}/{type}/{name}.", r.URL.Path)
+	}
+	ctx := r.Context()
+	// A POST to {resource}/{action} is an action when the type declares it.
+	if r.Method == http.MethodPost && id.IsCollection() && len(id.Types) > 1 {
+		parent := id
+		parent.Types = id.Types[:len(id.Types)-1]
+		action := id.Types[len(id.Types)-1]
+		return h.action(rt, parent, action)
+	}
+	rtype, err := h.svc.ResolveType(id)
+	if err != nil {
+		return err
+	}
+	info := rtype.Info()
+	apiVersion, err := checkTypeAPIVersion(r, info, "")
+	if err != nil {
+		return err
+	}
+	if id.IsCollection() {
+		if r.Method != http.MethodGet {
+			return errMethod(r.Method, id.String())
+		}
+		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/read", id.ParentID()); err != nil {
+			return err
+		}
+		p, err := h.page(r)
+		if err != nil {
+			return err
+		}
+		items, err := h.svc.ListResources(ctx, id, p)
+		if err != nil {
+			return err
+		}
+		for i := range items {
+			items[i].Body = withETag(items[i])
+		}
+		return writeList(rt, items, nextAfter(items, p))
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/read", id.String()); err != nil {
+			return err
+		}
+		res, err := h.svc.GetResource(ctx, id)
+		if err != nil {
+			return err
+		}
+		return writeResource(rt.w, http.StatusOK, res, true)
+	case http.MethodPut, http.MethodPatch:
+		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/write", id.String()); err != nil {
+			return err
+		}
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		if r.Method == http.MethodPatch {
+			if body, err = h.mergePatch(rt, id, body); err != nil {
+				return err
+			}
+		}
+		res, err := h.svc.PutResource(ctx, PutInput{ID: id, APIVersion: apiVersion, Body: body, IfMatch: r.Header.Get("If-Match"), Principal: rt.p})
+		if err != nil {
+			return err
+		}
+		status := createdStatus(res.Created)
+		if res.Operation != nil {
+			h.setOperationHeaders(rt, id, res.Resource, res.Operation.ID, apiVersion)
+		}
+		if r.Method == http.MethodPatch {
+			status = http.StatusOK
+		}
+		return writeResource(rt.w, status, res.Resource, true)
+	case http.MethodDelete:
+		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/delete", id.String()); err != nil {
+			return err
+		}
+		var location string
+		if res, err := h.svc.Get(ctx, id.String()); err == nil {
+			location = locationOf(res)
+		}
+		op, found, err := h.svc.DeleteResource(ctx, id, r.Header.Get("If-Match"))
+		if err != nil {
+			return err
+		}
+		switch {
+		case !found:
+			rt.w.WriteHeader(http.StatusNoContent)
+		case op != nil:
+			rt.w.Header().Set("Azure-AsyncOperation", operationURL(r, id.Subscription, id.Namespace, location, op.ID, false, apiVersion))
+			rt.w.Header().Set("Location", operationURL(r, id.Subscription, id.Namespace, location, op.ID, true, apiVersion))
+			rt.w.Header().Set("Retry-After", "1")
+			rt.w.WriteHeader(http.StatusAccepted)
+		default:
+			rt.w.WriteHeader(http.StatusOK)
+		}
+		return nil
+	}
+	return errMethod(r.Method, id.String())
+}
+
+// mergePatch applies a PATCH body to the stored document (JSON merge patch,
+// RFC 7386) so the type validates the whole result as a PUT.
+func (h *Handler) mergePatch(rt route, id ResourceID, patch Document) (Document, error) {
+	cur, err := h.svc.GetResource(rt.r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	var base any
+	if err := json.Unmarshal(cur.Body, &base); err != nil {
+		return nil, fmt.Errorf("arm: decode %s: %w", cur.ID, err)
+	}
+	var p any
+	if err := json.Unmarshal(patch.Bytes(), &p); err != nil {
+		return nil, errInvalidContent(err)
+	}
+	merged, _ := json.Marshal(mergeJSON(base, p))
+	return ParseDocument(merged)
+}
+
+func mergeJSON(target, patch any) any {
+	pm, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	tm, ok := target.(map[string]any)
+	if !ok {
+		tm = map[string]any{}
+	}
+	for k, v := range pm {
+		if v == nil {
+			delete(tm, k)
+			continue
+		}
+		tm[k] = mergeJSON(tm[k], v)
+	}
+	return tm
+}
+
+func (h *Handler) action(rt route, id ResourceID, action string) error {
+	rtype, err := h.svc.ResolveType(id)
+	if err != nil {
+		return err
+	}
+	info := rtype.Info()
+	known := false
+	for _, a := range info.Actions {
+		known = known || strings.EqualFold(a, action)
+	}
+	if !known {
+		return errMethod(http.MethodPost, id.String()+"/"+action)
+	}
+	if _, err := checkTypeAPIVersion(rt.r, info, ""); err != nil {
+		return err
+	}
+	if err := h.authz.Authorize(rt.r, rt.p, info.FullType()+"/"+action+"/action", id.String()); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(rt.r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	out, err := h.svc.Action(rt.r.Context(), id, strings.ToLower(action), body)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rt.w, http.StatusOK, out)
+}
+
+func withETag(res store.Resource) json.RawMessage {
+	doc, err := ParseDocument(res.Body)
+	if err != nil || res.ETag == "" {
+		return res.Body
+	}
+	doc.Set("etag", quoteETag(res.ETag))
+	return doc.Bytes()
+}
+
+func locationOf(res store.Resource) string {
+	doc, err := ParseDocument(res.Body)
+	if err != nil {
+		return ""
+	}
+	return doc.String("location")
+}
+
+// ---- long-running operations ----
+
+// operationURL builds the absolute polling URL azcore requires. Group
+// operations use ARM's /operationresults form; provider operations use the
+// provider's locations/{loc}/operationStatuses|operationResults form.
+func operationURL(r *http.Request, sub, ns, location, opID string, result bool, apiVersion string) string {
+	q := "?api-version=" + url.QueryEscape(apiVersion)
+	if ns == "" {
+		return baseURL(r) + SubscriptionID(sub) + "/operationresults/" + opID + q
+	}
+	if location == "" {
+		location = "global"
+	}
+	kind := "operationStatuses"
+	if result {
+		kind = "operationResults"
+	}
+	return fmt.Sprintf("%s%s/providers/%s/locations/%s/%s/%s%s", baseURL(r), SubscriptionID(sub), ns, location, kind, opID, q)
+}
+
+func (h *Handler) setOperationHeaders(rt route, id ResourceID, res store.Resource, opID, apiVersion string) {
+	loc := locationOf(res)
+	rt.w.Header().Set("Azure-AsyncOperation", operationURL(rt.r, id.Subscription, id.Namespace, loc, opID, false, apiVersion))
+	rt.w.Header().Set("Location", operationURL(rt.r, id.Subscription, id.Namespace, loc, opID, true, apiVersion))
+	rt.w.Header().Set("Retry-After", "1")
+}
+
+// operationStatus answers an Azure-AsyncOperation poll: 200 with a status.
+func (h *Handler) operationStatus(rt route, opID string) error {
+	if rt.r.Method != http.MethodGet {
+		return errMethod(rt.r.Method, rt.r.URL.Path)
+	}
+	op, opErr, err := h.svc.GetOperation(rt.r.Context(), opID)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{
+		"id": rt.r.URL.Path, "name": op.ID, "status": op.Status,
+		"startTime": op.StartTime.Format("2006-01-02T15:04:05.0000000Z07:00"), "resourceId": op.ResourceID,
+	}
+	if !op.EndTime.IsZero() {
+		body["endTime"] = op.EndTime.Format("2006-01-02T15:04:05.0000000Z07:00")
+	}
+	if opErr != nil {
+		body["error"] = opErr.Body()
+	}
+	if !op.Terminal() {
+		rt.w.Header().Set("Retry-After", "1")
+	}
+	return writeJSON(rt.w, http.StatusOK, body)
+}
+
+// operationResult answers a Location poll: 202 while running, then the
+// outcome (204 for a delete, the resource for a put, the error on failure).
+func (h *Handler) operationResult(rt route, opID string) error {
+	if rt.r.Method != http.MethodGet {
+		return errMethod(rt.r.Method, rt.r.URL.Path)
+	}
+	ctx := rt.r.Context()
+	op, opErr, err := h.svc.GetOperation(ctx, opID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !op.Terminal():
+		rt.w.Header().Set("Location", "https://"+rt.r.Host+rt.r.URL.RequestURI())
+		rt.w.Header().Set("Retry-After", "1")
+		rt.w.WriteHeader(http.StatusAccepted)
+		return nil
+	case opErr != nil:
+		return opErr
+	case op.Kind == opPut:
+		res, err := h.svc.Get(ctx, op.ResourceID)
+		if err != nil {
+			return err
+		}
+		return writeResource(rt.w, http.StatusOK, res, true)
+	}
+	rt.w.WriteHeader(http.StatusOK)
+	return nil
+}

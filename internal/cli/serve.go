@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-iot/outpost/internal/app"
+	"github.com/outpost-iot/outpost/internal/config"
+)
+
+func newServeCommand() *cobra.Command {
+	cfg := config.Default()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run an Outpost node (embedded SQLite and NATS unless configured otherwise)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			loaded, err := loadServeConfig(cmd.Flags(), &cfg, configFile, dataDir(cmd))
+			if err != nil {
+				return err
+			}
+			log := newLogger(cmd.ErrOrStderr(), loaded.Log.Format, loaded.Log.Level)
+			a, err := app.New(cmd.Context(), loaded, log)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&configFile, "config", "", "YAML or JSON configuration file (env OUTPOST_CONFIG)")
+	bindServeFlags(fs, &cfg)
+	return cmd
+}
+
+func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTPS address; device SDKs only use port 443")
+	fs.IntVar(&c.FallbackPort, "fallback-port", c.FallbackPort, "port used on the listen host when the listen address can't be bound (0: fail instead)")
+	fs.StringVar(&c.DNSSuffix, "dns-suffix", c.DNSSuffix, "domain of resource host names ({hub}.{suffix}, {account}.blob.{suffix})")
+	fs.StringVar(&c.TenantID, "tenant-id", c.TenantID, "tenant id to create on first start (default: random)")
+	fs.StringVar(&c.SubscriptionID, "subscription-id", c.SubscriptionID, "subscription id to create on first start (default: random)")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
+	fs.StringVar(&c.Store.Driver, "store-driver", c.Store.Driver, "state backend: sqlite or postgres")
+	fs.StringVar(&c.Store.DSN, "store-dsn", c.Store.DSN, "PostgreSQL URL, or SQLite file (default DATA_DIR/outpost.db)")
+	fs.StringVar(&c.NATS.URL, "nats-url", c.NATS.URL, "external NATS (JetStream) URL; empty runs NATS in process")
+	fs.StringVar(&c.NATS.StreamPrefix, "nats-stream-prefix", c.NATS.StreamPrefix, "prefix of every stream and subject (installations sharing NATS)")
+	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest accepted request body")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
+}
+
+// loadServeConfig applies defaults < config file < environment < flags. The
+// flags are bound to *cfg; they are replayed on top of the lower layers.
+func loadServeConfig(fs *pflag.FlagSet, cfg *config.Config, file, dataDir string) (config.Config, error) {
+	changed := map[string]string{}
+	fs.Visit(func(f *pflag.Flag) { changed[f.Name] = f.Value.String() })
+	*cfg = config.Default()
+	cfg.DataDir = dataDir
+	if file == "" {
+		file = os.Getenv("OUTPOST_CONFIG")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return config.Config{}, fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(b, cfg); err != nil {
+			return config.Config{}, fmt.Errorf("config file %s: %w", file, err)
+		}
+		if _, ok := changed["data-dir"]; !ok && cfg.DataDir == "" {
+			cfg.DataDir = dataDir
+		}
+	}
+	for name := range changed {
+		if f := fs.Lookup(name); f != nil {
+			f.Changed = false
+		}
+	}
+	if err := applyEnv(fs); err != nil {
+		return config.Config{}, err
+	}
+	for name, v := range changed {
+		if err := fs.Set(name, v); err != nil {
+			return config.Config{}, fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return config.Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return *cfg, nil
+}

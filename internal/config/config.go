@@ -1,0 +1,164 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is everything `outpost serve` needs.
+type Config struct {
+	// DataDir holds the CA, the SQLite database, embedded JetStream files and
+	// the runtime file `outpost env` reads.
+	DataDir string `json:"dataDir"`
+	// Listen is the HTTPS address. Device SDKs only use port 443.
+	Listen string `json:"listen"`
+	// FallbackPort is used on Listen's host when Listen can't be bound
+	// (no privilege for 443, or taken); 0 disables the fallback.
+	FallbackPort int `json:"fallbackPort"`
+	// DNSSuffix is the domain resource host names live under:
+	// {hub}.{suffix}, {account}.blob.{suffix}, {namespace}.servicebus.{suffix}.
+	DNSSuffix string `json:"dnsSuffix"`
+	// TenantID and SubscriptionID fix the ids created at first start.
+	TenantID       string `json:"tenantId"`
+	SubscriptionID string `json:"subscriptionId"`
+
+	Log   Log   `json:"log"`
+	Store Store `json:"store"`
+	NATS  NATS  `json:"nats"`
+	HTTP  HTTP  `json:"http"`
+
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Format string `json:"format"` // text | json
+	Level  string `json:"level"`  // debug | info | warn | error
+}
+
+// Store selects the state backend.
+type Store struct {
+	Driver string `json:"driver"` // sqlite | postgres
+	// DSN is a PostgreSQL URL, or a SQLite file path (default: DataDir/outpost.db).
+	DSN string `json:"dsn"`
+}
+
+// NATS selects the bus.
+type NATS struct {
+	// URL of an external NATS cluster; empty runs NATS in process.
+	URL string `json:"url"`
+	// StreamPrefix separates installations sharing one NATS cluster.
+	StreamPrefix string `json:"streamPrefix"`
+}
+
+// HTTP limits.
+type HTTP struct {
+	MaxBodyBytes      int64         `json:"maxBodyBytes"`
+	ReadHeaderTimeout time.Duration `json:"readHeaderTimeout"`
+	IdleTimeout       time.Duration `json:"idleTimeout"`
+}
+
+// Default returns the embedded, zero-configuration setup.
+func Default() Config {
+	return Config{
+		DataDir:         DefaultDataDir(),
+		Listen:          "127.0.0.1:443",
+		FallbackPort:    8443,
+		DNSSuffix:       "outpost.localhost",
+		Log:             Log{Format: "text", Level: "info"},
+		Store:           Store{Driver: "sqlite"},
+		NATS:            NATS{StreamPrefix: "outpost"},
+		HTTP:            HTTP{MaxBodyBytes: 4 << 20, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/outpost or ~/.local/share/outpost.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "outpost")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "outpost")
+	}
+	return "outpost-data"
+}
+
+var (
+	dnsName  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	uuidLike = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	prefix   = regexp.MustCompile(`^[A-Za-z0-9-]{1,32}$`)
+)
+
+// Validate reports every problem, each naming the setting to change.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		add("data-dir: must not be empty")
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not host:port (e.g. 127.0.0.1:443 or :443): %v", c.Listen, err)
+	} else if port == "" {
+		add("listen: %q has no port", c.Listen)
+	}
+	if c.FallbackPort < 0 || c.FallbackPort > 65535 {
+		add("fallback-port: %d is not a port number (0 disables the fallback)", c.FallbackPort)
+	}
+	if !dnsName.MatchString(c.DNSSuffix) {
+		add("dns-suffix: %q is not a lower-case DNS name such as outpost.localhost", c.DNSSuffix)
+	}
+	if c.TenantID != "" && !uuidLike.MatchString(c.TenantID) {
+		add("tenant-id: %q is not a GUID", c.TenantID)
+	}
+	if c.SubscriptionID != "" && !uuidLike.MatchString(c.SubscriptionID) {
+		add("subscription-id: %q is not a GUID", c.SubscriptionID)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log-format: %q must be text or json", c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log-level: %q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "postgres":
+		if !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") {
+			add("store-dsn: the postgres driver needs a URL like postgres://user@host:5432/db, got %q", c.Store.DSN)
+		}
+	default:
+		add("store-driver: %q must be sqlite or postgres", c.Store.Driver)
+	}
+	if c.NATS.URL != "" && !strings.Contains(c.NATS.URL, "://") {
+		add("nats-url: %q must be a URL such as nats://127.0.0.1:4222", c.NATS.URL)
+	}
+	if !prefix.MatchString(c.NATS.StreamPrefix) {
+		add("nats-stream-prefix: %q must be 1-32 letters, digits or '-'", c.NATS.StreamPrefix)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		add("max-body-bytes: %d is too small; use at least 1024", c.HTTP.MaxBodyBytes)
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// SQLitePath is the SQLite file used when no DSN is set.
+func (c Config) SQLitePath() string {
+	if c.Store.DSN != "" {
+		return c.Store.DSN
+	}
+	return filepath.Join(c.DataDir, "outpost.db")
+}
