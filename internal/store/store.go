@@ -98,7 +98,9 @@ type Resources interface {
 	// transaction: update receives the stored resource (nil when absent) and
 	// returns the one to store. Returning an error aborts the write and is
 	// passed through (wrapped). created reports whether the id was new.
-	// The backend fills ETag, CreatedAt and UpdatedAt.
+	// The backend fills ETag, CreatedAt and UpdatedAt. update must not call
+	// the Store (SQLite has one writer: it would deadlock) and may run more
+	// than once when a concurrent create wins the race.
 	Put(ctx context.Context, id string, update func(current *Resource) (Resource, error)) (stored Resource, created bool, err error)
 	// Delete removes the resource and every resource whose id lies under it
 	// (child resources; for a resource group, all its resources). ifMatch,

@@ -1,0 +1,20 @@
+// Package sqlstore implements store.Store once, over database/sql, for two
+// databases: SQLite (modernc.org/sqlite, pure Go) as the zero-config default
+// for a single node, and PostgreSQL (pgx) when several nodes share state.
+// One implementation keeps the backends from drifting apart; what really
+// differs — row locks, the migration lock and column collations — sits in
+// a small dialect value and per-dialect migration files.
+//
+// Writes are read-modify-write transactions: PostgreSQL takes row locks
+// with SELECT … FOR UPDATE, SQLite funnels writes through one connection
+// whose transactions BEGIN IMMEDIATE, while WAL lets reads run beside it.
+// Creating an id two writers race for is settled by INSERT … ON CONFLICT
+// DO NOTHING: the loser sees no row written and runs its updater again on
+// the winner's row.
+//
+// The schema lives in migrations/, embedded and applied in one transaction
+// at Open (under a PostgreSQL advisory lock so nodes starting together
+// agree). Lookups are case-insensitive through *_key columns holding
+// store.Key of each value; deleting a resource removes the key range of its
+// subtree, which needs bytewise ordering — hence COLLATE "C" in PostgreSQL.
+package sqlstore

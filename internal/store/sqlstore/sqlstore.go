@@ -1,0 +1,296 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/outpost-iot/outpost/internal/store"
+)
+
+// Driver names accepted in Config.Driver.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Config selects and addresses the database.
+type Config struct {
+	// Driver is DriverSQLite or DriverPostgres.
+	Driver string
+	// DSN is, for SQLite, the path of the database file (its directory is
+	// created when missing); for PostgreSQL, a connection URL or
+	// keyword/value string as pgx accepts it.
+	DSN string
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Driver {
+	case DriverSQLite, DriverPostgres:
+	case "":
+		errs = append(errs, errors.New("driver is required (sqlite or postgres)"))
+	default:
+		errs = append(errs, fmt.Errorf("unknown driver %q (want sqlite or postgres)", c.Driver))
+	}
+	if c.DSN == "" {
+		errs = append(errs, errors.New("dsn is required"))
+	}
+	return errors.Join(errs...)
+}
+
+const (
+	// sqliteBusyTimeout is how long an SQLite connection waits for a lock
+	// held by another process (or a checkpoint) before failing.
+	sqliteBusyTimeout = 10 * time.Second
+	// postgresMaxConns bounds each node's pool so a few nodes stay well
+	// under PostgreSQL's default max_connections of 100.
+	postgresMaxConns = 16
+)
+
+// Store is the store.Store over SQLite or PostgreSQL. It is safe for
+// concurrent use. Updater functions passed to it run inside a write
+// transaction and must not call back into the Store: with SQLite's single
+// writer connection that would wait on itself.
+type Store struct {
+	log     *slog.Logger
+	dialect dialect
+	// db serves reads outside transactions. For SQLite it is a pool of
+	// read-only connections that WAL lets run beside the writer; for
+	// PostgreSQL it is the same pool as writer.
+	db *sql.DB
+	// writer runs every write. For SQLite it holds a single connection, so
+	// writers queue in Go rather than poll on SQLITE_BUSY, and its
+	// transactions BEGIN IMMEDIATE, so a read-modify-write never has to
+	// upgrade a read lock (the classic SQLite writer deadlock).
+	writer *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database cfg names and brings its schema up to date.
+// A nil log discards messages.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sqlstore: open: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{log: log}
+	var err error
+	switch cfg.Driver {
+	case DriverSQLite:
+		err = s.openSQLite(cfg.DSN)
+	case DriverPostgres:
+		err = s.openPostgres(cfg.DSN)
+	}
+	if err == nil {
+		err = migrate(ctx, s.writer, s.dialect, log)
+	}
+	if err == nil {
+		err = s.Ping(ctx)
+	}
+	if err != nil {
+		if s.writer != nil {
+			s.close()
+		}
+		return nil, fmt.Errorf("sqlstore: open: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) openSQLite(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return err
+	}
+	busy := fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds())
+	// A file: URI with an escaped path keeps '?' or '#' in a directory name
+	// from being read as the start of the parameters.
+	base := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
+	// synchronous=NORMAL is the usual WAL pairing: a crash of the process
+	// loses nothing, a power cut may lose the last transactions.
+	writerDSN := base + url.Values{
+		"_pragma": {busy, "foreign_keys(1)", "journal_mode(WAL)", "synchronous(NORMAL)"},
+		"_txlock": {"immediate"},
+	}.Encode()
+	readerDSN := base + url.Values{
+		"_pragma": {busy, "query_only(1)"},
+	}.Encode()
+
+	s.dialect = sqliteDialect()
+	if s.writer, err = sql.Open("sqlite", writerDSN); err != nil {
+		return err
+	}
+	s.writer.SetMaxOpenConns(1)
+	if s.db, err = sql.Open("sqlite", readerDSN); err != nil {
+		return err
+	}
+	s.db.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	s.log.Info("opening store", "driver", DriverSQLite, "path", abs)
+	return nil
+}
+
+func (s *Store) openPostgres(dsn string) error {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return err
+	}
+	s.dialect = postgresDialect()
+	s.writer = stdlib.OpenDB(*cfg)
+	s.writer.SetMaxOpenConns(postgresMaxConns)
+	s.db = s.writer
+	// The DSN may carry a password, so only its harmless parts are logged.
+	s.log.Info("opening store", "driver", DriverPostgres, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
+	return nil
+}
+
+// Settings implements store.Store.
+func (s *Store) Settings() store.Settings { return settings{s} }
+
+// Resources implements store.Store.
+func (s *Store) Resources() store.Resources { return resources{s} }
+
+// Operations implements store.Store.
+func (s *Store) Operations() store.Operations { return operations{s} }
+
+// Ping reports whether both the read and the write side reach the database.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.writer.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlstore: ping: %w", err)
+	}
+	if s.db != s.writer {
+		if err := s.db.PingContext(ctx); err != nil {
+			return fmt.Errorf("sqlstore: ping: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close releases the connections. Close waits for queries in flight.
+func (s *Store) Close() error {
+	if err := s.close(); err != nil {
+		return fmt.Errorf("sqlstore: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) close() error {
+	var errs []error
+	if s.db != nil && s.db != s.writer {
+		errs = append(errs, s.db.Close())
+	}
+	errs = append(errs, s.writer.Close())
+	return errors.Join(errs...)
+}
+
+// dialect holds what differs between the databases beyond the schema files.
+// Queries are written once with $n placeholders, which both drivers bind
+// (modernc's SQLite binds $n to the n-th argument).
+type dialect struct {
+	name string
+	// forUpdate ends a SELECT that a read-modify-write transaction will
+	// write back. SQLite needs none: BEGIN IMMEDIATE already holds the
+	// database's only write lock.
+	forUpdate string
+	// migrationLock runs first in the migration transaction so that nodes
+	// starting together apply each migration once; empty when the
+	// transaction alone already excludes other writers.
+	migrationLock string
+}
+
+func sqliteDialect() dialect {
+	return dialect{name: DriverSQLite}
+}
+
+// migrationLockKey is the advisory-lock key that serialises migrations:
+// "outpost" in ASCII.
+const migrationLockKey = 0x6f7574706f7374
+
+func postgresDialect() dialect {
+	return dialect{
+		name:          DriverPostgres,
+		forUpdate:     " FOR UPDATE",
+		migrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
+	}
+}
+
+// inTx runs fn in a write transaction and commits when fn succeeds. The
+// deferred rollback also covers a panicking updater: with SQLite's single
+// writer connection, a transaction left open would stop every later write.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// now is the time stamped on writes, cut to the microsecond the schema keeps
+// so that what Put returns equals what Get reads back.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// Times are stored as Unix microseconds; the zero time is stored as 0 so
+// "not yet" (Operation.EndTime) survives a round trip.
+func toMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// JSON documents are stored verbatim as text; nil is stored as NULL.
+func jsonArg(raw json.RawMessage) any {
+	if raw == nil {
+		return nil
+	}
+	return string(raw)
+}
+
+func jsonValue(text sql.NullString) json.RawMessage {
+	if !text.Valid {
+		return nil
+	}
+	return json.RawMessage(text.String)
+}
+
+// newETag returns a random version-4 UUID, the shape ARM etags have, without
+// the quotes HTTP adds.
+func newETag() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,11 @@
+// Package storetest is the conformance suite for store.Store. Every backend
+// runs the same tests through Run, so the contract is written down once, as
+// executable checks, and a backend's own test file is a few lines that say
+// how to get an empty database.
+//
+// Beyond the plain behaviour of each method the suite covers what backends
+// get wrong: case-insensitive ids, updater errors passing through unchanged,
+// subtree deletes that must not catch siblings sharing a prefix or names
+// holding LIKE wildcards, lost updates and double creates under concurrent
+// writers, and data outliving Close.
+package storetest

@@ -1,0 +1,117 @@
+package storetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/outpost-iot/outpost/internal/store"
+)
+
+// Backend opens a store over one database. Every call returns a new Store
+// over the same data, which is how the suite checks that data outlives
+// Close. A Backend reports failure to open through the test that made it.
+type Backend func() store.Store
+
+// Run runs the conformance suite. newBackend is called once per subtest,
+// with that subtest's t, and must return a Backend over fresh, empty data
+// that it removes with t.Cleanup. Subtests run in parallel.
+func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
+	t.Run("Resources", func(t *testing.T) { runResources(t, newBackend) })
+	t.Run("Operations", func(t *testing.T) { runOperations(t, newBackend) })
+	t.Run("Settings", func(t *testing.T) { runSettings(t, newBackend) })
+	t.Run("Store", func(t *testing.T) {
+		t.Run("Ping", func(t *testing.T) {
+			t.Parallel()
+			if err := open(t, newBackend(t)).Ping(t.Context()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+		})
+		t.Run("SurvivesReopen", func(t *testing.T) {
+			t.Parallel()
+			testSurvivesReopen(t, newBackend(t))
+		})
+	})
+}
+
+type test struct {
+	name string
+	run  func(t *testing.T, s store.Store)
+}
+
+// runTests runs each test in parallel on a store of its own.
+func runTests(t *testing.T, newBackend func(t *testing.T) Backend, tests []test) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, open(t, newBackend(t)))
+		})
+	}
+}
+
+// open opens a store that is closed when the test ends.
+func open(t *testing.T, b Backend) store.Store {
+	t.Helper()
+	s := b()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func testSurvivesReopen(t *testing.T, b Backend) {
+	ctx := t.Context()
+	first := b()
+	res := mustPut(t, first.Resources(), testResource(hubID("sub", "rg", "hub"), `{"sku":"S1"}`))
+	op := testOperation("op-reopen", 1)
+	if err := first.Operations().Create(ctx, op); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := first.Settings().Set(ctx, "tenant", json.RawMessage(`"t-1"`)); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	second := open(t, b)
+	got, err := second.Resources().Get(ctx, res.ID)
+	if err != nil {
+		t.Fatalf("Get after reopen: %v", err)
+	}
+	checkResource(t, got, res)
+	gotOp, err := second.Operations().Get(ctx, op.ID)
+	if err != nil {
+		t.Fatalf("Get operation after reopen: %v", err)
+	}
+	checkOperation(t, gotOp, op)
+	value, err := second.Settings().Get(ctx, "tenant")
+	if err != nil {
+		t.Fatalf("Get setting after reopen: %v", err)
+	}
+	checkJSON(t, "setting", value, `"t-1"`)
+}
+
+// checkJSON compares JSON documents by meaning: the contract keeps documents,
+// not their spelling.
+func checkJSON(t *testing.T, what string, got json.RawMessage, want string) {
+	t.Helper()
+	if !jsonEqual(got, json.RawMessage(want)) {
+		t.Errorf("%s = %s, want %s", what, got, want)
+	}
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	xs, _ := json.Marshal(x)
+	ys, _ := json.Marshal(y)
+	return bytes.Equal(xs, ys)
+}

@@ -1,0 +1,55 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/testenv"
+	"github.com/outpost-iot/outpost/internal/testserver"
+)
+
+// clientsDir is test/clients, the npm project of real Azure JS clients.
+func clientsDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "clients")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@azure", "arm-resources")); err != nil {
+		testenv.Unavailable(t, "npm packages missing in %s: run `npm ci` there (.ci/run does)", dir)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		testenv.Unavailable(t, "node is not installed")
+	}
+	return dir
+}
+
+// runNodeTest runs one node:test file of test/clients against s with the
+// environment `outpost env` would print.
+func runNodeTest(t *testing.T, s *testserver.Server, file string) {
+	t.Helper()
+	dir := clientsDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", file)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	for k, v := range s.Env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("node --test %s:\n%s", file, out)
+	if err != nil {
+		t.Fatalf("node --test %s: %v", file, err)
+	}
+}
+
+// TestNPMResourceGroups runs @azure/arm-resources against Outpost.
+func TestNPMResourceGroups(t *testing.T) {
+	forEachTier(t, func(t *testing.T, s *testserver.Server) {
+		runNodeTest(t, s, "arm-resources.test.mjs")
+	})
+}
