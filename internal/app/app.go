@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,9 @@ import (
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/config"
+	"github.com/outpost-iot/outpost/internal/identity"
+	"github.com/outpost-iot/outpost/internal/identity/msi"
+	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/pki"
 	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
@@ -38,6 +42,19 @@ type App struct {
 	server       *server.Server
 	endpoint     string
 	fellBack     bool
+
+	// identity plane
+	keys      *identity.KeyRing
+	issuer    *identity.Issuer
+	validator *identity.Validator
+	directory *identity.Directory
+	rbac      *rbac.Engine
+	msi       *msi.Manager
+	tokens    *msi.TokenSource
+	msiHeader *msi.HeaderSigner
+	msiServer *http.Server
+	msiLn     net.Listener
+	operator  Operator
 }
 
 // New opens everything a node needs and binds its listener. On error, what
@@ -103,7 +120,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	registry, err := arm.NewRegistry(resourceTypes()...)
+	if err := a.buildIdentity(ctx); err != nil {
+		return nil, err
+	}
+	registry, err := arm.NewRegistry(a.resourceTypes()...)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
@@ -111,6 +131,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Store: a.store, Registry: registry, Installation: a.installation, Log: log.With("component", "arm"),
 	})
 	a.runner = arm.NewOperationRunner(a.arm, log.With("component", "arm-operations"))
+	if a.operator, err = a.ensureOperator(ctx); err != nil {
+		return nil, err
+	}
+	if a.msiLn, err = net.Listen("tcp", cfg.Identity.ManagedIdentityListen); err != nil {
+		return nil, fmt.Errorf("app: managed identity endpoint: %w", err)
+	}
+	a.msiServer = &http.Server{
+		Handler:           msi.NewEndpoint(a.tokens, a.msiHeader, log.With("component", "msi")),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
 
 	routes := &server.HostRouter{Default: a.defaultMux()}
 	metrics := prometheus.NewRegistry()
@@ -160,6 +190,24 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.server.Run(gctx, a.cfg.ShutdownTimeout) })
 	g.Go(func() error { return a.runner.Run(gctx) })
+	g.Go(func() error {
+		return a.keys.Run(gctx, time.Minute, func(err error) { a.log.Warn("refresh signing keys", "err", err) })
+	})
+	g.Go(func() error { return a.rbac.Run(gctx, 5*time.Second) })
+	g.Go(func() error {
+		errc := make(chan error, 1)
+		go func() { errc <- a.msiServer.Serve(a.msiLn) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("app: managed identity endpoint: %w", err)
+		case <-gctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), a.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = a.msiServer.Shutdown(sctx)
+		<-errc
+		return nil
+	})
 	err := g.Wait()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
@@ -172,6 +220,9 @@ func (a *App) Run(ctx context.Context) error {
 
 func (a *App) close(ctx context.Context) error {
 	var errs []error
+	if a.msiLn != nil && a.msiServer == nil {
+		a.msiLn.Close()
+	}
 	if a.bus != nil {
 		errs = append(errs, a.bus.Close(ctx))
 	}
@@ -193,19 +244,28 @@ func (a *App) CAFile() string { return a.ca.CAFile() }
 // CA is the local certificate authority.
 func (a *App) CA() *pki.Authority { return a.ca }
 
+// IdentityEndpoint is the managed identity endpoint URL (IDENTITY_ENDPOINT).
+func (a *App) IdentityEndpoint() string { return "http://" + a.msiLn.Addr().String() + msi.Path }
+
+// Operator returns the operator's credentials.
+func (a *App) Operator() Operator { return a.operator }
+
 // Installation returns the tenant and default subscription.
 func (a *App) Installation() arm.Installation { return a.installation }
 
 // Runtime is what a running node records in its data directory for `outpost
 // env` and other local tools.
 type Runtime struct {
-	Endpoint       string    `json:"endpoint"`
-	CAFile         string    `json:"caFile"`
-	TenantID       string    `json:"tenantId"`
-	SubscriptionID string    `json:"subscriptionId"`
-	DNSSuffix      string    `json:"dnsSuffix"`
-	PID            int       `json:"pid"`
-	Started        time.Time `json:"started"`
+	Endpoint string `json:"endpoint"`
+	// IdentityEndpoint is the managed identity endpoint (IDENTITY_ENDPOINT).
+	IdentityEndpoint string    `json:"identityEndpoint"`
+	Operator         Operator  `json:"operator"`
+	CAFile           string    `json:"caFile"`
+	TenantID         string    `json:"tenantId"`
+	SubscriptionID   string    `json:"subscriptionId"`
+	DNSSuffix        string    `json:"dnsSuffix"`
+	PID              int       `json:"pid"`
+	Started          time.Time `json:"started"`
 }
 
 // RuntimeFile is the runtime record's path within a data directory.
@@ -215,18 +275,14 @@ func (a *App) writeRuntime() error {
 	rt := Runtime{
 		Endpoint: a.endpoint, CAFile: a.ca.CAFile(), TenantID: a.installation.TenantID,
 		SubscriptionID: a.installation.SubscriptionID, DNSSuffix: a.cfg.DNSSuffix,
+		IdentityEndpoint: a.IdentityEndpoint(), Operator: a.operator,
 		PID: os.Getpid(), Started: time.Now().UTC(),
 	}
 	b, err := json.MarshalIndent(rt, "", "  ")
 	if err != nil {
 		return fmt.Errorf("app: runtime file: %w", err)
 	}
-	path := RuntimeFile(a.cfg.DataDir)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("app: runtime file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileAtomic(RuntimeFile(a.cfg.DataDir), b, 0o600); err != nil {
 		return fmt.Errorf("app: runtime file: %w", err)
 	}
 	return nil

@@ -2,22 +2,38 @@ package app
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/identity"
+	"github.com/outpost-iot/outpost/internal/identity/msi"
+	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/server"
 )
 
 // resourceTypes lists the ARM resource types this build serves. Each
 // capability adds its types here.
-func resourceTypes() []arm.ResourceType {
-	return nil
+func (a *App) resourceTypes() []arm.ResourceType {
+	now := time.Now
+	return []arm.ResourceType{
+		msi.NewUserAssignedIdentities(a.msi),
+		rbac.NewRoleAssignments(a.rbac, a.directory, a.installation.TenantID, now),
+		rbac.NewRoleDefinitions(a.rbac, now),
+	}
 }
 
 // defaultMux serves every host that no host route claims: the resource
 // manager (and, as they land, the issuer, the hub's endpoints and the portal).
 func (a *App) defaultMux() http.Handler {
 	paths := &server.PathRouter{NotFound: http.HandlerFunc(notFound)}
-	arm.NewHandler(arm.HandlerConfig{Service: a.arm, Log: a.log.With("component", "arm")}).Mount(paths)
+	arm.NewHandler(arm.HandlerConfig{
+		Service:       a.arm,
+		Authenticator: tokenAuthenticator{validator: a.validator, principals: a.store.Principals()},
+		Authorizer:    rbacAuthorizer{engine: a.rbac},
+		Log:           a.log.With("component", "arm"),
+	}).Mount(paths)
+	identity.NewHandler(a.issuer, a.keys, a.directory, a.log.With("component", "issuer")).Mount(paths)
+	paths.Handle("outpost", a.outpostAPI())
 	return paths
 }
 

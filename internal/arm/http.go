@@ -100,6 +100,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return h.providers(rt, "")
 	case !is(0, "subscriptions"):
 		return h.providerPath(rt)
+	}
+	// An unknown subscription is a 404 before any authorization question.
+	if err := h.svc.CheckSubscription(r.Context(), seg[1]); err != nil {
+		return err
+	}
+	switch {
 	case len(seg) == 2:
 		return h.subscription(rt, seg[1])
 	case len(seg) == 3 && is(2, "locations"):

@@ -177,7 +177,7 @@ func (h *Handler) providerPath(rt route) error {
 		if err != nil {
 			return err
 		}
-		items, err := h.svc.ListResources(ctx, id, p)
+		items, err := h.svc.ListResources(ctx, id, r.URL.Query(), p)
 		if err != nil {
 			return err
 		}

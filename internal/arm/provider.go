@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -66,6 +67,26 @@ type ResourceType interface {
 // ActionType is implemented by types with POST actions (TypeInfo.Actions).
 type ActionType interface {
 	Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error)
+}
+
+// ResourceReader is implemented by types whose resources are not (all) in
+// the store, e.g. built-in role definitions. Get returns ErrNotFound-wrapped
+// errors or an *Error.
+type ResourceReader interface {
+	Get(ctx context.Context, id ResourceID) (store.Resource, error)
+}
+
+// CollectionLister is implemented by types whose list semantics differ from
+// "the children of the parent", e.g. role assignments ("at, above and below
+// the scope", with $filter).
+type CollectionLister interface {
+	List(ctx context.Context, coll ResourceID, query url.Values) ([]store.Resource, error)
+}
+
+// DeleteObserver is implemented by types that must react after a resource
+// has left the store (e.g. reload an authorization policy).
+type DeleteObserver interface {
+	Deleted(ctx context.Context, res store.Resource)
 }
 
 // Registry maps full type names (case-insensitive) to resource types.

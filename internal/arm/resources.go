@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/outpost-iot/outpost/internal/store"
@@ -98,16 +99,7 @@ func (s *Service) PutResource(ctx context.Context, in PutInput) (PutResult, erro
 		}
 		op = &o
 	}
-	res, created, err := s.store.Resources().Put(ctx, in.ID.String(), func(cur *store.Resource) (store.Resource, error) {
-		if err := checkIfMatch(in.IfMatch, cur); err != nil {
-			return store.Resource{}, err
-		}
-		doc, err := rt.Prepare(ctx, PutRequest{ID: in.ID, APIVersion: in.APIVersion, Current: cur, Body: in.Body, Principal: in.Principal})
-		if err != nil {
-			return store.Resource{}, err
-		}
-		return s.resourceRecord(in.ID, cur, doc, info.LongRunning), nil
-	})
+	res, created, err := s.putPrepared(ctx, rt, in, info.LongRunning)
 	if err != nil {
 		if op != nil {
 			s.finishOperation(ctx, op.ID, err)
@@ -120,6 +112,53 @@ func (s *Service) PutResource(ctx context.Context, in PutInput) (PutResult, erro
 	}
 	res, err = s.provision(ctx, rt, res)
 	return PutResult{Resource: res, Created: created}, err
+}
+
+// maxPutAttempts bounds optimistic retries when a concurrent writer changes
+// the resource between Prepare and the write.
+const maxPutAttempts = 5
+
+// errConcurrentChange makes the store updater abort so PutResource can run
+// Prepare again against the newer resource.
+var errConcurrentChange = errors.New("resource changed while the request was prepared")
+
+// putPrepared reads the current resource, runs Prepare outside any store
+// transaction (types may read the store; SQLite's single writer would
+// deadlock inside one) and writes only if the resource is still what Prepare
+// saw, retrying otherwise.
+func (s *Service) putPrepared(ctx context.Context, rt ResourceType, in PutInput, pending bool) (store.Resource, bool, error) {
+	for attempt := 0; ; attempt++ {
+		var cur *store.Resource
+		got, err := s.store.Resources().Get(ctx, in.ID.String())
+		switch {
+		case err == nil:
+			cur = &got
+		case !errors.Is(err, store.ErrNotFound):
+			return store.Resource{}, false, fmt.Errorf("arm: put: %w", err)
+		}
+		if err := checkIfMatch(in.IfMatch, cur); err != nil {
+			return store.Resource{}, false, err
+		}
+		doc, err := rt.Prepare(ctx, PutRequest{ID: in.ID, APIVersion: in.APIVersion, Current: cur, Body: in.Body, Principal: in.Principal})
+		if err != nil {
+			return store.Resource{}, false, err
+		}
+		rec := s.resourceRecord(in.ID, cur, doc, pending)
+		res, created, err := s.store.Resources().Put(ctx, in.ID.String(), func(now *store.Resource) (store.Resource, error) {
+			if (now == nil) != (cur == nil) || (now != nil && now.ETag != cur.ETag) {
+				return store.Resource{}, errConcurrentChange
+			}
+			return rec, nil
+		})
+		if errors.Is(err, errConcurrentChange) && attempt+1 < maxPutAttempts {
+			continue
+		}
+		if errors.Is(err, errConcurrentChange) {
+			return store.Resource{}, false, Errorf(http.StatusConflict, "Conflict",
+				"The resource '%s' is being changed by other requests; retry.", in.ID.String())
+		}
+		return res, created, err
+	}
 }
 
 // resourceRecord fills the framework-owned members of doc and builds the
@@ -213,11 +252,19 @@ func parseIfMatch(h string) string {
 
 // GetResource returns a resource or 404 ResourceNotFound.
 func (s *Service) GetResource(ctx context.Context, id ResourceID) (store.Resource, error) {
-	if _, err := s.ResolveType(id); err != nil {
+	rt, err := s.ResolveType(id)
+	if err != nil {
 		return store.Resource{}, err
 	}
 	if err := s.checkContainer(ctx, id); err != nil {
 		return store.Resource{}, err
+	}
+	if rr, ok := rt.(ResourceReader); ok {
+		res, err := rr.Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Resource{}, errResourceNotFound(id)
+		}
+		return res, err
 	}
 	res, err := s.store.Resources().Get(ctx, id.String())
 	if errors.Is(err, store.ErrNotFound) {
@@ -226,13 +273,18 @@ func (s *Service) GetResource(ctx context.Context, id ResourceID) (store.Resourc
 	return res, err
 }
 
-// ListResources lists the resources of a collection path.
-func (s *Service) ListResources(ctx context.Context, coll ResourceID, page Page) ([]store.Resource, error) {
-	if _, err := s.ResolveType(coll); err != nil {
+// ListResources lists the resources of a collection path. query carries
+// the request's query parameters ($filter) for types that list their own way.
+func (s *Service) ListResources(ctx context.Context, coll ResourceID, query url.Values, page Page) ([]store.Resource, error) {
+	rt, err := s.ResolveType(coll)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.checkContainer(ctx, coll); err != nil {
 		return nil, err
+	}
+	if cl, ok := rt.(CollectionLister); ok {
+		return cl.List(ctx, coll, query)
 	}
 	f := store.ResourceFilter{Type: coll.FullType(), After: page.After, Limit: page.Limit}
 	switch {
@@ -307,6 +359,11 @@ func (s *Service) deleteTree(ctx context.Context, id string) error {
 	}
 	if err := s.store.Resources().Delete(ctx, id, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("arm: delete %s: %w", id, err)
+	}
+	if rt, ok := s.registry.Lookup(res.Type); ok {
+		if obs, ok := rt.(DeleteObserver); ok {
+			obs.Deleted(ctx, res)
+		}
 	}
 	return nil
 }

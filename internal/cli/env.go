@@ -40,6 +40,11 @@ func EnvVars(rt app.Runtime) map[string]string {
 		"REQUESTS_CA_BUNDLE":    rt.CAFile,
 		"AZURE_SUBSCRIPTION_ID": rt.SubscriptionID,
 		"AZURE_TENANT_ID":       rt.TenantID,
+		// The operator service principal, for azidentity's EnvironmentCredential
+		// and @azure/identity (with the authority host and instance discovery off).
+		"AZURE_CLIENT_ID":      rt.Operator.ClientID,
+		"AZURE_CLIENT_SECRET":  rt.Operator.ClientSecret,
+		"AZURE_AUTHORITY_HOST": rt.Endpoint + "/",
 	}
 }
 

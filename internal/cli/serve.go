@@ -51,6 +51,12 @@ func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.NATS.URL, "nats-url", c.NATS.URL, "external NATS (JetStream) URL; empty runs NATS in process")
 	fs.StringVar(&c.NATS.StreamPrefix, "nats-stream-prefix", c.NATS.StreamPrefix, "prefix of every stream and subject (installations sharing NATS)")
 	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest accepted request body")
+	fs.DurationVar(&c.Identity.TokenLifetime, "token-lifetime", c.Identity.TokenLifetime, "lifetime of issued access tokens")
+	fs.DurationVar(&c.Identity.KeyRotation, "key-rotation", c.Identity.KeyRotation, "signing-key rotation period")
+	fs.DurationVar(&c.Identity.TokenReuse, "token-reuse", c.Identity.TokenReuse, "reuse a token minted for the same principal and resource this recently (0: always mint)")
+	fs.DurationVar(&c.Identity.ClockSkew, "clock-skew", c.Identity.ClockSkew, "clock skew tolerated on token expiry and not-before")
+	fs.DurationVar(&c.Identity.PropagationDelay, "role-propagation-delay", c.Identity.PropagationDelay, "delay before role assignment changes take effect (rehearses Azure)")
+	fs.StringVar(&c.Identity.ManagedIdentityListen, "managed-identity-listen", c.Identity.ManagedIdentityListen, "loopback address of the managed identity endpoint (IDENTITY_ENDPOINT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
 }
 

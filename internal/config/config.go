@@ -28,10 +28,11 @@ type Config struct {
 	TenantID       string `json:"tenantId"`
 	SubscriptionID string `json:"subscriptionId"`
 
-	Log   Log   `json:"log"`
-	Store Store `json:"store"`
-	NATS  NATS  `json:"nats"`
-	HTTP  HTTP  `json:"http"`
+	Log      Log      `json:"log"`
+	Store    Store    `json:"store"`
+	NATS     NATS     `json:"nats"`
+	HTTP     HTTP     `json:"http"`
+	Identity Identity `json:"identity"`
 
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
@@ -58,6 +59,26 @@ type NATS struct {
 	StreamPrefix string `json:"streamPrefix"`
 }
 
+// Identity configures the token issuer and authorization.
+type Identity struct {
+	// TokenLifetime is how long access tokens are valid (Entra: 60-90 min).
+	TokenLifetime time.Duration `json:"tokenLifetime"`
+	// KeyRotation is how often the signing key is replaced; retired keys
+	// stay published until their tokens have expired.
+	KeyRotation time.Duration `json:"keyRotation"`
+	// TokenReuse lets the issuer hand out a token it minted for the same
+	// principal and resource less than this long ago (0 disables).
+	TokenReuse time.Duration `json:"tokenReuse"`
+	// ClockSkew is tolerated on exp and nbf.
+	ClockSkew time.Duration `json:"clockSkew"`
+	// PropagationDelay delays role-assignment changes, to rehearse Azure's
+	// "it can take a few minutes" (default 0: immediate).
+	PropagationDelay time.Duration `json:"propagationDelay"`
+	// ManagedIdentityListen is the loopback HTTP address of the managed
+	// identity endpoint (IDENTITY_ENDPOINT) workloads get tokens from.
+	ManagedIdentityListen string `json:"managedIdentityListen"`
+}
+
 // HTTP limits.
 type HTTP struct {
 	MaxBodyBytes      int64         `json:"maxBodyBytes"`
@@ -68,14 +89,18 @@ type HTTP struct {
 // Default returns the embedded, zero-configuration setup.
 func Default() Config {
 	return Config{
-		DataDir:         DefaultDataDir(),
-		Listen:          "127.0.0.1:443",
-		FallbackPort:    8443,
-		DNSSuffix:       "outpost.localhost",
-		Log:             Log{Format: "text", Level: "info"},
-		Store:           Store{Driver: "sqlite"},
-		NATS:            NATS{StreamPrefix: "outpost"},
-		HTTP:            HTTP{MaxBodyBytes: 4 << 20, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		DataDir:      DefaultDataDir(),
+		Listen:       "127.0.0.1:443",
+		FallbackPort: 8443,
+		DNSSuffix:    "outpost.localhost",
+		Log:          Log{Format: "text", Level: "info"},
+		Store:        Store{Driver: "sqlite"},
+		NATS:         NATS{StreamPrefix: "outpost"},
+		HTTP:         HTTP{MaxBodyBytes: 4 << 20, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		Identity: Identity{
+			TokenLifetime: 75 * time.Minute, KeyRotation: 7 * 24 * time.Hour, TokenReuse: 5 * time.Minute,
+			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
+		},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -148,6 +173,26 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		add("max-body-bytes: %d is too small; use at least 1024", c.HTTP.MaxBodyBytes)
+	}
+	if c.Identity.TokenLifetime < 5*time.Minute || c.Identity.TokenLifetime > 24*time.Hour {
+		add("token-lifetime: %s must be between 5m and 24h", c.Identity.TokenLifetime)
+	}
+	if c.Identity.KeyRotation < time.Minute {
+		add("key-rotation: %s is too short; use at least 1m", c.Identity.KeyRotation)
+	}
+	if c.Identity.TokenReuse < 0 || c.Identity.TokenReuse >= c.Identity.TokenLifetime/2 {
+		add("token-reuse: %s must be between 0 and half the token lifetime", c.Identity.TokenReuse)
+	}
+	if c.Identity.ClockSkew < 0 || c.Identity.ClockSkew > 15*time.Minute {
+		add("clock-skew: %s must be between 0 and 15m", c.Identity.ClockSkew)
+	}
+	if c.Identity.PropagationDelay < 0 {
+		add("role-propagation-delay: must not be negative")
+	}
+	if host, _, err := net.SplitHostPort(c.Identity.ManagedIdentityListen); err != nil {
+		add("managed-identity-listen: %q is not host:port: %v", c.Identity.ManagedIdentityListen, err)
+	} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		add("managed-identity-listen: %q must be a loopback address: the endpoint hands out tokens to any local program holding a header", c.Identity.ManagedIdentityListen)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)

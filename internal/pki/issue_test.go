@@ -203,12 +203,14 @@ func TestClientCertMutualTLS(t *testing.T) {
 			}
 			tc := conn.(*tls.Conn)
 			_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+			peer := "error: "
 			if err := tc.Handshake(); err != nil {
-				peers <- "error: " + err.Error()
+				peer += err.Error()
 			} else {
-				peers <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+				peer = tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 			}
-			tc.Close()
+			tc.Close() // before reporting: the client waits for it on its read
+			peers <- peer
 		}
 	}()
 

@@ -20,6 +20,7 @@ type Store interface {
 	Settings() Settings
 	Resources() Resources
 	Operations() Operations
+	Principals() Principals
 	// Ping reports whether the backend can serve requests (used by /readyz).
 	Ping(ctx context.Context) error
 	Close() error
@@ -34,6 +35,10 @@ type Settings interface {
 	// stored afterwards, so concurrent first starts agree on one value.
 	SetIfAbsent(ctx context.Context, key string, value json.RawMessage) (json.RawMessage, error)
 	Set(ctx context.Context, key string, value json.RawMessage) error
+	// Update changes a value atomically: update receives the stored value
+	// (nil when unset) and returns the value to store. Its error aborts the
+	// write and is returned wrapped. update must not call the Store.
+	Update(ctx context.Context, key string, update func(current json.RawMessage) (json.RawMessage, error)) (json.RawMessage, error)
 }
 
 // Resource is one addressable ARM object: a subscription, a resource group or

@@ -188,7 +188,18 @@ func (s *Server) Env() map[string]string {
 		"REQUESTS_CA_BUNDLE":    s.CAFile,
 		"AZURE_SUBSCRIPTION_ID": inst.SubscriptionID,
 		"AZURE_TENANT_ID":       inst.TenantID,
+		"AZURE_CLIENT_ID":       s.App.Operator().ClientID,
+		"AZURE_CLIENT_SECRET":   s.App.Operator().ClientSecret,
+		"AZURE_AUTHORITY_HOST":  s.Endpoint + "/",
 	}
+}
+
+// Token gets an access token for the operator and resource (e.g.
+// "https://management.core.windows.net/") from the real token endpoint.
+func (s *Server) Token(t testing.TB, resource string) string {
+	t.Helper()
+	op := s.App.Operator()
+	return ClientCredentialsToken(t, s.HTTPClient(), s.Endpoint, op.TenantID, op.ClientID, op.ClientSecret, resource)
 }
 
 // WaitReady polls GET /readyz until it answers 200, failing after 30 s.

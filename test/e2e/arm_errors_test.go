@@ -18,6 +18,7 @@ func TestARMBadInput(t *testing.T) {
 	sub := s.App.Installation().SubscriptionID
 	rg := "/subscriptions/" + sub + "/resourcegroups/rg-bad"
 	c := s.HTTPClient()
+	token := s.Token(t, testserver.ARMResource)
 	cases := []struct {
 		name, method, path, body string
 		noAuth                   bool
@@ -48,7 +49,7 @@ func TestARMBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !tc.noAuth {
-				req.Header.Set("Authorization", "Bearer outpost-test")
+				req.Header.Set("Authorization", "Bearer "+token)
 			}
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := c.Do(req)
@@ -72,7 +73,7 @@ func TestARMBadInput(t *testing.T) {
 		})
 	}
 	// Nothing of the refused writes was stored.
-	resp, err := c.Do(mustRequest(t, "GET", s.Endpoint+rg+"?api-version=2021-04-01"))
+	resp, err := c.Do(mustRequest(t, token, "GET", s.Endpoint+rg+"?api-version=2021-04-01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,8 @@ func TestARMQuirksOfRealClients(t *testing.T) {
 	s := testserver.Start(t)
 	sub := s.App.Installation().SubscriptionID
 	c := s.HTTPClient()
-	put := mustRequest(t, "PUT", s.Endpoint+"/subscriptions/"+sub+"/resourcegroups/Quirks?api-version=2021-04-01")
+	token := s.Token(t, testserver.ARMResource)
+	put := mustRequest(t, token, "PUT", s.Endpoint+"/subscriptions/"+sub+"/resourcegroups/Quirks?api-version=2021-04-01")
 	put.Body = io.NopCloser(strings.NewReader(`{"location":"West US"}`))
 	resp, err := c.Do(put)
 	if err != nil {
@@ -103,7 +105,7 @@ func TestARMQuirksOfRealClients(t *testing.T) {
 		"/subscriptions/" + sub + "/resourceGroups/quirks",
 		"//subscriptions//" + sub + "//RESOURCEGROUPS/QUIRKS/",
 	} {
-		resp, err := c.Do(mustRequest(t, "GET", s.Endpoint+path+"?api-version=2021-04-01"))
+		resp, err := c.Do(mustRequest(t, token, "GET", s.Endpoint+path+"?api-version=2021-04-01"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +116,7 @@ func TestARMQuirksOfRealClients(t *testing.T) {
 			t.Errorf("GET %s = %s %+v, want the group as first spelled", path, resp.Status, g)
 		}
 	}
-	resp, err = c.Do(mustRequest(t, "HEAD", s.Endpoint+"/subscriptions/"+sub+"/resourcegroups/quirks?api-version=2021-04-01"))
+	resp, err = c.Do(mustRequest(t, token, "HEAD", s.Endpoint+"/subscriptions/"+sub+"/resourcegroups/quirks?api-version=2021-04-01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +126,12 @@ func TestARMQuirksOfRealClients(t *testing.T) {
 	}
 }
 
-func mustRequest(t *testing.T, method, url string) *http.Request {
+func mustRequest(t *testing.T, token, method, url string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer outpost-test")
+	req.Header.Set("Authorization", "Bearer "+token)
 	return req
 }

@@ -22,9 +22,10 @@ func TestGoSDKResourceGroups(t *testing.T) {
 	forEachTier(t, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		opts := armOptions(s)
+		cred := operatorCredential(t, s)
 		sub := s.App.Installation().SubscriptionID
 
-		subs, err := armsubscriptions.NewClient(staticToken{}, opts)
+		subs, err := armsubscriptions.NewClient(cred, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +50,7 @@ func TestGoSDKResourceGroups(t *testing.T) {
 			t.Errorf("subscriptions list = %v, want [%s]", listed, sub)
 		}
 
-		groups, err := armresources.NewResourceGroupsClient(sub, staticToken{}, opts)
+		groups, err := armresources.NewResourceGroupsClient(sub, cred, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +88,7 @@ func TestGoSDKResourceGroups(t *testing.T) {
 			t.Errorf("listed groups %v, want rg-go and rg-other", names)
 		}
 
-		generic, err := armresources.NewClient(sub, staticToken{}, opts)
+		generic, err := armresources.NewClient(sub, cred, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

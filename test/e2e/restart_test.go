@@ -33,10 +33,11 @@ func TestKillAndRestartKeepsAcknowledgedWrites(t *testing.T) {
 			p := testserver.StartProcess(t, bin, tier.args(t)...)
 			sub := p.Runtime(t).SubscriptionID
 			c := p.HTTPClient(t)
+			token := p.Token(t, testserver.ARMResource)
 			do := func(method, path, body string) *http.Response {
 				t.Helper()
 				req, _ := http.NewRequest(method, p.Endpoint+path, strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer outpost-test")
+				req.Header.Set("Authorization", "Bearer "+token)
 				resp, err := c.Do(req)
 				if err != nil {
 					t.Fatalf("%s %s: %v", method, path, err)

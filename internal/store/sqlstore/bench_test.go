@@ -106,3 +106,65 @@ func populate(b *testing.B, s store.Store, n int) []string {
 	}
 	return ids
 }
+
+// BenchmarkPrincipalGetByAppID is token issuance's lookup of the client, one
+// caller at a time and, in Parallel, from as many goroutines as GOMAXPROCS.
+func BenchmarkPrincipalGetByAppID(b *testing.B) {
+	forEachBackend(b, func(b *testing.B, s store.Store) {
+		appIDs := populatePrincipals(b, s, 1000)
+		ps := s.Principals()
+		i := 0
+		for b.Loop() {
+			if _, err := ps.GetByAppID(b.Context(), appIDs[i%len(appIDs)]); err != nil {
+				b.Fatalf("GetByAppID: %v", err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkPrincipalGetByAppIDParallel(b *testing.B) {
+	forEachBackend(b, func(b *testing.B, s store.Store) {
+		appIDs := populatePrincipals(b, s, 1000)
+		ps := s.Principals()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, err := ps.GetByAppID(b.Context(), appIDs[i%len(appIDs)]); err != nil {
+					b.Errorf("GetByAppID: %v", err)
+					return
+				}
+				i += 7
+			}
+		})
+	})
+}
+
+// populatePrincipals stores n principals — service principals and managed
+// identities with app ids, and users without — and returns the app ids.
+func populatePrincipals(b *testing.B, s store.Store, n int) []string {
+	var appIDs []string
+	for i := range n {
+		p := store.Principal{
+			ObjectID:    fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			Kind:        store.KindServicePrincipal,
+			Name:        fmt.Sprintf("app-%d", i),
+			Credentials: json.RawMessage(`{"secrets":[{"id":"s1","hash":"JDJhJDEwJHNvbWVzYWx0c29tZXNhbHRzb21laGFzaGhhc2hoYXNoaGFzaA=="}]}`),
+		}
+		switch i % 4 {
+		case 1:
+			p.Kind, p.Name, p.Credentials = store.KindUser, fmt.Sprintf("user%d@contoso.com", i), json.RawMessage(`{"passwordHash":"x"}`)
+		case 2:
+			p.Kind, p.ResourceID, p.Credentials = store.KindManagedIdentity, benchResource(i).ID, nil
+		}
+		if p.Kind != store.KindUser {
+			p.AppID = fmt.Sprintf("11111111-0000-4000-8000-%012d", i)
+			appIDs = append(appIDs, p.AppID)
+		}
+		if err := s.Principals().Create(b.Context(), p); err != nil {
+			b.Fatalf("Create: %v", err)
+		}
+	}
+	return appIDs
+}

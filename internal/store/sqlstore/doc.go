@@ -10,7 +10,12 @@
 // whose transactions BEGIN IMMEDIATE, while WAL lets reads run beside it.
 // Creating an id two writers race for is settled by INSERT … ON CONFLICT
 // DO NOTHING: the loser sees no row written and runs its updater again on
-// the winner's row.
+// the winner's row. Settings.Update, whose updater runs once, instead claims
+// an absent key with a placeholder row inside its transaction, which makes a
+// concurrent claimant wait for it. Without a conflict target, DO NOTHING
+// also covers a table's other unique indexes (a principal's app id and user
+// name); only an UPDATE that collides with one needs the driver's error
+// code, which the dialect reads.
 //
 // The schema lives in migrations/, embedded and applied in one transaction
 // at Open (under a PostgreSQL advisory lock so nodes starting together

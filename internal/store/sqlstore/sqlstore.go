@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/outpost-iot/outpost/internal/store"
 )
@@ -173,6 +175,9 @@ func (s *Store) Resources() store.Resources { return resources{s} }
 // Operations implements store.Store.
 func (s *Store) Operations() store.Operations { return operations{s} }
 
+// Principals implements store.Store.
+func (s *Store) Principals() store.Principals { return principals{s} }
+
 // Ping reports whether both the read and the write side reach the database.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.writer.PingContext(ctx); err != nil {
@@ -216,10 +221,19 @@ type dialect struct {
 	// starting together apply each migration once; empty when the
 	// transaction alone already excludes other writers.
 	migrationLock string
+	// uniqueViolation reports whether err is a unique index refusing a
+	// write. Writes prefer ON CONFLICT DO NOTHING and the row count; this
+	// is for an UPDATE, which has no ON CONFLICT.
+	uniqueViolation func(err error) bool
 }
 
 func sqliteDialect() dialect {
-	return dialect{name: DriverSQLite}
+	return dialect{name: DriverSQLite, uniqueViolation: sqliteUniqueViolation}
+}
+
+func sqliteUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
 // migrationLockKey is the advisory-lock key that serialises migrations:
@@ -228,10 +242,19 @@ const migrationLockKey = 0x6f7574706f7374
 
 func postgresDialect() dialect {
 	return dialect{
-		name:          DriverPostgres,
-		forUpdate:     " FOR UPDATE",
-		migrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
+		name:            DriverPostgres,
+		forUpdate:       " FOR UPDATE",
+		migrationLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
+		uniqueViolation: postgresUniqueViolation,
 	}
+}
+
+// postgresUniqueViolationCode is SQLSTATE unique_violation.
+const postgresUniqueViolationCode = "23505"
+
+func postgresUniqueViolation(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == postgresUniqueViolationCode
 }
 
 // inTx runs fn in a write transaction and commits when fn succeeds. The

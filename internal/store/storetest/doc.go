@@ -7,5 +7,7 @@
 // get wrong: case-insensitive ids, updater errors passing through unchanged,
 // subtree deletes that must not catch siblings sharing a prefix or names
 // holding LIKE wildcards, lost updates and double creates under concurrent
-// writers, and data outliving Close.
+// writers (including two principals racing for one app id or user name),
+// ordering that must be bytewise rather than linguistic, and data outliving
+// Close.
 package storetest

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/outpost-iot/outpost/internal/store"
@@ -20,6 +21,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Resources", func(t *testing.T) { runResources(t, newBackend) })
 	t.Run("Operations", func(t *testing.T) { runOperations(t, newBackend) })
 	t.Run("Settings", func(t *testing.T) { runSettings(t, newBackend) })
+	t.Run("Principals", func(t *testing.T) { runPrincipals(t, newBackend) })
 	t.Run("Store", func(t *testing.T) {
 		t.Run("Ping", func(t *testing.T) {
 			t.Parallel()
@@ -72,6 +74,13 @@ func testSurvivesReopen(t *testing.T, b Backend) {
 	if err := first.Settings().Set(ctx, "tenant", json.RawMessage(`"t-1"`)); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
+	if _, err := first.Settings().Update(ctx, "keys", func(json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`["k1"]`), nil
+	}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	sp := mustCreatePrincipal(t, first.Principals(), servicePrincipal("oid-sp", "app-1", "builder"))
+	alice := mustCreatePrincipal(t, first.Principals(), user("oid-alice", "Alice@contoso.com"))
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -92,6 +101,32 @@ func testSurvivesReopen(t *testing.T, b Backend) {
 		t.Fatalf("Get setting after reopen: %v", err)
 	}
 	checkJSON(t, "setting", value, `"t-1"`)
+	value, err = second.Settings().Get(ctx, "keys")
+	if err != nil {
+		t.Fatalf("Get updated setting after reopen: %v", err)
+	}
+	checkJSON(t, "updated setting", value, `["k1"]`)
+
+	// Reads by every index, and the unique indexes still hold.
+	ps := second.Principals()
+	for what, get := range map[string]func() (store.Principal, error){
+		"Get":        func() (store.Principal, error) { return ps.Get(ctx, sp.ObjectID) },
+		"GetByAppID": func() (store.Principal, error) { return ps.GetByAppID(ctx, sp.AppID) },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatalf("%s after reopen: %v", what, err)
+		}
+		checkPrincipal(t, got, sp)
+	}
+	gotUser, err := ps.GetUser(ctx, "alice@CONTOSO.com")
+	if err != nil {
+		t.Fatalf("GetUser after reopen: %v", err)
+	}
+	checkPrincipal(t, gotUser, alice)
+	if err := ps.Create(ctx, user("oid-other", "ALICE@contoso.com")); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("Create with a taken user name after reopen: err = %v, want ErrAlreadyExists", err)
+	}
 }
 
 // checkJSON compares JSON documents by meaning: the contract keeps documents,

@@ -1,0 +1,19 @@
+# The two commands a newcomer needs are in README.md: `make run` and `make test`.
+.PHONY: run test build
+
+run:
+	go run ./cmd/outpost serve
+
+build:
+	go build -o outpost ./cmd/outpost
+
+# Every tier: unit, conformance, end-to-end with real clients. Tiers whose
+# service is missing are skipped locally and fail under CI=true. npm packages
+# come from test/clients/package-lock.json.
+test:
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "npm ci (test/clients)"; \
+		cd test/clients && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+	go vet ./...
+	go test -race -count=1 -timeout 25m ./...

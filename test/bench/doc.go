@@ -1,0 +1,13 @@
+// Package bench holds benchmarks that compare Outpost with the emulators it
+// replaces: start-up time (exec to the first ready answer) and idle memory.
+// They only produce figures for docs/benchmarks.md; nothing asserts them,
+// and plain `go test ./...` runs none of them. Run them side by side in one
+// invocation, because the figures that matter are ratios on the same
+// machine at the same moment:
+//
+//	go test -run x -bench . -benchtime 20x ./test/bench/
+//
+// Outpost is the binary built from ./cmd/outpost (or OUTPOST_BINARY);
+// Azurite is the one installed in test/clients/node_modules, and its
+// benchmarks are skipped when it or node is missing.
+package bench
