@@ -47,3 +47,16 @@ func (a *App) buildIdentity(ctx context.Context) error {
 	a.msiHeader = h
 	return nil
 }
+
+// RotateSigningKey replaces the token signing key now; the old key stays
+// published until every token it signed has expired.
+func (a *App) RotateSigningKey(ctx context.Context) error {
+	if err := a.keys.Rotate(ctx); err != nil {
+		return err
+	}
+	a.issuer.Forget()
+	return nil
+}
+
+// Directory exposes the tenant's principals (tests and local tools).
+func (a *App) Directory() *identity.Directory { return a.directory }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,10 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ec *exitCodeError
+		if errors.As(err, &ec) {
+			return ec.code
+		}
 		fmt.Fprintln(stderr, "outpost:", err)
 		return 1
 	}
@@ -40,7 +45,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().String("data-dir", config.DefaultDataDir(), "directory holding the CA, database and streams (env OUTPOST_DATA_DIR)")
-	root.AddCommand(newServeCommand(), newEnvCommand())
+	root.AddCommand(newServeCommand(), newEnvCommand(), newRunCommand(), newADCommand())
 	return root
 }
 

@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"sync"
@@ -65,7 +64,13 @@ func NewKeyRing(settings store.Settings, rotation, retention time.Duration, now 
 // older than the rotation period (or when there is none). Several nodes may
 // call it at once: the update is atomic and a node that loses the race
 // adopts the winner's key.
-func (k *KeyRing) Refresh(ctx context.Context) error {
+func (k *KeyRing) Refresh(ctx context.Context) error { return k.refresh(ctx, false) }
+
+// Rotate replaces the active key now (an operator's "rotate" or a test);
+// the old key stays published until its tokens expire.
+func (k *KeyRing) Rotate(ctx context.Context) error { return k.refresh(ctx, true) }
+
+func (k *KeyRing) refresh(ctx context.Context, force bool) error {
 	now := k.now().UTC()
 	var fresh *storedKey
 	raw, err := k.settings.Update(ctx, signingKeysSetting, func(cur json.RawMessage) (json.RawMessage, error) {
@@ -76,7 +81,7 @@ func (k *KeyRing) Refresh(ctx context.Context) error {
 			}
 		}
 		changed := false
-		if len(keys) == 0 || now.Sub(keys[0].Created) >= k.rotation {
+		if len(keys) == 0 || force || now.Sub(keys[0].Created) >= k.rotation {
 			if fresh == nil { // the updater may run again; generate once
 				sk, err := newStoredKey(now)
 				if err != nil {
@@ -235,7 +240,3 @@ func newStoredKey(now time.Time) (storedKey, error) {
 	return storedKey{KID: base64.RawURLEncoding.EncodeToString(sum[:]), PrivateDER: der, CertDER: cert, Created: now}, nil
 }
 
-// encodePEM is used by tests and the CLI to show a key's certificate.
-func encodePEM(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}

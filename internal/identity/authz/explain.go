@@ -96,41 +96,58 @@ func (r *compiledRole) excludedBy(op string, data bool) string {
 	return ""
 }
 
-// suggest names up to three roles of the snapshot that grant op, the most
-// specific grant first (a literal entry before "blobs/*" before "*").
+// suggest names up to three roles of the snapshot that grant op: the most
+// specific grant first (a literal entry before "blobs/*" before "*/read"
+// before "*"), then the smallest role, as least privilege would pick.
 func (e *Evaluator) suggest(op string, data bool) []string {
 	if e == nil {
 		return nil
 	}
 	type candidate struct {
-		name        string
-		specificity int
+		name              string
+		specificity, size int
 	}
 	var cs []candidate
 	for _, r := range e.roleOrder {
 		if !r.grants(op, data) {
 			continue
 		}
-		best := -1
+		c := candidate{name: r.def.Name, specificity: -1}
 		for i := range r.perms {
-			entries := r.perms[i].actions
+			p := &r.perms[i]
+			c.size += len(p.actions) + len(p.dataActions)
+			entries := p.actions
 			if data {
-				entries = r.perms[i].dataActions
+				entries = p.dataActions
 			}
 			for j := range entries {
 				if entries[j].match(op) {
-					best = max(best, len(entries[j].raw)-strings.Count(entries[j].raw, "*")*1000)
+					c.specificity = max(c.specificity, entries[j].specificity())
 				}
 			}
 		}
-		cs = append(cs, candidate{r.def.Name, best})
+		cs = append(cs, c)
 	}
-	slices.SortStableFunc(cs, func(a, b candidate) int { return b.specificity - a.specificity })
+	slices.SortStableFunc(cs, func(a, b candidate) int {
+		if a.specificity != b.specificity {
+			return b.specificity - a.specificity
+		}
+		return a.size - b.size
+	})
 	var names []string
 	for i := 0; i < len(cs) && i < 3; i++ {
 		names = append(names, fmt.Sprintf("%q", cs[i].name))
 	}
 	return names
+}
+
+// specificity ranks how narrowly an entry names operations: literals above
+// any wildcard, then by the number of literal characters.
+func (p *pattern) specificity() int {
+	if p.kind == matchLiteral {
+		return 1<<20 + len(p.raw)
+	}
+	return len(p.raw) - strings.Count(p.raw, "*")
 }
 
 func roleLabel(a *compiledAssignment) string {
