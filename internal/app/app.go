@@ -55,6 +55,7 @@ type App struct {
 	msiServer *http.Server
 	msiLn     net.Listener
 	operator  Operator
+	started   time.Time
 }
 
 // New opens everything a node needs and binds its listener. On error, what
@@ -63,7 +64,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app: invalid configuration:\n%w", err)
 	}
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, started: time.Now().UTC()}
 	defer func() {
 		if err != nil {
 			a.close(context.Background())
@@ -133,6 +134,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.runner = arm.NewOperationRunner(a.arm, log.With("component", "arm-operations"))
 	if a.operator, err = a.ensureOperator(ctx); err != nil {
 		return nil, err
+	}
+	// What is stored at start holds at once; only later changes wait out
+	// the propagation delay.
+	if err := a.rbac.ReloadNow(ctx); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
 	}
 	if a.msiLn, err = net.Listen("tcp", cfg.Identity.ManagedIdentityListen); err != nil {
 		return nil, fmt.Errorf("app: managed identity endpoint: %w", err)
@@ -271,14 +277,18 @@ type Runtime struct {
 // RuntimeFile is the runtime record's path within a data directory.
 func RuntimeFile(dataDir string) string { return filepath.Join(dataDir, "runtime.json") }
 
-func (a *App) writeRuntime() error {
-	rt := Runtime{
+// Runtime is what this node records for local tools.
+func (a *App) Runtime() Runtime {
+	return Runtime{
 		Endpoint: a.endpoint, CAFile: a.ca.CAFile(), TenantID: a.installation.TenantID,
 		SubscriptionID: a.installation.SubscriptionID, DNSSuffix: a.cfg.DNSSuffix,
 		IdentityEndpoint: a.IdentityEndpoint(), Operator: a.operator,
-		PID: os.Getpid(), Started: time.Now().UTC(),
+		PID: os.Getpid(), Started: a.started,
 	}
-	b, err := json.MarshalIndent(rt, "", "  ")
+}
+
+func (a *App) writeRuntime() error {
+	b, err := json.MarshalIndent(a.Runtime(), "", "  ")
 	if err != nil {
 		return fmt.Errorf("app: runtime file: %w", err)
 	}

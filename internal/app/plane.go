@@ -26,7 +26,7 @@ func (a *App) buildIdentity(ctx context.Context) error {
 	a.validator = identity.NewValidator(tenant, a.keys, a.store.Principals(), ic.ClockSkew, now)
 	a.directory = identity.NewDirectory(a.store.Principals(), now)
 	a.rbac = rbac.NewEngine(a.store.Resources(), ic.PropagationDelay, now, a.log.With("component", "rbac"))
-	if err := a.rbac.Reload(ctx); err != nil {
+	if err := a.rbac.ReloadNow(ctx); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	// A deleted principal's tokens stop working at once, and its role

@@ -264,8 +264,15 @@ func (h *Handler) mergePatch(rt route, id ResourceID, patch Document) (Document,
 	if err := json.Unmarshal(patch.Bytes(), &p); err != nil {
 		return nil, errInvalidContent(err)
 	}
-	merged, _ := json.Marshal(mergeJSON(base, p))
-	return ParseDocument(merged)
+	merged := mergeJSON(base, p)
+	// Tags are replaced as a whole, not merged (ARM's rule for PATCH).
+	if pm, ok := p.(map[string]any); ok {
+		if tags, ok := pm["tags"]; ok && tags != nil {
+			merged.(map[string]any)["tags"] = tags
+		}
+	}
+	b, _ := json.Marshal(merged)
+	return ParseDocument(b)
 }
 
 func mergeJSON(target, patch any) any {

@@ -44,8 +44,7 @@ func (d *Directory) AuthenticateAssertion(ctx context.Context, clientID, asserti
 		if err != nil {
 			return nil, err
 		}
-		x5t, _ := t.Header["x5t"].(string)
-		cert, ok := c.certificate(x5t)
+		cert, x5t, ok := c.certificateFor(t.Header)
 		if !ok {
 			return nil, fmt.Errorf("no certificate with thumbprint '%s' is registered for the application", x5t)
 		}

@@ -98,11 +98,43 @@ func (c credentials) checkSecret(secret string, now time.Time) (ok, expired bool
 	return false, false
 }
 
-func (c credentials) certificate(thumbprint string) (*x509.Certificate, bool) {
-	for _, cc := range c.Certificates {
-		if cc.Thumbprint == thumbprint {
-			cert, err := x509.ParseCertificate(cc.CertDER)
-			return cert, err == nil
+// certificateFor finds the registered certificate a client assertion's
+// header names: x5t (SHA-1) or x5t#S256 (SHA-256) of the DER, in base64url
+// as RFC 7515 says or in standard base64 as MSAL sends it (PS256 with
+// x5t#S256 to Entra, RS256 with x5t to ADFS). It returns the header value
+// it matched, or the one it could not match, for messages.
+func (c credentials) certificateFor(header map[string]any) (*x509.Certificate, string, bool) {
+	named := ""
+	for _, h := range []struct {
+		member string
+		sum    func([]byte) []byte
+	}{
+		{"x5t#S256", func(b []byte) []byte { s := sha256.Sum256(b); return s[:] }},
+		{"x5t", func(b []byte) []byte { s := sha1.Sum(b); return s[:] }},
+	} {
+		v, _ := header[h.member].(string)
+		if v == "" {
+			continue
+		}
+		named = v
+		want, ok := decodeThumbprint(v)
+		if !ok {
+			continue
+		}
+		for _, cc := range c.Certificates {
+			if subtle.ConstantTimeCompare(h.sum(cc.CertDER), want) == 1 {
+				cert, err := x509.ParseCertificate(cc.CertDER)
+				return cert, v, err == nil
+			}
+		}
+	}
+	return nil, named, false
+}
+
+func decodeThumbprint(s string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true
 		}
 	}
 	return nil, false

@@ -135,7 +135,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, endpoint string,
 		writeAuthError(w, &AuthError{Status: 500, Code: "temporarily_unavailable", AADSTS: 90033, Description: "The token service could not sign a token; retry shortly."})
 		return
 	}
-	expiresIn := int(time.Until(tok.ExpiresOn).Seconds())
+	// The issuer's clock, not the wall clock: a reused token has less left.
+	expiresIn := int(tok.ExpiresOn.Sub(h.issuer.now()).Seconds())
 	body := map[string]any{"token_type": "Bearer", "expires_in": expiresIn, "ext_expires_in": expiresIn, "access_token": tok.AccessToken}
 	if v1 {
 		body["expires_on"] = strconv.FormatInt(tok.ExpiresOn.Unix(), 10)

@@ -53,6 +53,11 @@ type Validator struct {
 	mu         sync.RWMutex
 	cache      map[string]Claims // token → claims; dropped wholesale on invalidation
 	generation string            // the key set the cache was filled under
+	// epoch counts Invalidate calls. A validation caches its result only if
+	// no invalidation happened since it looked the principal up, so a
+	// deletion racing a validation can't leave the deleted principal's
+	// token cached.
+	epoch uint64
 }
 
 // NewValidator builds a validator.
@@ -76,6 +81,7 @@ func (v *Validator) Validate(ctx context.Context, token string, service Service)
 	v.mu.RLock()
 	c, ok := v.cache[token]
 	stale := v.generation != gen
+	epoch := v.epoch
 	v.mu.RUnlock()
 	if ok && !stale {
 		if now.Unix() >= c.Expires+int64(v.skew/time.Second) {
@@ -100,10 +106,12 @@ func (v *Validator) Validate(ctx context.Context, token string, service Service)
 		return Claims{}, fmt.Errorf("identity: look up principal: %w", err)
 	}
 	v.mu.Lock()
-	if v.generation != gen || len(v.cache) >= maxCached {
-		v.cache, v.generation = map[string]Claims{}, gen
+	if v.epoch == epoch {
+		if v.generation != gen || len(v.cache) >= maxCached {
+			v.cache, v.generation = map[string]Claims{}, gen
+		}
+		v.cache[token] = c
 	}
-	v.cache[token] = c
 	v.mu.Unlock()
 	return c, nil
 }
@@ -118,19 +126,32 @@ func (v *Validator) parse(token string, now time.Time) (Claims, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
-	_, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	// keyErr is why no key was found: jwt joins it with its own error in a
+	// way errors.Unwrap can't take apart.
+	var keyErr error
+	tok, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
-			return nil, errors.New("the token header has no kid")
+			keyErr = errors.New("the token header has no kid")
+			return nil, keyErr
 		}
 		key, ok := v.keys.lookup(kid)
 		if !ok {
-			return nil, fmt.Errorf("the signing key '%s' is not one of this tenant's published keys", kid)
+			keyErr = fmt.Errorf("the signing key '%s' is not one of this tenant's published keys", kid)
+			return nil, keyErr
 		}
 		return key, nil
 	})
+	alg := ""
+	if tok != nil {
+		alg, _ = tok.Header["alg"].(string)
+	}
 	switch {
 	case err == nil:
+	case keyErr != nil:
+		return Claims{}, invalid(err, "the token can't be verified: %v", keyErr)
+	case alg != "" && alg != "RS256":
+		return Claims{}, invalid(err, "the token is signed with '%s'; only RS256 is accepted", alg)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Claims{}, invalidAs("expired", err, "the token expired at %s", time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -140,7 +161,7 @@ func (v *Validator) parse(token string, now time.Time) (Claims, error) {
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return Claims{}, invalid(err, "the token's signature is invalid")
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return Claims{}, invalid(err, "the token can't be verified: %v", errors.Unwrap(err))
+		return Claims{}, invalid(err, "the token can't be verified: %v", err)
 	default:
 		return Claims{}, invalid(err, "the token is malformed or not signed with RS256: %v", err)
 	}
@@ -158,6 +179,7 @@ func (v *Validator) parse(token string, now time.Time) (Claims, error) {
 func (v *Validator) Invalidate() {
 	v.mu.Lock()
 	v.cache = map[string]Claims{}
+	v.epoch++
 	v.mu.Unlock()
 }
 

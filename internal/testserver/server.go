@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/app"
+	"github.com/outpost-iot/outpost/internal/cli"
 	"github.com/outpost-iot/outpost/internal/config"
 	"github.com/outpost-iot/outpost/internal/testenv"
 )
@@ -129,9 +130,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		App: a, Config: cfg, IP: ip, Endpoint: "https://" + a.Addr().String(), CAFile: a.CAFile(),
 		Has443: has443, cancel: cancel, done: make(chan error, 1),
 	}
-	if has443 {
-		s.Endpoint = "https://" + ip
-	}
+	s.Endpoint = a.Endpoint()
 	go func() { s.done <- a.Run(runCtx) }()
 	t.Cleanup(func() { s.Stop(t) })
 	WaitReady(t, s.HTTPClient(), s.Endpoint)
@@ -176,22 +175,10 @@ func (s *Server) HTTPClient() *http.Client {
 	}
 }
 
-// Env is the environment `outpost env` prints for this server, for running
-// real clients (node, az) against it.
+// Env is exactly the environment `outpost env` prints for this server,
+// for running real clients (node, az, Go programs) against it.
 func (s *Server) Env() map[string]string {
-	inst := s.App.Installation()
-	return map[string]string{
-		"OUTPOST_ENDPOINT":      s.Endpoint,
-		"OUTPOST_CA_FILE":       s.CAFile,
-		"SSL_CERT_FILE":         s.CAFile,
-		"NODE_EXTRA_CA_CERTS":   s.CAFile,
-		"REQUESTS_CA_BUNDLE":    s.CAFile,
-		"AZURE_SUBSCRIPTION_ID": inst.SubscriptionID,
-		"AZURE_TENANT_ID":       inst.TenantID,
-		"AZURE_CLIENT_ID":       s.App.Operator().ClientID,
-		"AZURE_CLIENT_SECRET":   s.App.Operator().ClientSecret,
-		"AZURE_AUTHORITY_HOST":  s.Endpoint + "/",
-	}
+	return cli.EnvVars(s.App.Runtime())
 }
 
 // Token gets an access token for the operator and resource (e.g.

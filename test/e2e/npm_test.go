@@ -53,3 +53,11 @@ func TestNPMResourceGroups(t *testing.T) {
 		runNodeTest(t, s, "arm-resources.test.mjs")
 	})
 }
+
+// TestNPMManagedIdentities runs @azure/arm-msi (user-assigned identities)
+// against Outpost with a real token from its issuer.
+func TestNPMManagedIdentities(t *testing.T) {
+	forEachTier(t, func(t *testing.T, s *testserver.Server) {
+		runNodeTest(t, s, "arm-msi.test.mjs")
+	})
+}

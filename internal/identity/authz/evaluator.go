@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -41,13 +42,17 @@ func (d Decision) String() string {
 }
 
 // Evaluator answers authorization questions from a snapshot of role
-// definitions and assignments. It is immutable once built and safe for
+// definitions and assignments. Its answers never change once it is built
+// (the only thing it writes is a memo of denial hints) and it is safe for
 // concurrent use; build a new one when the snapshot changes. A nil
 // *Evaluator denies everything.
 type Evaluator struct {
 	roles      map[string]*compiledRole // by lower-case GUID
 	roleOrder  []*compiledRole          // input order, for suggestions
 	principals map[string]*principalGrants
+
+	suggestions [2]sync.Map // operation → []string; [0] actions, [1] data actions
+	suggested   atomic.Int64
 }
 
 type principalGrants struct {
@@ -58,7 +63,7 @@ type principalGrants struct {
 type compiledAssignment struct {
 	id          string
 	roleID      string // lower-case GUID
-	scope       string // trimmed
+	scope       scopeMatcher
 	role        *compiledRole
 	conditioned bool
 }
@@ -75,7 +80,9 @@ type compiledPermission struct {
 // NewEvaluator compiles a snapshot. roles must contain every role the
 // assignments refer to — usually append(BuiltInRoles(), custom...); when two
 // roles share a GUID the later one wins. Assignments to unknown roles grant
-// nothing and are named in denial reasons. The arguments are copied.
+// nothing and are named in denial reasons; assignments without a principal
+// are dropped and ones without a scope apply nowhere, so that a malformed
+// record never widens access. The arguments are copied.
 func NewEvaluator(roles []RoleDefinition, assignments []Assignment) *Evaluator {
 	e := &Evaluator{
 		roles:      make(map[string]*compiledRole, len(roles)),
@@ -91,6 +98,9 @@ func NewEvaluator(roles []RoleDefinition, assignments []Assignment) *Evaluator {
 		e.roleOrder = append(e.roleOrder, cr)
 	}
 	for _, a := range assignments {
+		if strings.TrimSpace(a.PrincipalID) == "" {
+			continue
+		}
 		key := strings.ToLower(a.PrincipalID)
 		g := e.principals[key]
 		if g == nil {
@@ -102,7 +112,7 @@ func NewEvaluator(roles []RoleDefinition, assignments []Assignment) *Evaluator {
 		g.compiled = append(g.compiled, compiledAssignment{
 			id:          a.ID,
 			roleID:      roleID,
-			scope:       trimScope(a.Scope),
+			scope:       newScopeMatcher(a.Scope),
 			role:        e.roles[roleID],
 			conditioned: strings.TrimSpace(a.Condition) != "",
 		})
@@ -154,24 +164,33 @@ func cloneRole(d RoleDefinition) RoleDefinition {
 // for management operations.
 func (e *Evaluator) Authorize(principalID, action string, isDataAction bool, scope string) Decision {
 	target := trimScope(scope)
-	if g := e.grantsFor(principalID); g != nil {
+	ascii := isASCII(action)
+	g := e.grantsFor(principalID)
+	// Which assignments cover the scope is remembered for explain; most
+	// principals hold few assignments, so this stays on the stack.
+	var stack [32]bool
+	var covered []bool
+	if g != nil {
+		covered = stack[:0]
 		for i := range g.compiled {
 			a := &g.compiled[i]
-			if a.role == nil || (isDataAction && a.conditioned) || !scopeCovers(a.scope, target) {
+			c := a.scope.covers(target)
+			covered = append(covered, c)
+			if !c || a.role == nil || (isDataAction && a.conditioned) {
 				continue
 			}
-			if a.role.grants(action, isDataAction) {
+			if a.role.grants(action, ascii, isDataAction) {
 				return Decision{
 					Allowed:          true,
 					AssignmentID:     a.id,
 					RoleDefinitionID: a.role.def.ID,
 					RoleName:         a.role.def.Name,
-					Scope:            a.scope,
+					Scope:            a.scope.scope,
 				}
 			}
 		}
 	}
-	return Decision{Reason: e.explain(principalID, action, isDataAction, target)}
+	return Decision{Reason: e.explain(principalID, action, isDataAction, target, g, covered)}
 }
 
 // AssignmentsFor returns a copy of the principal's assignments, in the order
@@ -224,23 +243,28 @@ func (e *Evaluator) grantsFor(principalID string) *principalGrants {
 	return nil
 }
 
-func (r *compiledRole) grants(op string, data bool) bool {
+func (r *compiledRole) grants(op string, ascii, data bool) bool {
 	for i := range r.perms {
-		p := &r.perms[i]
-		allow, deny := p.actions, p.notActions
-		if data {
-			allow, deny = p.dataActions, p.notDataActions
-		}
-		if anyMatch(allow, op) && !anyMatch(deny, op) {
+		allow, deny := r.perms[i].lists(data)
+		if anyMatch(allow, op, ascii) && !anyMatch(deny, op, ascii) {
 			return true
 		}
 	}
 	return false
 }
 
-func anyMatch(ps []pattern, op string) bool {
+// lists returns the allow- and not-list that apply to management (data
+// false) or data operations.
+func (p *compiledPermission) lists(data bool) (allow, deny []pattern) {
+	if data {
+		return p.dataActions, p.notDataActions
+	}
+	return p.actions, p.notActions
+}
+
+func anyMatch(ps []pattern, op string, ascii bool) bool {
 	for i := range ps {
-		if ps[i].match(op) {
+		if ps[i].match(op, ascii) {
 			return true
 		}
 	}

@@ -239,3 +239,21 @@ func TestManyAssignmentsMessageIsBounded(t *testing.T) {
 		t.Fatalf("reason: %s", d.Reason)
 	}
 }
+
+func TestMalformedAssignmentsNeverWiden(t *testing.T) {
+	e := NewEvaluator(BuiltInRoles(), []Assignment{
+		{ID: "no-principal", PrincipalID: " ", RoleDefinitionID: OwnerRoleID, Scope: "/"},
+		{ID: "no-scope", PrincipalID: "p", RoleDefinitionID: OwnerRoleID, Scope: ""},
+	})
+	if d := e.Authorize("", "Microsoft.Storage/storageAccounts/write", false, testRG); d.Allowed {
+		t.Fatalf("empty principal: %v", d)
+	}
+	if e.HasAnyAssignment(" ") {
+		t.Fatal("an assignment without a principal was kept")
+	}
+	for _, scope := range []string{testRG, "/", ""} {
+		if d := e.Authorize("p", "Microsoft.Storage/storageAccounts/write", false, scope); d.Allowed {
+			t.Fatalf("assignment without a scope granted at %q: %v", scope, d)
+		}
+	}
+}

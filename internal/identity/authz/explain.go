@@ -1,94 +1,141 @@
 package authz
 
 import (
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
-// Denials are rare next to grants, so explaining one may allocate: it walks
-// the principal's assignments again to say which exist where, why the
-// roles held do not grant the operation, and which roles would.
+// Denials are rarer than grants but not rare enough to be slow (a client
+// retrying with the wrong role hammers them), so the reason is written
+// straight into one builder: which assignments exist where, why the roles
+// held at the scope do not grant the operation, and which roles would.
 
 const maxListed = 5
 
-func (e *Evaluator) explain(principalID, action string, data bool, target string) string {
+// explain writes the denial reason; g and covered are what Authorize found:
+// the principal's grants and which of them cover target.
+func (e *Evaluator) explain(principalID, action string, data bool, target string, g *principalGrants, covered []bool) string {
+	ascii := isASCII(action)
 	var b strings.Builder
-	fmt.Fprintf(&b, "principal %s has no role assignment granting %s '%s' at or above scope %s",
-		principalID, operationKind(data), action, target)
+	b.Grow(320 + 2*len(target) + len(action))
+	b.WriteString("principal ")
+	b.WriteString(principalID)
+	b.WriteString(" has no role assignment granting ")
+	b.WriteString(operationKind(data))
+	b.WriteString(" '")
+	b.WriteString(action)
+	b.WriteString("' at or above scope ")
+	b.WriteString(target)
 
-	g := e.grantsFor(principalID)
 	if g == nil || len(g.compiled) == 0 {
 		b.WriteString("; it has no role assignments at all")
 	} else {
-		var held, elsewhere, notes []string
-		for i := range g.compiled {
-			a := &g.compiled[i]
-			label := fmt.Sprintf("%s at %s", roleLabel(a), a.scope)
-			if !scopeCovers(a.scope, target) {
-				elsewhere = append(elsewhere, label)
-				continue
-			}
-			held = append(held, label)
-			if n := a.note(action, data); n != "" && !slices.Contains(notes, n) {
-				notes = append(notes, n)
+		held := 0
+		for _, c := range covered {
+			if c {
+				held++
 			}
 		}
-		if len(held) == 0 {
-			fmt.Fprintf(&b, "; its role assignments are all at other scopes: %s", listed(elsewhere))
+		if held == 0 {
+			b.WriteString("; its role assignments are all at other scopes: ")
+			writeAssignments(&b, g.compiled, covered, false)
 		} else {
-			fmt.Fprintf(&b, "; the roles it holds there (%s) do not grant it", listed(held))
-			for _, n := range notes {
-				b.WriteString("; ")
-				b.WriteString(n)
+			b.WriteString("; the roles it holds there (")
+			writeAssignments(&b, g.compiled, covered, true)
+			b.WriteString(") do not grant it")
+			var notes []string
+			for i := range g.compiled {
+				if !covered[i] {
+					continue
+				}
+				if n := g.compiled[i].note(action, ascii, data); n != "" && !slices.Contains(notes, n) {
+					notes = append(notes, n)
+					b.WriteString("; ")
+					b.WriteString(n)
+				}
 			}
 		}
 	}
-	if s := e.suggest(action, data); len(s) > 0 {
-		fmt.Fprintf(&b, "; roles that grant it: %s", strings.Join(s, ", "))
+	if s := e.suggest(action, ascii, data); len(s) > 0 {
+		b.WriteString("; roles that grant it: ")
+		for i, name := range s {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeQuoted(&b, name)
+		}
 	}
 	return b.String()
 }
 
+// writeAssignments lists the assignments whose covered flag is want as
+// `"Role" at scope`, at most maxListed of them.
+func writeAssignments(b *strings.Builder, as []compiledAssignment, covered []bool, want bool) {
+	n := 0
+	for i := range as {
+		a := &as[i]
+		if covered[i] != want {
+			continue
+		}
+		if n < maxListed {
+			if n > 0 {
+				b.WriteString(", ")
+			}
+			if a.role == nil {
+				b.WriteString("unknown role ")
+				b.WriteString(a.roleID)
+			} else {
+				writeQuoted(b, a.role.def.Name)
+			}
+			if a.scope.none {
+				b.WriteString(" without a scope")
+			} else {
+				b.WriteString(" at ")
+				b.WriteString(a.scope.scope)
+			}
+		}
+		n++
+	}
+	if n > maxListed {
+		b.WriteString(" and ")
+		b.WriteString(strconv.Itoa(n - maxListed))
+		b.WriteString(" more")
+	}
+}
+
 // note says why an assignment covering the scope does not grant the
 // operation, when there is more to say than "not in the role".
-func (a *compiledAssignment) note(action string, data bool) string {
+func (a *compiledAssignment) note(action string, ascii, data bool) string {
 	switch {
 	case a.role == nil:
-		return fmt.Sprintf("assignment %s refers to role definition %s, which does not exist", a.id, a.roleID)
+		return "assignment " + a.id + " refers to role definition " + a.roleID + ", which does not exist"
 	case data && a.conditioned:
-		return fmt.Sprintf("assignment %s (%s) has a condition, which Outpost does not evaluate, so it grants no data actions",
-			a.id, a.role.def.Name)
+		return "assignment " + a.id + " (" + a.role.def.Name + ") has a condition, which Outpost does not evaluate, so it grants no data actions"
 	}
-	if entry := a.role.excludedBy(action, data); entry != "" {
-		return fmt.Sprintf("%s excludes it through %s '%s' (a not-list only narrows its own role; another role can still grant it)",
-			a.role.def.Name, notListName(data), entry)
+	if entry := a.role.excludedBy(action, ascii, data); entry != "" {
+		return a.role.def.Name + " excludes it through " + notListName(data) + " '" + entry +
+			"' (a not-list only narrows its own role; another role can still grant it)"
 	}
-	if a.role.grants(action, !data) {
+	if a.role.grants(action, ascii, !data) {
 		if data {
-			return fmt.Sprintf("%s grants '%s' only as a management action, and management permissions never grant data actions",
-				a.role.def.Name, action)
+			return a.role.def.Name + " grants '" + action + "' only as a management action, and management permissions never grant data actions"
 		}
-		return fmt.Sprintf("%s grants '%s' only as a data action, and data permissions never grant management actions",
-			a.role.def.Name, action)
+		return a.role.def.Name + " grants '" + action + "' only as a data action, and data permissions never grant management actions"
 	}
 	return ""
 }
 
 // excludedBy returns the not-list entry that removed op from a permission
 // block whose allow-list matched it.
-func (r *compiledRole) excludedBy(op string, data bool) string {
+func (r *compiledRole) excludedBy(op string, ascii, data bool) string {
 	for i := range r.perms {
-		p := &r.perms[i]
-		allow, deny := p.actions, p.notActions
-		if data {
-			allow, deny = p.dataActions, p.notDataActions
-		}
-		if !anyMatch(allow, op) {
+		allow, deny := r.perms[i].lists(data)
+		if !anyMatch(allow, op, ascii) {
 			continue
 		}
 		for j := range deny {
-			if deny[j].match(op) {
+			if deny[j].match(op, ascii) {
 				return deny[j].raw
 			}
 		}
@@ -99,30 +146,46 @@ func (r *compiledRole) excludedBy(op string, data bool) string {
 // suggest names up to three roles of the snapshot that grant op: the most
 // specific grant first (a literal entry before "blobs/*" before "*/read"
 // before "*"), then the smallest role, as least privilege would pick.
-func (e *Evaluator) suggest(op string, data bool) []string {
+// Answers are memoized per operation; servers ask about a few hundred
+// distinct operations at most, and the memo stops growing at maxSuggestions.
+func (e *Evaluator) suggest(op string, ascii, data bool) []string {
 	if e == nil {
 		return nil
 	}
+	memo := &e.suggestions[0]
+	if data {
+		memo = &e.suggestions[1]
+	}
+	if v, ok := memo.Load(op); ok {
+		return v.([]string)
+	}
+	names := e.rankGrantingRoles(op, ascii, data)
+	if e.suggested.Add(1) <= maxSuggestions {
+		memo.Store(op, names)
+	}
+	return names
+}
+
+const maxSuggestions = 4096
+
+func (e *Evaluator) rankGrantingRoles(op string, ascii, data bool) []string {
 	type candidate struct {
 		name              string
 		specificity, size int
 	}
 	var cs []candidate
 	for _, r := range e.roleOrder {
-		if !r.grants(op, data) {
+		if !r.grants(op, ascii, data) {
 			continue
 		}
 		c := candidate{name: r.def.Name, specificity: -1}
 		for i := range r.perms {
 			p := &r.perms[i]
 			c.size += len(p.actions) + len(p.dataActions)
-			entries := p.actions
-			if data {
-				entries = p.dataActions
-			}
-			for j := range entries {
-				if entries[j].match(op) {
-					c.specificity = max(c.specificity, entries[j].specificity())
+			allow, _ := p.lists(data)
+			for j := range allow {
+				if allow[j].match(op, ascii) {
+					c.specificity = max(c.specificity, allow[j].specificity())
 				}
 			}
 		}
@@ -134,9 +197,9 @@ func (e *Evaluator) suggest(op string, data bool) []string {
 		}
 		return a.size - b.size
 	})
-	var names []string
+	names := make([]string, 0, 3)
 	for i := 0; i < len(cs) && i < 3; i++ {
-		names = append(names, fmt.Sprintf("%q", cs[i].name))
+		names = append(names, cs[i].name)
 	}
 	return names
 }
@@ -150,11 +213,10 @@ func (p *pattern) specificity() int {
 	return len(p.raw) - strings.Count(p.raw, "*")
 }
 
-func roleLabel(a *compiledAssignment) string {
-	if a.role == nil {
-		return "unknown role " + a.roleID
-	}
-	return fmt.Sprintf("%q", a.role.def.Name)
+func writeQuoted(b *strings.Builder, s string) {
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 func operationKind(data bool) string {
@@ -169,11 +231,4 @@ func notListName(data bool) string {
 		return "notDataActions"
 	}
 	return "notActions"
-}
-
-func listed(items []string) string {
-	if len(items) <= maxListed {
-		return strings.Join(items, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(items[:maxListed], ", "), len(items)-maxListed)
 }

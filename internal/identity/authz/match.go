@@ -13,7 +13,7 @@ import (
 // compiles the pattern on every call; the Evaluator precompiles instead.
 func Match(pattern, operation string) bool {
 	p := compilePattern(pattern)
-	return p.match(operation)
+	return p.match(operation, isASCII(operation))
 }
 
 type patternKind uint8
@@ -33,11 +33,17 @@ type pattern struct {
 	kind    patternKind
 	pieces  []string
 	segment []bool // segment[i]: star i is a segment star
+	// ascii patterns keep lower-cased copies (of raw, or of the pieces) so
+	// that matching an ASCII operation is a byte loop.
+	ascii  bool
+	lower  string
+	lowerP []string
+	minLen int // bytes the pieces need
 }
 
 func compilePattern(raw string) pattern {
 	if strings.IndexByte(raw, '*') < 0 {
-		return pattern{raw: raw, kind: matchLiteral}
+		return pattern{raw: raw, kind: matchLiteral, ascii: isASCII(raw), lower: strings.ToLower(raw)}
 	}
 	if strings.Trim(raw, "*") == "" {
 		return pattern{raw: raw, kind: matchAll}
@@ -64,15 +70,29 @@ func compilePattern(raw string) pattern {
 		i = j
 	}
 	p.pieces = append(p.pieces, piece.String())
+	p.ascii = isASCII(raw)
+	for _, pc := range p.pieces {
+		p.lowerP = append(p.lowerP, strings.ToLower(pc))
+		p.minLen += len(pc)
+	}
 	return p
 }
 
-func (p *pattern) match(s string) bool {
+// match reports whether s matches; sASCII says s is pure ASCII, which the
+// caller computes once for all the patterns it tries.
+func (p *pattern) match(s string, sASCII bool) bool {
+	fast := sASCII && p.ascii
 	switch p.kind {
 	case matchAll:
 		return true
 	case matchLiteral:
+		if fast {
+			return len(s) == len(p.lower) && hasLowerPrefix(s, p.lower)
+		}
 		return strings.EqualFold(p.raw, s)
+	}
+	if fast {
+		return p.matchASCII(s)
 	}
 	n := len(p.pieces) - 1
 	start, ok := matchPrefix(s, 0, p.pieces[0])
@@ -109,6 +129,60 @@ func (p *pattern) match(s string) bool {
 	}
 	if p.segment[n-1] && cur != limit && s[limit-1] != '/' {
 		return false
+	}
+	return true
+}
+
+// matchASCII is match for ASCII pattern and operation; the reasoning is
+// the same as in match.
+func (p *pattern) matchASCII(s string) bool {
+	n := len(p.lowerP) - 1
+	first, last := p.lowerP[0], p.lowerP[n]
+	if len(s) < p.minLen || !hasLowerPrefix(s, first) || !hasLowerPrefix(s[len(s)-len(last):], last) {
+		return false
+	}
+	cur, limit := len(first), len(s)-len(last)
+	for k := 1; k < n; k++ {
+		piece, found := p.lowerP[k], false
+		for pos := cur; pos+len(piece) <= limit; pos++ {
+			if p.segment[k-1] && pos != cur && s[pos-1] != '/' {
+				continue
+			}
+			if hasLowerPrefix(s[pos:], piece) {
+				cur, found = pos+len(piece), true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return !p.segment[n-1] || cur == limit || s[limit-1] == '/'
+}
+
+// hasLowerPrefix reports whether s starts with lower, an already lower-cased
+// ASCII string, ignoring ASCII case in s.
+func hasLowerPrefix(s, lower string) bool {
+	if len(s) < len(lower) {
+		return false
+	}
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
 	}
 	return true
 }

@@ -45,7 +45,7 @@ func (d RoleDefinition) FullID(scope string) string {
 func (d RoleDefinition) AssignableAt(scope string) bool {
 	target := trimScope(scope)
 	for _, s := range d.AssignableScopes {
-		if scopeCovers(trimScope(s), target) {
+		if strings.TrimSpace(s) != "" && scopeCovers(trimScope(s), target) {
 			return true
 		}
 	}

@@ -71,8 +71,15 @@ func (e *Engine) applyDue() {
 	}
 }
 
-// Reload rebuilds the snapshot from the store.
-func (e *Engine) Reload(ctx context.Context) error {
+// Reload rebuilds the snapshot from the store; with a propagation delay it
+// takes effect only after the delay.
+func (e *Engine) Reload(ctx context.Context) error { return e.reload(ctx, false) }
+
+// ReloadNow rebuilds the snapshot and applies it at once, whatever the
+// delay: for start-up, where the existing assignments must hold immediately.
+func (e *Engine) ReloadNow(ctx context.Context) error { return e.reload(ctx, true) }
+
+func (e *Engine) reload(ctx context.Context, immediate bool) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	roles := authz.BuiltInRoles()
@@ -102,7 +109,10 @@ func (e *Engine) Reload(ctx context.Context) error {
 		assignments = append(assignments, a)
 	}
 	ev := authz.NewEvaluator(roles, assignments)
-	if e.delay <= 0 {
+	if e.delay <= 0 || immediate {
+		e.mu.Lock()
+		e.pending = nil
+		e.mu.Unlock()
 		e.policy.Store(ev)
 		return nil
 	}

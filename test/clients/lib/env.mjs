@@ -1,14 +1,18 @@
 // Shared environment for the npm client suites. The Go end-to-end tests start
-// an Outpost, then run `node --test <file>` here with these variables set:
+// an Outpost, then run `node --test <file>` here with the variables that
+// `outpost env` prints:
 //
-//   OUTPOST_ENDPOINT       HTTPS base URL of Outpost's resource manager (required)
-//   AZURE_SUBSCRIPTION_ID  subscription to work in (required)
+//   OUTPOST_ENDPOINT       HTTPS base URL of Outpost's resource manager
+//   AZURE_SUBSCRIPTION_ID  subscription to work in
+//   AZURE_TENANT_ID        Outpost's tenant
+//   AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
+//                          the operator service principal (Owner of the
+//                          subscription)
+//   AZURE_AUTHORITY_HOST   Outpost's token issuer (the endpoint plus "/")
 //   NODE_EXTRA_CA_CERTS    Outpost's CA; Node reads it itself at start-up
-//   OUTPOST_TEST_TOKEN     static bearer token (default "outpost-test")
-//   AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST, AZURE_TENANT_ID
-//                          when the first three are all set, a real
-//                          ClientSecretCredential against that authority is
-//                          used instead of the static token
+//
+// All but NODE_EXTRA_CA_CERTS are required: Outpost validates the tokens it
+// is sent, so the suites get real ones from its issuer.
 import { ClientSecretCredential } from "@azure/identity";
 
 /** The scope the Azure CLI and SDKs ask for when they talk to the resource manager. */
@@ -51,28 +55,21 @@ export function subscriptionId() {
 }
 
 /**
- * The TokenCredential the suites authenticate with.
- *
- * With AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_AUTHORITY_HOST all set it
- * is a ClientSecretCredential (tenant from AZURE_TENANT_ID) that asks that
- * authority for tokens. Otherwise it hands out a static bearer token,
- * OUTPOST_TEST_TOKEN or "outpost-test".
+ * The TokenCredential the suites authenticate with: a ClientSecretCredential
+ * for the operator (AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) in AZURE_TENANT_ID
+ * that asks Outpost's issuer at AZURE_AUTHORITY_HOST for tokens. Instance
+ * discovery is off, because it would ask Microsoft's cloud whether that
+ * authority is known.
  */
 export function credential() {
-  const { AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST } = process.env;
-  if (AZURE_CLIENT_ID && AZURE_CLIENT_SECRET && AZURE_AUTHORITY_HOST) {
-    const tenantId = requireEnv("AZURE_TENANT_ID");
-    return new ClientSecretCredential(tenantId, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, {
-      authorityHost: AZURE_AUTHORITY_HOST,
-      disableInstanceDiscovery: true,
-    });
-  }
-  return {
-    getToken: async () => ({
-      token: process.env.OUTPOST_TEST_TOKEN ?? "outpost-test",
-      expiresOnTimestamp: Date.now() + 3600_000,
-    }),
-  };
+  const tenantId = requireEnv("AZURE_TENANT_ID");
+  const clientId = requireEnv("AZURE_CLIENT_ID");
+  const clientSecret = requireEnv("AZURE_CLIENT_SECRET");
+  const authorityHost = requireEnv("AZURE_AUTHORITY_HOST");
+  return new ClientSecretCredential(tenantId, clientId, clientSecret, {
+    authorityHost,
+    disableInstanceDiscovery: true,
+  });
 }
 
 /** A name no other run uses: prefix, time and a random tail, lower case. */
