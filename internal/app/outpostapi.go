@@ -1,7 +1,9 @@
 package app
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -173,6 +175,9 @@ func (a *App) servicePrincipalsAPI(w http.ResponseWriter, r *http.Request, rest 
 	case len(rest) == 2 && strings.EqualFold(rest[1], "resetCredential") && r.Method == http.MethodPost:
 		var in struct {
 			Append bool `json:"append"`
+			// Certificate is a PEM certificate whose key may sign client
+			// assertions (instead of a new secret).
+			Certificate string `json:"certificate"`
 		}
 		if err := decodeBody(r, &in); err != nil {
 			return err
@@ -180,6 +185,20 @@ func (a *App) servicePrincipalsAPI(w http.ResponseWriter, r *http.Request, rest 
 		p, err := a.findServicePrincipal(r, rest[0])
 		if err != nil {
 			return err
+		}
+		if in.Certificate != "" {
+			block, _ := pem.Decode([]byte(in.Certificate))
+			if block == nil || block.Type != "CERTIFICATE" {
+				return arm.Errorf(http.StatusBadRequest, "InvalidCertificate", "certificate must be a PEM CERTIFICATE block.")
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return arm.Errorf(http.StatusBadRequest, "InvalidCertificate", "The certificate can't be parsed: %v", err)
+			}
+			if err := a.directory.AddCertificate(ctx, p.ObjectID, cert); err != nil {
+				return err
+			}
+			return writeJSON(w, http.StatusOK, a.view(p, ""))
 		}
 		secret, err := a.directory.ResetSecret(ctx, p.ObjectID, in.Append)
 		if err != nil {

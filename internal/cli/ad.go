@@ -2,7 +2,10 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -33,17 +36,27 @@ func newADCommand() *cobra.Command {
 	cred := &cobra.Command{Use: "credential", Short: "Service principal credentials"}
 	var id string
 	var appendSecret bool
+	var certFile string
 	reset := &cobra.Command{
-		Use: "reset --id ID", Short: "Create a new client secret (replacing the others unless --append)", Args: cobra.NoArgs,
+		Use: "reset --id ID [--append] [--cert FILE]", Short: "Create a new client secret (replacing the others unless --append), or add a certificate", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if id == "" {
 				return errors.New("--id is required (object id or app id)")
 			}
-			return callAndPrint(cmd, "POST", "/outpost/directory/servicePrincipals/"+url.PathEscape(id)+"/resetCredential", map[string]bool{"append": appendSecret})
+			body := map[string]any{"append": appendSecret}
+			if certFile != "" {
+				pem, err := os.ReadFile(strings.TrimPrefix(certFile, "@"))
+				if err != nil {
+					return fmt.Errorf("--cert: %w", err)
+				}
+				body["certificate"] = string(pem)
+			}
+			return callAndPrint(cmd, "POST", "/outpost/directory/servicePrincipals/"+url.PathEscape(id)+"/resetCredential", body)
 		},
 	}
 	reset.Flags().StringVar(&id, "id", "", "object id or app id")
 	reset.Flags().BoolVar(&appendSecret, "append", false, "keep the existing secrets")
+	reset.Flags().StringVar(&certFile, "cert", "", "PEM certificate file (or @file) whose key may sign client assertions")
 	cred.AddCommand(reset)
 	sp.AddCommand(cred)
 
