@@ -142,8 +142,12 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, endpoint string,
 		body["expires_on"] = strconv.FormatInt(tok.ExpiresOn.Unix(), 10)
 		body["not_before"] = strconv.FormatInt(tok.IssuedAt.Unix(), 10)
 		body["resource"] = resource
-		body["expires_in"] = strconv.Itoa(expiresIn)
-		body["ext_expires_in"] = strconv.Itoa(expiresIn)
+		// Entra's v1 endpoint sends these as strings; ADFS sends numbers, and
+		// az (MSAL Python) adds expires_in to an int, so /adfs must too.
+		if !strings.HasPrefix(endpoint, "https://"+r.Host+"/adfs/") {
+			body["expires_in"] = strconv.Itoa(expiresIn)
+			body["ext_expires_in"] = strconv.Itoa(expiresIn)
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
