@@ -29,7 +29,7 @@ import (
 //	POST   /outpost/directory/users                   {"name","password"}
 //	DELETE /outpost/directory/users/{name}
 func (a *App) outpostAPI() http.Handler {
-	authn := tokenAuthenticator{validator: a.validator, principals: a.store.Principals()}
+	authn := tokenAuthenticator{validator: a.validator}
 	authz := rbacAuthorizer{engine: a.rbac}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := authn.Authenticate(r)

@@ -28,7 +28,7 @@ func (a *App) defaultMux() http.Handler {
 	paths := &server.PathRouter{NotFound: http.HandlerFunc(notFound)}
 	arm.NewHandler(arm.HandlerConfig{
 		Service:       a.arm,
-		Authenticator: tokenAuthenticator{validator: a.validator, principals: a.store.Principals()},
+		Authenticator: tokenAuthenticator{validator: a.validator},
 		Authorizer:    rbacAuthorizer{engine: a.rbac},
 		Log:           a.log.With("component", "arm"),
 	}).Mount(paths)

@@ -174,8 +174,11 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("arm: resume operations: %w", err)
 	}
+	// An operation queued before Run started is also in pending; run it once.
+	resumed := make(map[string]bool, len(pending))
 	for _, op := range pending {
 		r.log.Info("resuming operation", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID)
+		resumed[op.ID] = true
 		start(op)
 	}
 	for {
@@ -183,6 +186,10 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case id := <-r.queue:
+			if resumed[id] {
+				delete(resumed, id)
+				continue
+			}
 			op, err := r.svc.store.Operations().Get(ctx, id)
 			if err != nil {
 				r.log.Error("load operation", "operation", id, "err", err)

@@ -239,4 +239,3 @@ func newStoredKey(now time.Time) (storedKey, error) {
 	sum := sha1.Sum(cert)
 	return storedKey{KID: base64.RawURLEncoding.EncodeToString(sum[:]), PrivateDER: der, CertDER: cert, Created: now}, nil
 }
-
