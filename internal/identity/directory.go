@@ -93,6 +93,9 @@ func (d *Directory) ResetSecret(ctx context.Context, objectID string, appendSecr
 // service principal.
 func (d *Directory) AddCertificate(ctx context.Context, objectID string, cert *x509.Certificate) error {
 	_, err := d.principals.Update(ctx, objectID, func(p *store.Principal) error {
+		if p.Kind != store.KindServicePrincipal {
+			return fmt.Errorf("identity: %s is a %s; only service principals have certificates", objectID, p.Kind)
+		}
 		c, err := decodeCredentials(p.Credentials)
 		if err != nil {
 			return err

@@ -507,3 +507,29 @@ func TestResourceFromScope(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificatesOnlyForServicePrincipals: a managed identity's tokens
+// come from its resource, never from a credential someone adds to it.
+func TestCertificatesOnlyForServicePrincipals(t *testing.T) {
+	p := newPlane(t)
+	mi, err := p.directory.CreateManagedIdentity(context.Background(),
+		"/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := newClientCert(t, p.clock.Now())
+	if err := p.directory.AddCertificate(context.Background(), mi.ObjectID, cert); err == nil {
+		t.Fatal("a certificate was added to a managed identity")
+	}
+	s := newTokenServer(t, p)
+	a := clientAssertion(t, jwt.SigningMethodRS256, map[string]any{"x5t": identity.Thumbprint(cert.Raw)}, key, jwt.MapClaims{
+		"aud": s.tokenURL(), "iss": mi.AppID, "sub": mi.AppID, "nbf": p.clock.Now().Unix(), "exp": p.clock.Now().Add(time.Minute).Unix(),
+	})
+	code, body, _ := s.post(t, "/"+p.tenant+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {mi.AppID}, "client_assertion_type": {identity.ClientAssertionType},
+		"client_assertion": {a}, "scope": {armResource + "/.default"},
+	})
+	if code == http.StatusOK {
+		t.Fatalf("a managed identity signed in with a client assertion: %v", body)
+	}
+}

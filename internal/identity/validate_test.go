@@ -415,3 +415,37 @@ func TestValidationErrorUnwraps(t *testing.T) {
 		t.Fatalf("err = %v, want one wrapping jwt.ErrTokenExpired", err)
 	}
 }
+
+// TestTokenHasOneSpelling: a token validates only as minted. Base64
+// decoding that ignores the unused bits of the last character, or line
+// breaks, would let a holder present one token under many spellings — each
+// a fresh cache entry that costs a signature check and a principal lookup
+// and, by the thousands, flushes the validation cache for everyone.
+func TestTokenHasOneSpelling(t *testing.T) {
+	p := newPlane(t)
+	sp, _ := p.servicePrincipal(t, "app")
+	tok := p.issue(t, sp, armResource)
+	mustValidate(t, p.validator, tok, identity.ServiceARM)
+	_, _, parts := segments(t, tok)
+
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	sig := parts[2]
+	last := strings.IndexByte(alphabet, sig[len(sig)-1])
+	// 256 signature bytes use 2 bits of the last of 342 characters.
+	other := alphabet[(last&^0x0f)|((last+1)&0x0f)]
+	variants := map[string]string{
+		"unused bits of the signature's last character": parts[0] + "." + parts[1] + "." + sig[:len(sig)-1] + string(other),
+		"line break in the signature":                   parts[0] + "." + parts[1] + "." + sig[:10] + "\n" + sig[10:],
+		"carriage return in the payload":                parts[0] + "." + parts[1][:10] + "\r" + parts[1][10:] + "." + sig,
+		"padding":                                       parts[0] + "." + parts[1] + "." + sig + "==",
+	}
+	for name, v := range variants {
+		t.Run(name, func(t *testing.T) {
+			if v == tok {
+				t.Fatal("variant equals the token")
+			}
+			_, err := p.validator.Validate(context.Background(), v, identity.ServiceARM)
+			wantRefused(t, err, "invalid", "malformed")
+		})
+	}
+}
