@@ -116,3 +116,34 @@ func BenchmarkValidateCold(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidateNewToken is the common cold case: a token never seen
+// before (signature, claims, JSON) from a principal the validator already
+// knows exists — each iteration validates a different token.
+func BenchmarkValidateNewToken(b *testing.B) {
+	p := newPlane(b, func(c *planeConfig) { c.reuse = 0 })
+	sp, _ := p.servicePrincipal(b, "app")
+	const n = 256
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = p.issue(b, sp, armResource)
+	}
+	ctx := context.Background()
+	if _, err := p.validator.Validate(ctx, tokens[0], identity.ServiceARM); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%n == 0 {
+			b.StopTimer()
+			p.validator.Invalidate()
+			_, _ = p.validator.Validate(ctx, tokens[0], identity.ServiceARM) // the principal is known again
+			b.StartTimer()
+		}
+		if _, err := p.validator.Validate(ctx, tokens[i%n], identity.ServiceARM); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

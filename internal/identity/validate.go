@@ -50,9 +50,12 @@ type Validator struct {
 	skew       time.Duration
 	now        func() time.Time
 
-	mu         sync.RWMutex
-	cache      map[string]Claims // token → claims; dropped wholesale on invalidation
-	generation string            // the key set the cache was filled under
+	mu    sync.RWMutex
+	cache map[string]Claims // token → claims; dropped wholesale on invalidation
+	// live remembers principals found to exist, so a new token of a known
+	// principal costs no store lookup; dropped with the cache.
+	live       map[string]struct{}
+	generation string // the key set the cache was filled under
 	// epoch counts Invalidate calls. A validation caches its result only if
 	// no invalidation happened since it looked the principal up, so a
 	// deletion racing a validation can't leave the deleted principal's
@@ -63,7 +66,7 @@ type Validator struct {
 // NewValidator builds a validator.
 func NewValidator(tenantID string, keys *KeyRing, principals PrincipalLookup, skew time.Duration, now func() time.Time) *Validator {
 	return &Validator{tenantID: tenantID, issuer: IssuerURL(tenantID), keys: keys, principals: principals,
-		skew: skew, now: now, cache: map[string]Claims{}}
+		skew: skew, now: now, cache: map[string]Claims{}, live: map[string]struct{}{}}
 }
 
 // maxCached bounds the validation cache.
@@ -99,18 +102,27 @@ func (v *Validator) Validate(ctx context.Context, token string, service Service)
 	if !AudienceMatches(c.Audience, service) {
 		return Claims{}, invalidAs("audience", nil, "the token's audience '%s' is not valid for this service; request a token for %s", c.Audience, serviceAudienceHint(service))
 	}
-	if _, err := v.principals.Get(ctx, c.ObjectID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return Claims{}, invalidAs("principal", err, "the token's principal %s no longer exists", c.ObjectID)
+	v.mu.RLock()
+	_, known := v.live[c.ObjectID]
+	v.mu.RUnlock()
+	if !known {
+		if _, err := v.principals.Get(ctx, c.ObjectID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return Claims{}, invalidAs("principal", err, "the token's principal %s no longer exists", c.ObjectID)
+			}
+			return Claims{}, fmt.Errorf("identity: look up principal: %w", err)
 		}
-		return Claims{}, fmt.Errorf("identity: look up principal: %w", err)
 	}
 	v.mu.Lock()
 	if v.epoch == epoch {
 		if v.generation != gen || len(v.cache) >= maxCached {
 			v.cache, v.generation = map[string]Claims{}, gen
 		}
+		if len(v.live) >= maxCached {
+			v.live = map[string]struct{}{}
+		}
 		v.cache[token] = c
+		v.live[c.ObjectID] = struct{}{}
 	}
 	v.mu.Unlock()
 	return c, nil
@@ -188,6 +200,7 @@ func (v *Validator) parse(token string, now time.Time) (Claims, error) {
 func (v *Validator) Invalidate() {
 	v.mu.Lock()
 	v.cache = map[string]Claims{}
+	v.live = map[string]struct{}{}
 	v.epoch++
 	v.mu.Unlock()
 }
