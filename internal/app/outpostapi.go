@@ -114,6 +114,18 @@ func (a *App) view(p store.Principal, secret string) principalView {
 		ResourceID: p.ResourceID, Secret: secret, TenantID: a.installation.TenantID}
 }
 
+func (a *App) listPrincipals(w http.ResponseWriter, r *http.Request, kind string) error {
+	ps, err := a.directory.List(r.Context(), store.PrincipalFilter{Kind: kind})
+	if err != nil {
+		return err
+	}
+	out := []principalView{}
+	for _, p := range ps {
+		out = append(out, a.view(p, ""))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
 func (a *App) findServicePrincipal(r *http.Request, id string) (store.Principal, error) {
 	p, err := a.directory.Get(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -129,15 +141,7 @@ func (a *App) servicePrincipalsAPI(w http.ResponseWriter, r *http.Request, rest 
 	ctx := r.Context()
 	switch {
 	case len(rest) == 0 && r.Method == http.MethodGet:
-		ps, err := a.directory.List(ctx, store.PrincipalFilter{Kind: store.KindServicePrincipal})
-		if err != nil {
-			return err
-		}
-		out := []principalView{}
-		for _, p := range ps {
-			out = append(out, a.view(p, ""))
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"value": out})
+		return a.listPrincipals(w, r, store.KindServicePrincipal)
 	case len(rest) == 0 && r.Method == http.MethodPost:
 		var in struct {
 			DisplayName string `json:"displayName"`
@@ -213,15 +217,7 @@ func (a *App) usersAPI(w http.ResponseWriter, r *http.Request, rest []string) er
 	ctx := r.Context()
 	switch {
 	case len(rest) == 0 && r.Method == http.MethodGet:
-		ps, err := a.directory.List(ctx, store.PrincipalFilter{Kind: store.KindUser})
-		if err != nil {
-			return err
-		}
-		out := []principalView{}
-		for _, p := range ps {
-			out = append(out, a.view(p, ""))
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"value": out})
+		return a.listPrincipals(w, r, store.KindUser)
 	case len(rest) == 0 && r.Method == http.MethodPost:
 		var in struct {
 			Name     string `json:"name"`

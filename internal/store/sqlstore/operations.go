@@ -16,7 +16,7 @@ type operations struct{ s *Store }
 
 const operationColumns = `id, resource_id, kind, status, error, start_time, end_time, input`
 
-func scanOperation(row interface{ Scan(...any) error }) (store.Operation, error) {
+func scanOperation(row rowScanner) (store.Operation, error) {
 	var (
 		op               store.Operation
 		opErr, input     sql.NullString
@@ -106,22 +106,6 @@ func (o operations) Update(ctx context.Context, id string, update func(op *store
 }
 
 func (o operations) ListUnfinished(ctx context.Context) ([]store.Operation, error) {
-	rows, err := o.s.db.QueryContext(ctx,
+	return queryAll(ctx, o.s.db, "list unfinished operations", scanOperation,
 		`SELECT `+operationColumns+` FROM operations WHERE terminal = 0 ORDER BY start_time, id`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list unfinished operations: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Operation
-	for rows.Next() {
-		op, err := scanOperation(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list unfinished operations: %w", err)
-		}
-		out = append(out, op)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list unfinished operations: %w", err)
-	}
-	return out, nil
 }

@@ -27,7 +27,7 @@ const (
 	principalUserQuery    = `SELECT ` + principalColumns + ` FROM principals WHERE name_key = $1 AND kind = 'User'`
 )
 
-func scanPrincipal(row interface{ Scan(...any) error }) (store.Principal, error) {
+func scanPrincipal(row rowScanner) (store.Principal, error) {
 	var (
 		p                  store.Principal
 		credentials        sql.NullString
@@ -200,21 +200,5 @@ func principalListQuery(filter store.PrincipalFilter) (string, []any) {
 
 func (ps principals) List(ctx context.Context, filter store.PrincipalFilter) ([]store.Principal, error) {
 	query, args := principalListQuery(filter)
-	rows, err := ps.s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list principals: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Principal
-	for rows.Next() {
-		p, err := scanPrincipal(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list principals: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list principals: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, ps.s.db, "list principals", scanPrincipal, query, args...)
 }

@@ -27,7 +27,7 @@ const putAttempts = 5
 // read and our insert; Put then runs the updater again on the stored row.
 var errLostCreateRace = errors.New("lost race to create")
 
-func scanResource(row interface{ Scan(...any) error }) (store.Resource, error) {
+func scanResource(row rowScanner) (store.Resource, error) {
 	var (
 		r                  store.Resource
 		body               sql.NullString
@@ -208,21 +208,5 @@ func (r resources) List(ctx context.Context, filter store.ResourceFilter) ([]sto
 		query += ` LIMIT ` + strconv.Itoa(filter.Limit)
 	}
 
-	rows, err := r.s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list resources: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Resource
-	for rows.Next() {
-		res, err := scanResource(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list resources: %w", err)
-		}
-		out = append(out, res)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list resources: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, r.s.db, "list resources", scanResource, query, args...)
 }
