@@ -15,6 +15,10 @@ type Error struct {
 	Message string
 	Target  string
 	Details []Error
+	// Flat renders the error in IoT Hub's resource-provider shape,
+	// {"code","httpStatusCode","message","details"}, instead of the ARM
+	// envelope: the IotHubs provider's own validation errors look like that.
+	Flat bool
 	// cause is kept for logs, never rendered.
 	cause error
 }
@@ -62,10 +66,22 @@ func AsError(err error) *Error {
 		Message: "Encountered an internal server error. Retry the request; if it keeps failing, see the Outpost log for this request id.", cause: err}
 }
 
-// WriteError renders err in the ARM envelope.
+// WriteError renders err in the ARM envelope (or flat, see Error.Flat).
 func WriteError(w http.ResponseWriter, err error) {
 	ae := AsError(err)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if ae.Flat {
+		w.Header().Set("x-ms-failure-cause", "service")
+		w.WriteHeader(ae.Status)
+		details := ""
+		if len(ae.Details) > 0 {
+			details = ae.Details[0].Message
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"code": ae.Code, "httpStatusCode": http.StatusText(ae.Status), "message": ae.Message, "details": details,
+		})
+		return
+	}
 	w.Header().Set("x-ms-failure-cause", "gateway")
 	w.WriteHeader(ae.Status)
 	_ = json.NewEncoder(w).Encode(struct {

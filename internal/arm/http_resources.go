@@ -150,12 +150,25 @@ func (h *Handler) providerPath(rt route) error {
 		return Errorf(http.StatusNotFound, "NotFound", "The path '%s' does not name a resource manager object. Resource ids look like /subscriptions/{id}/resourceGroups/{group}/providers/{namespace}/{type}/{name}.", r.URL.Path)
 	}
 	ctx := r.Context()
-	// A POST to {resource}/{action} is an action when the type declares it.
-	if r.Method == http.MethodPost && id.IsCollection() && len(id.Types) > 1 {
+	if id.Scope == "" && id.ResourceGroup == "" && id.Subscription != "" && len(id.Types) == 1 && id.IsCollection() {
+		if pa, ok := h.svc.Registry().ProviderActionFor(id.Namespace, id.Types[0]); ok {
+			return h.providerAction(rt, id.Subscription, pa)
+		}
+	}
+	// A POST to {resource}/{action} is an action when the type declares it;
+	// a GET of {resource}/{read} is a read (IotHubStats).
+	if id.IsCollection() && len(id.Types) > 1 {
 		parent := id
 		parent.Types = id.Types[:len(id.Types)-1]
-		action := id.Types[len(id.Types)-1]
-		return h.action(rt, parent, action)
+		name := id.Types[len(id.Types)-1]
+		if r.Method == http.MethodPost {
+			return h.action(rt, parent, name)
+		}
+		if r.Method == http.MethodGet {
+			if pt, err := h.svc.ResolveType(parent); err == nil && containsFold(pt.Info().Reads, name) {
+				return h.read(rt, parent, name)
+			}
+		}
 	}
 	rtype, err := h.svc.ResolveType(id)
 	if err != nil {
@@ -182,6 +195,7 @@ func (h *Handler) providerPath(rt route) error {
 			return err
 		}
 		for i := range items {
+			items[i].Body = h.render(items[i])
 			items[i].Body = withETag(items[i])
 		}
 		return writeList(rt, items, nextAfter(items, p))
@@ -195,6 +209,7 @@ func (h *Handler) providerPath(rt route) error {
 		if err != nil {
 			return err
 		}
+		res.Body = h.render(res)
 		return writeResource(rt.w, http.StatusOK, res, true)
 	case http.MethodPut, http.MethodPatch:
 		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/write", id.String()); err != nil {
@@ -220,6 +235,7 @@ func (h *Handler) providerPath(rt route) error {
 		if r.Method == http.MethodPatch {
 			status = http.StatusOK
 		}
+		res.Resource.Body = h.render(res.Resource)
 		return writeResource(rt.w, status, res.Resource, true)
 	case http.MethodDelete:
 		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/delete", id.String()); err != nil {
@@ -292,6 +308,35 @@ func mergeJSON(target, patch any) any {
 		tm[k] = mergeJSON(tm[k], v)
 	}
 	return tm
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// read answers GET {resource}/{name} for a type's declared reads.
+func (h *Handler) read(rt route, id ResourceID, name string) error {
+	rtype, err := h.svc.ResolveType(id)
+	if err != nil {
+		return err
+	}
+	info := rtype.Info()
+	if _, err := checkTypeAPIVersion(rt.r, info, ""); err != nil {
+		return err
+	}
+	if err := h.authz.Authorize(rt.r, rt.p, info.FullType()+"/"+name+"/read", id.String()); err != nil {
+		return err
+	}
+	out, err := h.svc.Action(rt.r.Context(), id, name, nil)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rt.w, http.StatusOK, out)
 }
 
 func (h *Handler) action(rt route, id ResourceID, action string) error {
@@ -417,8 +462,41 @@ func (h *Handler) operationResult(rt route, opID string) error {
 		if err != nil {
 			return err
 		}
+		res.Body = h.render(res)
 		return writeResource(rt.w, http.StatusOK, res, true)
 	}
 	rt.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// providerAction runs a provider-level operation such as checkNameAvailability.
+func (h *Handler) providerAction(rt route, sub string, pa ProviderAction) error {
+	if rt.r.Method != pa.Method {
+		return errMethod(rt.r.Method, rt.r.URL.Path)
+	}
+	if _, err := checkAPIVersion(rt.r, pa.APIVersions); err != nil {
+		return err
+	}
+	if err := h.authz.Authorize(rt.r, rt.p, pa.Action, SubscriptionID(sub)); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(rt.r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	out, err := pa.Run(rt.r.Context(), sub, body, rt.p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(rt.w, http.StatusOK, out)
+}
+
+// render applies the type's Renderer, if any.
+func (h *Handler) render(res store.Resource) json.RawMessage {
+	if rt, ok := h.svc.Registry().Lookup(res.Type); ok {
+		if r, ok := rt.(Renderer); ok {
+			return r.Render(res)
+		}
+	}
+	return res.Body
 }

@@ -25,6 +25,9 @@ type TypeInfo struct {
 	LongRunning bool
 	// Actions are the POST actions on one resource, e.g. "listkeys".
 	Actions []string
+	// Reads are GET sub-resources of one resource answered by the type's
+	// Action with a nil body, e.g. "IotHubStats", "skus".
+	Reads []string
 	// Capabilities is the provider-metadata capabilities string.
 	Capabilities string
 }
@@ -69,6 +72,12 @@ type ActionType interface {
 	Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error)
 }
 
+// Renderer is implemented by types that show clients less than they store
+// (IoT Hub never returns its keys from GET; listkeys does).
+type Renderer interface {
+	Render(res store.Resource) json.RawMessage
+}
+
 // ResourceReader is implemented by types whose resources are not (all) in
 // the store, e.g. built-in role definitions. Get returns ErrNotFound-wrapped
 // errors or an *Error.
@@ -89,16 +98,30 @@ type DeleteObserver interface {
 	Deleted(ctx context.Context, res store.Resource)
 }
 
+// ProviderAction is an operation on a provider rather than on a resource:
+// POST /subscriptions/{s}/providers/{ns}/{name} (checkNameAvailability) or
+// GET (usages).
+type ProviderAction struct {
+	Namespace   string
+	Name        string
+	Method      string // GET or POST
+	APIVersions []string
+	// Action is the authorization action checked at the subscription scope.
+	Action string
+	Run    func(ctx context.Context, sub string, body json.RawMessage, p Principal) (any, error)
+}
+
 // Registry maps full type names (case-insensitive) to resource types.
 type Registry struct {
-	types map[string]ResourceType
+	actions map[string]ProviderAction // "ns/name", lower case
+	types   map[string]ResourceType
 	// namespaces maps a lower-cased namespace to its canonical spelling.
 	namespaces map[string]string
 }
 
 // NewRegistry returns a registry holding the given types.
 func NewRegistry(types ...ResourceType) (*Registry, error) {
-	r := &Registry{types: map[string]ResourceType{}, namespaces: map[string]string{}}
+	r := &Registry{types: map[string]ResourceType{}, namespaces: map[string]string{}, actions: map[string]ProviderAction{}}
 	for _, t := range types {
 		info := t.Info()
 		if len(info.APIVersions) == 0 {
@@ -112,6 +135,20 @@ func NewRegistry(types ...ResourceType) (*Registry, error) {
 		r.namespaces[strings.ToLower(info.Namespace)] = info.Namespace
 	}
 	return r, nil
+}
+
+// AddProviderAction registers a provider-level operation.
+func (r *Registry) AddProviderAction(a ProviderAction) {
+	r.actions[strings.ToLower(a.Namespace+"/"+a.Name)] = a
+	if _, ok := r.namespaces[strings.ToLower(a.Namespace)]; !ok {
+		r.namespaces[strings.ToLower(a.Namespace)] = a.Namespace
+	}
+}
+
+// ProviderActionFor finds a provider-level operation.
+func (r *Registry) ProviderActionFor(ns, name string) (ProviderAction, bool) {
+	a, ok := r.actions[strings.ToLower(ns+"/"+name)]
+	return a, ok
 }
 
 // Lookup finds the type of an id; ok is false when unknown.

@@ -21,6 +21,7 @@ type Store interface {
 	Resources() Resources
 	Operations() Operations
 	Principals() Principals
+	Devices() Devices
 	// Ping reports whether the backend can serve requests (used by /readyz).
 	Ping(ctx context.Context) error
 	Close() error
