@@ -1,0 +1,185 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/store"
+)
+
+// Policy is a shared access policy of a hub.
+type Policy struct {
+	KeyName      string `json:"keyName"`
+	PrimaryKey   string `json:"primaryKey"`
+	SecondaryKey string `json:"secondaryKey"`
+	Rights       string `json:"rights"`
+}
+
+// Has reports whether the policy grants a right (RegistryRead, …).
+func (p Policy) Has(right string) bool {
+	for _, r := range strings.Split(p.Rights, ",") {
+		if strings.EqualFold(strings.TrimSpace(r), right) {
+			return true
+		}
+	}
+	return false
+}
+
+// Hub is what the data plane needs to know about one hub.
+type Hub struct {
+	Name             string // lower case
+	ResourceID       string
+	HostName         string
+	Policies         []Policy
+	DisableLocalAuth bool
+	PartitionCount   int
+	RetentionDays    int
+}
+
+// Policy returns the named policy.
+func (h Hub) Policy(name string) (Policy, bool) {
+	for _, p := range h.Policies {
+		if strings.EqualFold(p.KeyName, name) {
+			return p, true
+		}
+	}
+	return Policy{}, false
+}
+
+// Directory resolves hubs from the stored IotHubs resources, cached briefly
+// and refreshed at once when the control plane says a hub changed.
+type Directory struct {
+	resources store.Resources
+	suffix    string
+	// DefaultHub names the hub that localhost and bare IP addresses reach;
+	// empty means "the only hub, if there is exactly one".
+	defaultHub string
+	ttl        time.Duration
+
+	mu     sync.Mutex
+	hubs   map[string]Hub
+	loaded time.Time
+}
+
+// NewDirectory builds a hub directory.
+func NewDirectory(resources store.Resources, dnsSuffix, defaultHub string) *Directory {
+	return &Directory{resources: resources, suffix: strings.ToLower(dnsSuffix), defaultHub: strings.ToLower(defaultHub), ttl: 2 * time.Second}
+}
+
+// ErrNoHub is returned when a host name names no hub.
+type ErrNoHub struct{ Host string }
+
+func (e ErrNoHub) Error() string {
+	return fmt.Sprintf("no IoT hub answers to host '%s'", e.Host)
+}
+
+// Invalidate makes the next lookup reload (a hub was created or deleted).
+func (d *Directory) Invalidate() {
+	d.mu.Lock()
+	d.loaded = time.Time{}
+	d.mu.Unlock()
+}
+
+func (d *Directory) load(ctx context.Context) (map[string]Hub, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hubs != nil && time.Since(d.loaded) < d.ttl {
+		return d.hubs, nil
+	}
+	list, err := d.resources.List(ctx, store.ResourceFilter{Type: "Microsoft.Devices/IotHubs"})
+	if err != nil {
+		return nil, fmt.Errorf("hub: list hubs: %w", err)
+	}
+	hubs := make(map[string]Hub, len(list))
+	for _, r := range list {
+		h, err := decodeHub(r)
+		if err != nil {
+			continue
+		}
+		hubs[h.Name] = h
+	}
+	d.hubs, d.loaded = hubs, time.Now()
+	return hubs, nil
+}
+
+func decodeHub(r store.Resource) (Hub, error) {
+	var doc struct {
+		Properties struct {
+			HostName              string   `json:"hostName"`
+			AuthorizationPolicies []Policy `json:"authorizationPolicies"`
+			DisableLocalAuth      bool     `json:"disableLocalAuth"`
+			EventHubEndpoints     map[string]struct {
+				PartitionCount      int `json:"partitionCount"`
+				RetentionTimeInDays int `json:"retentionTimeInDays"`
+			} `json:"eventHubEndpoints"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(r.Body, &doc); err != nil {
+		return Hub{}, err
+	}
+	h := Hub{Name: strings.ToLower(r.Name), ResourceID: r.ID, HostName: doc.Properties.HostName,
+		Policies: doc.Properties.AuthorizationPolicies, DisableLocalAuth: doc.Properties.DisableLocalAuth,
+		PartitionCount: 4, RetentionDays: 1}
+	if ev, ok := doc.Properties.EventHubEndpoints["events"]; ok {
+		if ev.PartitionCount > 0 {
+			h.PartitionCount = ev.PartitionCount
+		}
+		if ev.RetentionTimeInDays > 0 {
+			h.RetentionDays = ev.RetentionTimeInDays
+		}
+	}
+	return h, nil
+}
+
+// Get returns a hub by name.
+func (d *Directory) Get(ctx context.Context, name string) (Hub, bool, error) {
+	hubs, err := d.load(ctx)
+	if err != nil {
+		return Hub{}, false, err
+	}
+	h, ok := hubs[strings.ToLower(name)]
+	return h, ok, nil
+}
+
+// Resolve finds the hub a host name (as sent in Host, SNI, a SAS sr or an
+// MQTT username) addresses: "{hub}.{suffix}", or for localhost, the
+// machine's names and IP addresses, the default hub.
+func (d *Directory) Resolve(ctx context.Context, host string) (Hub, error) {
+	host = strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	hubs, err := d.load(ctx)
+	if err != nil {
+		return Hub{}, err
+	}
+	if name, ok := strings.CutSuffix(host, "."+d.suffix); ok && !strings.Contains(name, ".") {
+		if h, ok := hubs[name]; ok {
+			return h, nil
+		}
+		return Hub{}, ErrNoHub{host}
+	}
+	for _, h := range hubs {
+		if strings.EqualFold(h.HostName, host) {
+			return h, nil
+		}
+	}
+	if d.defaultHub != "" {
+		if h, ok := hubs[d.defaultHub]; ok {
+			return h, nil
+		}
+		return Hub{}, ErrNoHub{host}
+	}
+	if len(hubs) == 1 {
+		for _, h := range hubs {
+			return h, nil
+		}
+	}
+	return Hub{}, ErrNoHub{host}
+}

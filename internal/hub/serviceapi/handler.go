@@ -1,0 +1,287 @@
+package serviceapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/hub"
+	"github.com/outpost-iot/outpost/internal/hub/registry"
+)
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// Handler serves the service REST API of every hub.
+type Handler struct {
+	hubs     *hub.Directory
+	registry *registry.Service
+	bearer   BearerValidator
+	authz    DataAuthorizer
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// Config holds a Handler's dependencies.
+type Config struct {
+	Hubs     *hub.Directory
+	Registry *registry.Service
+	Bearer   BearerValidator
+	Authz    DataAuthorizer
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// New builds the handler.
+func New(c Config) *Handler {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Handler{hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+}
+
+// Segments are the first path segments this surface serves.
+var Segments = []string{"devices", "twins", "statistics"}
+
+// PathRouter is what Mount needs.
+type PathRouter interface {
+	Handle(segment string, h http.Handler)
+}
+
+// Mount registers the surface's path roots.
+func (h *Handler) Mount(r PathRouter) {
+	for _, s := range Segments {
+		r.Handle(s, h)
+	}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.serve(w, r); err != nil {
+		e := registry.AsError(err)
+		if e.Status >= 500 {
+			h.log.Error("hub service api", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeError(w, e)
+	}
+}
+
+// writeError renders IoT Hub's data-plane error body.
+func writeError(w http.ResponseWriter, e *registry.Error) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("iothub-errorcode", e.Code)
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(map[string]string{
+		"Message":          "ErrorCode:" + e.Code + ";" + e.Message,
+		"ExceptionMessage": "Tracking ID:" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-TimeStamp:" + time.Now().UTC().Format("01/02/2006 15:04:05"),
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
+	target, err := h.hubs.Resolve(r.Context(), r.Host)
+	var nohub hub.ErrNoHub
+	if errors.As(err, &nohub) {
+		return &registry.Error{Status: http.StatusNotFound, Code: "IotHubNotFound",
+			Message: sprintf("No IoT hub answers to '%s'. Use the hub's host name ({hub}.{dns suffix}) from its connection string.", r.Host)}
+	}
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("api-version") == "" {
+		return &registry.Error{Status: http.StatusBadRequest, Code: "InvalidProtocolVersion", Message: "The api-version query parameter is required, e.g. api-version=2021-04-12."}
+	}
+	seg := pathSegments(r.URL)
+	ctx := r.Context()
+	name := target.Name
+	switch {
+	// devices and modules
+	case len(seg) == 1 && seg[0] == "devices" && r.Method == http.MethodGet:
+		if err := h.authorize(r, target, registryRead); err != nil {
+			return err
+		}
+		top, _ := strconv.Atoi(r.URL.Query().Get("top"))
+		list, err := h.registry.ListDevices(ctx, name, top)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, list, "")
+	case len(seg) == 2 && seg[0] == "devices" && seg[1] == "query" && r.Method == http.MethodPost:
+		if err := h.authorize(r, target, twinRead); err != nil {
+			return err
+		}
+		return h.query(w, r, name)
+	case len(seg) == 2 && seg[0] == "devices":
+		return h.identity(w, r, target, seg[1], "")
+	case len(seg) == 3 && seg[0] == "devices" && seg[2] == "modules" && r.Method == http.MethodGet:
+		if err := h.authorize(r, target, registryRead); err != nil {
+			return err
+		}
+		list, err := h.registry.ListModules(ctx, name, seg[1])
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, list, "")
+	case len(seg) == 4 && seg[0] == "devices" && seg[2] == "modules":
+		return h.identity(w, r, target, seg[1], seg[3])
+	// twins
+	case len(seg) == 2 && seg[0] == "twins":
+		return h.twin(w, r, target, seg[1], "")
+	case len(seg) == 4 && seg[0] == "twins" && seg[2] == "modules":
+		return h.twin(w, r, target, seg[1], seg[3])
+	// statistics
+	case len(seg) == 2 && seg[0] == "statistics" && seg[1] == "devices" && r.Method == http.MethodGet:
+		if err := h.authorize(r, target, statsRead); err != nil {
+			return err
+		}
+		st, err := h.registry.Statistics(ctx, name)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, st, "")
+	case len(seg) == 2 && seg[0] == "statistics" && seg[1] == "service" && r.Method == http.MethodGet:
+		if err := h.authorize(r, target, statsRead); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, map[string]int{"connectedDeviceCount": 0}, "")
+	}
+	return &registry.Error{Status: http.StatusNotFound, Code: "NotFound", Message: sprintf("No hub API at %s %s.", r.Method, r.URL.Path)}
+}
+
+// pathSegments splits the escaped path and unescapes each segment, so a
+// device id containing %2F stays one segment.
+func pathSegments(u *url.URL) []string {
+	raw := strings.Trim(u.EscapedPath(), "/")
+	parts := strings.Split(raw, "/")
+	for i, p := range parts {
+		if v, err := url.PathUnescape(p); err == nil {
+			parts[i] = v
+		}
+	}
+	return parts
+}
+
+func (h *Handler) identity(w http.ResponseWriter, r *http.Request, target hub.Hub, deviceID, moduleID string) error {
+	ctx := r.Context()
+	switch r.Method {
+	case http.MethodGet:
+		if err := h.authorize(r, target, registryRead); err != nil {
+			return err
+		}
+		id, err := h.registry.GetIdentity(ctx, target.Name, deviceID, moduleID)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, id, id.ETag)
+	case http.MethodPut:
+		if err := h.authorize(r, target, registryWrite); err != nil {
+			return err
+		}
+		var in registry.Identity
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		id, created, err := h.registry.PutIdentity(ctx, target.Name, deviceID, moduleID, in, r.Header.Get("If-Match"))
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if created && moduleID != "" {
+			status = http.StatusCreated
+		}
+		return writeJSON(w, status, id, id.ETag)
+	case http.MethodDelete:
+		if err := h.authorize(r, target, registryDel); err != nil {
+			return err
+		}
+		if err := h.registry.DeleteIdentity(ctx, target.Name, deviceID, moduleID, r.Header.Get("If-Match")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return &registry.Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: sprintf("%s is not supported on %s.", r.Method, r.URL.Path)}
+}
+
+func (h *Handler) twin(w http.ResponseWriter, r *http.Request, target hub.Hub, deviceID, moduleID string) error {
+	ctx := r.Context()
+	switch r.Method {
+	case http.MethodGet:
+		if err := h.authorize(r, target, twinRead); err != nil {
+			return err
+		}
+		t, err := h.registry.GetTwin(ctx, target.Name, deviceID, moduleID)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, t, t.ETag)
+	case http.MethodPatch, http.MethodPut:
+		if err := h.authorize(r, target, twinWrite); err != nil {
+			return err
+		}
+		var patch registry.TwinPatch
+		if err := decode(r, &patch); err != nil {
+			return err
+		}
+		t, err := h.registry.UpdateTwin(ctx, target.Name, deviceID, moduleID, patch, r.Header.Get("If-Match"), r.Method == http.MethodPut)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, t, t.ETag)
+	}
+	return &registry.Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: sprintf("%s is not supported on %s.", r.Method, r.URL.Path)}
+}
+
+func (h *Handler) query(w http.ResponseWriter, r *http.Request, hubName string) error {
+	var in struct {
+		Query string `json:"query"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	q, err := registry.ParseQuery(in.Query)
+	if err != nil {
+		return err
+	}
+	max, _ := strconv.Atoi(r.Header.Get("x-ms-max-item-count"))
+	out, next, err := h.registry.RunQuery(r.Context(), hubName, q, max, r.Header.Get("x-ms-continuation"))
+	if err != nil {
+		return err
+	}
+	if next != "" {
+		w.Header().Set("x-ms-continuation", next)
+	}
+	w.Header().Set("x-ms-item-type", "Twin")
+	return writeJSON(w, http.StatusOK, out, "")
+}
+
+func decode(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &registry.Error{Status: http.StatusRequestEntityTooLarge, Code: "MessageTooLarge", Message: sprintf("The request body is larger than %d bytes.", mbe.Limit)}
+		}
+		return fmt.Errorf("serviceapi: read body: %w", err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return &registry.Error{Status: http.StatusBadRequest, Code: "ArgumentInvalid", Message: sprintf("The request body is not valid JSON for this operation: %v.", err)}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any, etag string) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if etag != "" {
+		w.Header().Set("ETag", `"`+etag+`"`)
+	}
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,88 @@
+package telemetry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/bus"
+	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+	"github.com/outpost-iot/outpost/internal/testenv"
+)
+
+func openBus(t *testing.T, external bool) *bus.Bus {
+	t.Helper()
+	cfg := bus.Config{StoreDir: t.TempDir()}
+	if external {
+		cfg = bus.Config{URL: testenv.NATSURL(t), StreamPrefix: testenv.StreamPrefix(t)}
+	}
+	b, err := bus.Open(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	return b
+}
+
+func TestPublishAndRead(t *testing.T) {
+	for _, external := range []bool{false, true} {
+		t.Run(fmt.Sprintf("external=%v", external), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s := telemetry.New(openBus(t, external), time.Now)
+			if err := s.EnsureHub(ctx, "Hub1", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.EnsureHub(ctx, "hub1", 2); err != nil {
+				t.Fatalf("EnsureHub is not idempotent: %v", err)
+			}
+			const n = 100
+			for i := 0; i < n; i++ {
+				dev := fmt.Sprintf("dev%d", i%7)
+				m, err := s.Publish(ctx, 4, telemetry.Message{Hub: "hub1", DeviceID: dev, Payload: []byte(fmt.Sprint(i)),
+					System: map[string]string{telemetry.PropMessageID: fmt.Sprint("mid-", i), telemetry.PropContentType: "application/json"},
+					App:    map[string]string{"temp": fmt.Sprint(i), "odd key/é": "v"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Partition != telemetry.Partition(dev, 4) || m.Sequence == 0 {
+					t.Fatalf("published %+v", m)
+				}
+			}
+			var got []telemetry.Message
+			errDone := errors.New("done")
+			err := s.Read(ctx, "hub1", telemetry.ReadOptions{FromStart: true, Partition: -1}, func(m telemetry.Message) error {
+				got = append(got, m)
+				if len(got) == n {
+					return errDone
+				}
+				return nil
+			})
+			if !errors.Is(err, errDone) {
+				t.Fatalf("read %d of %d: %v", len(got), n, err)
+			}
+			seen := map[string]bool{}
+			for _, m := range got {
+				seen[m.System[telemetry.PropMessageID]] = true
+				if m.App["odd key/é"] != "v" || m.App["temp"] == "" || m.System[telemetry.PropMessageSource] != "Telemetry" ||
+					m.System[telemetry.PropContentType] != "application/json" || m.Enqueued.IsZero() || m.DeviceID == "" {
+					t.Fatalf("message lost properties: %+v", m)
+				}
+				if m.Partition != telemetry.Partition(m.DeviceID, 4) {
+					t.Fatalf("partition %d for %s", m.Partition, m.DeviceID)
+				}
+			}
+			if len(seen) != n {
+				t.Errorf("%d distinct messages, want %d", len(seen), n)
+			}
+			if err := s.RemoveHub(ctx, "hub1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Publish(ctx, 4, telemetry.Message{Hub: "hub1", DeviceID: "d"}); err == nil {
+				t.Error("publish to a removed hub succeeded")
+			}
+		})
+	}
+}
