@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/hub"
+	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
 )
 
@@ -20,22 +21,26 @@ func sprintf(format string, args ...any) string { return fmt.Sprintf(format, arg
 
 // Handler serves the service REST API of every hub.
 type Handler struct {
-	hubs     *hub.Directory
-	registry *registry.Service
-	bearer   BearerValidator
-	authz    DataAuthorizer
-	log      *slog.Logger
-	now      func() time.Time
+	devices   *deviceauth.Authenticator
+	publisher Publisher
+	hubs      *hub.Directory
+	registry  *registry.Service
+	bearer    BearerValidator
+	authz     DataAuthorizer
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // Config holds a Handler's dependencies.
 type Config struct {
-	Hubs     *hub.Directory
-	Registry *registry.Service
-	Bearer   BearerValidator
-	Authz    DataAuthorizer
-	Log      *slog.Logger
-	Now      func() time.Time
+	Devices   *deviceauth.Authenticator
+	Publisher Publisher
+	Hubs      *hub.Directory
+	Registry  *registry.Service
+	Bearer    BearerValidator
+	Authz     DataAuthorizer
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // New builds the handler.
@@ -43,7 +48,7 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+	return &Handler{devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
 }
 
 // Segments are the first path segments this surface serves.
@@ -115,6 +120,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return h.query(w, r, name)
+	case len(seg) == 4 && seg[0] == "devices" && seg[2] == "messages" && seg[3] == "events":
+		return h.deviceTelemetry(w, r, seg[1], "")
+	case len(seg) == 6 && seg[0] == "devices" && seg[2] == "modules" && seg[4] == "messages" && seg[5] == "events":
+		return h.deviceTelemetry(w, r, seg[1], seg[3])
 	case len(seg) == 2 && seg[0] == "devices":
 		return h.identity(w, r, target, seg[1], "")
 	case len(seg) == 3 && seg[0] == "devices" && seg[2] == "modules" && r.Method == http.MethodGet:
