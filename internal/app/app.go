@@ -55,6 +55,7 @@ type App struct {
 	msiServer *http.Server
 	msiLn     net.Listener
 	operator  Operator
+	hub       hubPlane
 	started   time.Time
 }
 
@@ -124,9 +125,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.buildIdentity(ctx); err != nil {
 		return nil, err
 	}
+	a.buildHub()
 	registry, err := arm.NewRegistry(a.resourceTypes()...)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
+	}
+	for _, pa := range a.providerActions() {
+		registry.AddProviderAction(pa)
 	}
 	a.arm = arm.NewService(arm.ServiceConfig{
 		Store: a.store, Registry: registry, Installation: a.installation, Log: log.With("component", "arm"),

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/hub/hubresource"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
@@ -19,7 +20,26 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		msi.NewUserAssignedIdentities(a.msi),
 		rbac.NewRoleAssignments(a.rbac, a.directory, a.installation.TenantID, now),
 		rbac.NewRoleDefinitions(a.rbac, now),
+		a.iotHubs(),
+		hubresource.NewIotHubKeys(a.store.Resources()),
 	}
+}
+
+// providerActions are the operations on a provider rather than a resource
+// (checkNameAvailability, usages); app.go registers them with the types.
+func (a *App) providerActions() []arm.ProviderAction {
+	return a.iotHubs().ProviderActions()
+}
+
+// iotHubs is the Microsoft.Devices/IotHubs type (it holds no state, so the
+// registry and the provider actions may each build one). The hub runtime
+// (hub.go) follows provisioned hubs; hubresource.NopRuntime{} and
+// hubresource.NoDevices{} stand in wherever the hub plane is not built.
+func (a *App) iotHubs() *hubresource.IotHubs {
+	return hubresource.New(hubresource.Config{
+		DNSSuffix: a.cfg.DNSSuffix, Identities: a.msi, Resources: a.store.Resources(),
+		Runtime: hubRuntime{&a.hub}, Devices: a.store.Devices(),
+	})
 }
 
 // defaultMux serves every host that no host route claims: the resource
@@ -34,6 +54,7 @@ func (a *App) defaultMux() http.Handler {
 	}).Mount(paths)
 	identity.NewHandler(a.issuer, a.keys, a.directory, a.log.With("component", "issuer")).Mount(paths)
 	paths.Handle("outpost", a.outpostAPI())
+	a.hub.service.Mount(paths)
 	return paths
 }
 

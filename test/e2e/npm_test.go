@@ -18,7 +18,7 @@ func clientsDir(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "clients")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@azure", "arm-resources")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "azure-iot-device-mqtt")); err != nil {
 		testenv.Unavailable(t, "npm packages missing in %s: run `npm ci` there (.ci/run does)", dir)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
@@ -31,6 +31,12 @@ func clientsDir(t *testing.T) string {
 // environment `outpost env` would print.
 func runNodeTest(t *testing.T, s *testserver.Server, file string) {
 	t.Helper()
+	runNodeTestEnv(t, s, file, nil)
+}
+
+// runNodeTestEnv is runNodeTest with extra variables.
+func runNodeTestEnv(t *testing.T, s *testserver.Server, file string, extra map[string]string) {
+	t.Helper()
 	dir := clientsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -38,6 +44,9 @@ func runNodeTest(t *testing.T, s *testserver.Server, file string) {
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	for k, v := range s.Env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	out, err := cmd.CombinedOutput()

@@ -113,6 +113,11 @@ func (s *Service) PutIdentity(ctx context.Context, hub, deviceID, moduleID strin
 		return s.render(d), true, nil
 	case err != nil:
 		return Identity{}, false, fmt.Errorf("registry: get: %w", err)
+	case strings.TrimSpace(ifMatch) == "":
+		// IoT Hub treats a PUT without If-Match as a create; updates send
+		// If-Match ("*" or the etag), as the SDKs' update does.
+		return Identity{}, false, errorf(http.StatusConflict, alreadyExistsCode(moduleID),
+			"%s already exists. To update it, send If-Match: \"*\" or its etag.", describe(deviceID, moduleID))
 	}
 	d, err := s.devices.Update(ctx, hub, deviceID, moduleID, func(d *store.Device) error {
 		if err := checkETag(ifMatch, d.ETag, deviceID, moduleID); err != nil {

@@ -39,6 +39,9 @@ func TestIdentityLifecycle(t *testing.T) {
 	if d.Status != "enabled" || d.Authentication.Type != "sas" || len(k.PrimaryKey) != 44 || k.PrimaryKey == k.SecondaryKey || d.ETag == "" || d.GenerationID == "" {
 		t.Fatalf("created = %+v", d)
 	}
+	if _, _, err := s.PutIdentity(ctx, "hub", "dev1", "", registry.Identity{}, ""); code(err) != "DeviceAlreadyExists" {
+		t.Errorf("PUT without If-Match on an existing device: %v", err)
+	}
 	if _, _, err := s.PutIdentity(ctx, "hub", "dev1", "", registry.Identity{Status: "disabled"}, `"stale"`); code(err) != "PreconditionFailed" {
 		t.Errorf("stale If-Match: %v", err)
 	}

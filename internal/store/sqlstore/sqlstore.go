@@ -178,6 +178,9 @@ func (s *Store) Operations() store.Operations { return operations{s} }
 // Principals implements store.Store.
 func (s *Store) Principals() store.Principals { return principals{s} }
 
+// Devices implements store.Store.
+func (s *Store) Devices() store.Devices { return devices{s} }
+
 // Ping reports whether both the read and the write side reach the database.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.writer.PingContext(ctx); err != nil {
@@ -217,6 +220,10 @@ type dialect struct {
 	// write back. SQLite needs none: BEGIN IMMEDIATE already holds the
 	// database's only write lock.
 	forUpdate string
+	// forKeyShare ends a SELECT that only needs the row to stay (not be
+	// deleted or re-keyed) until the transaction ends, without blocking
+	// other transactions that do the same. SQLite needs none, as above.
+	forKeyShare string
 	// migrationLock runs first in the migration transaction so that nodes
 	// starting together apply each migration once; empty when the
 	// transaction alone already excludes other writers.
@@ -225,10 +232,28 @@ type dialect struct {
 	// write. Writes prefer ON CONFLICT DO NOTHING and the row count; this
 	// is for an UPDATE, which has no ON CONFLICT.
 	uniqueViolation func(err error) bool
+	// retryable reports whether err aborted the transaction only because
+	// of its timing with another one (a deadlock between row locks), so
+	// running it again may succeed. SQLite's single writer has no such
+	// errors.
+	retryable func(err error) bool
+}
+
+// forUpdateOf is forUpdate for a SELECT that joins table with other rows
+// (such as a VALUES list): only table's rows can, and need to, be locked.
+func (d dialect) forUpdateOf(table string) string {
+	if d.forUpdate == "" {
+		return ""
+	}
+	return d.forUpdate + " OF " + table
 }
 
 func sqliteDialect() dialect {
-	return dialect{name: DriverSQLite, uniqueViolation: sqliteUniqueViolation}
+	return dialect{
+		name:            DriverSQLite,
+		uniqueViolation: sqliteUniqueViolation,
+		retryable:       func(error) bool { return false },
+	}
 }
 
 func sqliteUniqueViolation(err error) bool {
@@ -244,17 +269,28 @@ func postgresDialect() dialect {
 	return dialect{
 		name:            DriverPostgres,
 		forUpdate:       " FOR UPDATE",
+		forKeyShare:     " FOR KEY SHARE",
 		migrationLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 		uniqueViolation: postgresUniqueViolation,
+		retryable:       postgresRetryable,
 	}
 }
 
-// postgresUniqueViolationCode is SQLSTATE unique_violation.
-const postgresUniqueViolationCode = "23505"
+// SQLSTATE codes the dialect reads.
+const (
+	postgresUniqueViolationCode = "23505" // unique_violation
+	postgresDeadlockCode        = "40P01" // deadlock_detected
+	postgresSerializationCode   = "40001" // serialization_failure
+)
 
 func postgresUniqueViolation(err error) bool {
 	var e *pgconn.PgError
 	return errors.As(err, &e) && e.Code == postgresUniqueViolationCode
+}
+
+func postgresRetryable(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && (e.Code == postgresDeadlockCode || e.Code == postgresSerializationCode)
 }
 
 // inTx runs fn in a write transaction and commits when fn succeeds. The

@@ -9,5 +9,8 @@
 // holding LIKE wildcards, lost updates and double creates under concurrent
 // writers (including two principals racing for one app id or user name),
 // ordering that must be bytewise rather than linguistic, and data outliving
-// Close.
+// Close. For device registries it adds case-sensitive ids, modules that
+// must not outlive their device (also when a delete races their creates),
+// etags that change independently, and bulk writes whose entries fail alone
+// while the batch commits or fails as a whole.
 package storetest

@@ -22,6 +22,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Operations", func(t *testing.T) { runOperations(t, newBackend) })
 	t.Run("Settings", func(t *testing.T) { runSettings(t, newBackend) })
 	t.Run("Principals", func(t *testing.T) { runPrincipals(t, newBackend) })
+	t.Run("Devices", func(t *testing.T) { runDevices(t, newBackend) })
 	t.Run("Store", func(t *testing.T) {
 		t.Run("Ping", func(t *testing.T) {
 			t.Parallel()
@@ -81,6 +82,16 @@ func testSurvivesReopen(t *testing.T, b Backend) {
 	}
 	sp := mustCreatePrincipal(t, first.Principals(), servicePrincipal("oid-sp", "app-1", "builder"))
 	alice := mustCreatePrincipal(t, first.Principals(), user("oid-alice", "Alice@contoso.com"))
+	device := mustCreateDevice(t, first.Devices(), testDevice(testHub, "dev"))
+	module := mustCreateDevice(t, first.Devices(), testModule(testHub, "dev", "mod"))
+	if errs, err := first.Devices().PutMany(ctx, testHub, []store.DeviceKey{{DeviceID: "imported"}},
+		func(int, *store.Device) (*store.Device, error) {
+			d := testDevice(testHub, "imported")
+			d.Enabled = false
+			return &d, nil
+		}); err != nil || errs[0] != nil {
+		t.Fatalf("PutMany = %v, %v", errs, err)
+	}
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -126,6 +137,22 @@ func testSurvivesReopen(t *testing.T, b Backend) {
 	checkPrincipal(t, gotUser, alice)
 	if err := ps.Create(ctx, user("oid-other", "ALICE@contoso.com")); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Errorf("Create with a taken user name after reopen: err = %v, want ErrAlreadyExists", err)
+	}
+
+	ds := second.Devices()
+	for _, want := range []store.Device{device, module} {
+		got, err := ds.Get(ctx, testHub, want.DeviceID, want.ModuleID)
+		if err != nil {
+			t.Fatalf("Get %s after reopen: %v", entryName(want), err)
+		}
+		checkDevice(t, got, want)
+	}
+	checkEntries(t, "devices after reopen", mustList(t, ds, store.DeviceFilter{Hub: testHub}), []string{"dev", "imported"})
+	if c, err := ds.Count(ctx, testHub); err != nil || c != (store.DeviceCounts{Total: 2, Enabled: 1, Disabled: 1}) {
+		t.Errorf("Count after reopen = %+v, %v; want 2 devices, 1 enabled", c, err)
+	}
+	if _, err := ds.Create(ctx, testDevice(testHub, "dev")); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("Create of a stored device after reopen: err = %v, want ErrAlreadyExists", err)
 	}
 }
 

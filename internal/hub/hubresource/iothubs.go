@@ -1,0 +1,373 @@
+package hubresource
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/identity/msi"
+	"github.com/outpost-iot/outpost/internal/store"
+)
+
+// Type is the ARM type served here.
+const Type = "Microsoft.Devices/IotHubs"
+
+// Identities applies the identity block; *msi.Manager implements it.
+type Identities interface {
+	Prepare(ctx context.Context, req arm.PutRequest) (msi.Block, error)
+	Provision(ctx context.Context, resourceID string, b msi.Block) (msi.Block, error)
+	Deprovision(ctx context.Context, resourceID string) error
+}
+
+// ResourceLister lists stored resources; store.Resources implements it.
+// Hub names are host names, so they must be unique across the whole
+// installation, not just a resource group: the type looks at every hub.
+type ResourceLister interface {
+	List(ctx context.Context, filter store.ResourceFilter) ([]store.Resource, error)
+}
+
+// Config holds the type's dependencies.
+type Config struct {
+	// DNSSuffix makes host names: {hub}.{DNSSuffix}.
+	DNSSuffix  string
+	Identities Identities
+	Resources  ResourceLister
+	// Runtime follows hubs as they are provisioned and deleted
+	// (NopRuntime when nil).
+	Runtime Runtime
+	// Devices answers IotHubStats (NoDevices when nil).
+	Devices DeviceCounter
+	// Locations are the accepted locations (arm.DefaultLocations when nil).
+	Locations []arm.Location
+	// Now defaults to time.Now; Random (key material) to crypto/rand.
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// IotHubs is the Microsoft.Devices/IotHubs resource type.
+type IotHubs struct {
+	cfg Config
+}
+
+var (
+	_ arm.ResourceType = (*IotHubs)(nil)
+	_ arm.ActionType   = (*IotHubs)(nil)
+	_ arm.Renderer     = (*IotHubs)(nil)
+)
+
+// New builds the resource type.
+func New(cfg Config) *IotHubs {
+	if cfg.Runtime == nil {
+		cfg.Runtime = NopRuntime{}
+	}
+	if cfg.Devices == nil {
+		cfg.Devices = NoDevices{}
+	}
+	if cfg.Locations == nil {
+		cfg.Locations = arm.DefaultLocations()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Random == nil {
+		cfg.Random = rand.Reader
+	}
+	return &IotHubs{cfg: cfg}
+}
+
+// Info implements arm.ResourceType.
+func (h *IotHubs) Info() arm.TypeInfo {
+	return arm.TypeInfo{
+		Namespace: "Microsoft.Devices", Type: "IotHubs",
+		APIVersions:  APIVersions(),
+		LongRunning:  true,
+		Actions:      []string{"listkeys"},
+		Reads:        []string{"IotHubStats", "skus", "quotaMetrics", "routingEndpointsHealth"},
+		Capabilities: "SupportsTags, SupportsLocation",
+	}
+}
+
+// Prepare implements arm.ResourceType: it validates a PUT and returns the
+// hub to store, keys and server-filled settings included.
+func (h *IotHubs) Prepare(ctx context.Context, req arm.PutRequest) (arm.Document, error) {
+	name := req.ID.Name()
+	if problem := nameProblem(name); problem != "" {
+		return nil, errInvalidName(name, problem)
+	}
+	if err := h.checkNameFree(ctx, req.ID); err != nil {
+		return nil, err
+	}
+	body := object(req.Body)
+	var current object
+	if req.Current != nil {
+		doc, err := arm.ParseDocument(req.Current.Body)
+		if err != nil {
+			return nil, fmt.Errorf("hubresource: decode stored hub %s: %w", req.Current.ID, err)
+		}
+		current = object(doc)
+	}
+	location, err := h.location(req, current)
+	if err != nil {
+		return nil, err
+	}
+	sku, limits, err := prepareSKU(body, current)
+	if err != nil {
+		return nil, err
+	}
+	block, err := h.cfg.Identities.Prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	keepPrincipalIDs(&block, current)
+	var tags map[string]string
+	if raw, ok := body.get("tags"); ok {
+		if err := json.Unmarshal(raw, &tags); err != nil {
+			return nil, invalid("tags must be an object of string values, got %s.", abbreviate(raw))
+		}
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	propsBody := object{}
+	if raw, ok := body.get("properties"); ok {
+		if propsBody, err = decodeObject(raw, "properties"); err != nil {
+			return nil, err
+		}
+	}
+	var currentProps object
+	if current != nil {
+		currentProps, _ = current.sub("properties", "")
+	}
+	b := &propertiesBuilder{
+		name: name, location: location, dnsSuffix: h.cfg.DNSSuffix, body: propsBody, current: currentProps,
+		sku: limits, identity: block, random: h.cfg.Random,
+	}
+	props, err := b.build()
+	if err != nil {
+		return nil, err
+	}
+	id := req.ID
+	if req.Current != nil {
+		if cid, err := arm.ParseResourceID(req.Current.ID); err == nil {
+			id = cid // the first spelling stays, as in ARM
+		}
+	}
+	doc := arm.Document{}
+	doc.Set("location", location)
+	doc.Set("tags", tags)
+	doc.Set("sku", sku)
+	doc.Set("identity", block)
+	doc.Set("properties", props)
+	// az reads the resource group from here when -g is omitted.
+	doc.Set("resourcegroup", id.ResourceGroup)
+	doc.Set("subscriptionid", id.Subscription)
+	doc.Set("systemData", h.systemData(req.Principal, current))
+	return doc, nil
+}
+
+// checkNameFree refuses a name another hub of the installation holds.
+func (h *IotHubs) checkNameFree(ctx context.Context, id arm.ResourceID) error {
+	other, found, err := h.findHub(ctx, id.Name())
+	if err != nil {
+		return err
+	}
+	if found && store.Key(other.ID) != store.Key(id.String()) {
+		return errNameNotAvailable(id.Name())
+	}
+	return nil
+}
+
+// findHub finds the hub of a name in any subscription.
+func (h *IotHubs) findHub(ctx context.Context, name string) (store.Resource, bool, error) {
+	const page = 500
+	after := ""
+	for {
+		batch, err := h.cfg.Resources.List(ctx, store.ResourceFilter{Type: Type, After: after, Limit: page})
+		if err != nil {
+			return store.Resource{}, false, fmt.Errorf("hubresource: list hubs: %w", err)
+		}
+		for _, r := range batch {
+			if strings.EqualFold(r.Name, name) {
+				return r, true, nil
+			}
+		}
+		if len(batch) < page {
+			return store.Resource{}, false, nil
+		}
+		after = batch[len(batch)-1].ID
+	}
+}
+
+// location validates the location: required, a known region, and fixed
+// once the hub exists.
+func (h *IotHubs) location(req arm.PutRequest, current object) (string, error) {
+	loc := req.Body.String("location")
+	if loc == "" {
+		return "", arm.Errorf(http.StatusBadRequest, "LocationRequired",
+			"The location property is required for this definition. Add \"location\": \"<region>\", e.g. \"westus\" (az uses the resource group's).")
+	}
+	squashed := strings.ToLower(strings.ReplaceAll(loc, " ", ""))
+	canon := ""
+	names := make([]string, len(h.cfg.Locations))
+	for i, l := range h.cfg.Locations {
+		names[i] = l.Name
+		if l.Name == squashed {
+			canon = l.Name
+		}
+	}
+	if canon == "" {
+		return "", arm.Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
+			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.", loc, Type, strings.Join(names, ","))
+	}
+	if current != nil {
+		if was, _, _ := current.str("location", ""); was != "" && was != canon {
+			return "", arm.Errorf(http.StatusConflict, "InvalidResourceLocation",
+				"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
+				req.ID.Name(), was, req.ID.ResourceGroup, canon)
+		}
+	}
+	return canon, nil
+}
+
+// keepPrincipalIDs shows the ids the identities already have while the
+// update is provisioned (Provision sets them again).
+func keepPrincipalIDs(b *msi.Block, current object) {
+	if current == nil {
+		return
+	}
+	var was msi.Block
+	if raw, ok := current.get("identity"); ok {
+		_ = json.Unmarshal(raw, &was)
+	}
+	if b.System() && was.System() {
+		b.PrincipalID, b.TenantID = was.PrincipalID, was.TenantID
+	}
+	if b.User() && was.TenantID != "" {
+		b.TenantID = was.TenantID
+	}
+	for id, ref := range b.UserAssignedIdentities {
+		for wid, wref := range was.UserAssignedIdentities {
+			if strings.EqualFold(id, wid) && wref != nil {
+				*ref = *wref
+			}
+		}
+	}
+}
+
+func (h *IotHubs) systemData(p arm.Principal, current object) map[string]string {
+	now := h.cfg.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	by, byType := p.AppID, "Application"
+	switch p.Type {
+	case "User":
+		by, byType = p.ObjectID, "User"
+	case "ManagedIdentity":
+		byType = "ManagedIdentity"
+	}
+	if by == "" {
+		by = p.ObjectID
+	}
+	sd := map[string]string{"createdByType": byType, "createdAt": now, "lastModifiedByType": byType, "lastModifiedAt": now}
+	if by != "" {
+		sd["createdBy"], sd["lastModifiedBy"] = by, by
+	}
+	if current != nil {
+		var was map[string]string
+		if raw, ok := current.get("systemData"); ok && json.Unmarshal(raw, &was) == nil {
+			for _, k := range []string{"createdBy", "createdByType", "createdAt"} {
+				if v := was[k]; v != "" {
+					sd[k] = v
+				}
+			}
+		}
+	}
+	return sd
+}
+
+// Provision implements arm.ResourceType: the system-assigned identity
+// follows the block, then the hub runtime follows the hub.
+func (h *IotHubs) Provision(ctx context.Context, id arm.ResourceID, doc arm.Document) (arm.Document, error) {
+	var block msi.Block
+	if err := doc.Decode("identity", &block); err != nil {
+		return nil, fmt.Errorf("hubresource: provision %s: %w", id, err)
+	}
+	block, err := h.cfg.Identities.Provision(ctx, id.String(), block)
+	if err != nil {
+		return nil, fmt.Errorf("hubresource: provision %s: %w", id, err)
+	}
+	doc.Set("identity", block)
+	props, err := object(doc).sub("properties", "")
+	if err != nil || props == nil {
+		return nil, fmt.Errorf("hubresource: provision %s: stored hub has no properties", id)
+	}
+	hub := Hub{Name: id.Name(), ResourceID: id.String()}
+	hub.HostName, _, _ = props.str("hostName", "properties")
+	if eh, _ := props.sub("eventHubEndpoints", "properties"); eh != nil {
+		if ev, _ := eh.sub("events", "eventHubEndpoints"); ev != nil {
+			n, _, _ := ev.integer("partitionCount", "events")
+			d, _, _ := ev.integer("retentionTimeInDays", "events")
+			hub.PartitionCount, hub.RetentionDays = int(n), int(d)
+		}
+	}
+	if err := h.cfg.Runtime.EnsureHub(ctx, hub); err != nil {
+		return nil, fmt.Errorf("hubresource: start hub %s: %w", id.Name(), err)
+	}
+	props.set("state", "Active")
+	doc.Set("properties", props)
+	return doc, nil
+}
+
+// Deprovision implements arm.ResourceType.
+func (h *IotHubs) Deprovision(ctx context.Context, res store.Resource) error {
+	if err := h.cfg.Identities.Deprovision(ctx, res.ID); err != nil {
+		return fmt.Errorf("hubresource: deprovision %s: %w", res.ID, err)
+	}
+	if err := h.cfg.Runtime.RemoveHub(ctx, res.Name); err != nil {
+		return fmt.Errorf("hubresource: stop hub %s: %w", res.Name, err)
+	}
+	return nil
+}
+
+// Render implements arm.Renderer: keys never leave through GET, PUT or
+// list ("security-related properties are set to null"); listkeys has them.
+func (h *IotHubs) Render(res store.Resource) json.RawMessage {
+	doc, err := arm.ParseDocument(res.Body)
+	if err != nil {
+		return res.Body
+	}
+	props, err := object(doc).sub("properties", "")
+	if err != nil || props == nil {
+		return res.Body
+	}
+	props["authorizationPolicies"] = json.RawMessage("null")
+	doc.Set("properties", props)
+	if _, ok := doc["identity"]; !ok {
+		doc.Set("identity", msi.Block{Type: msi.TypeNone})
+	}
+	return doc.Bytes()
+}
+
+// policiesOf returns the stored shared access policies of a hub.
+func policiesOf(res store.Resource) ([]Policy, error) {
+	doc, err := arm.ParseDocument(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("hubresource: decode %s: %w", res.ID, err)
+	}
+	props, err := object(doc).sub("properties", "")
+	if err != nil || props == nil {
+		return nil, errors.New("hubresource: stored hub has no properties")
+	}
+	var ps []Policy
+	if raw, ok := props.get("authorizationPolicies"); ok {
+		if err := json.Unmarshal(raw, &ps); err != nil {
+			return nil, fmt.Errorf("hubresource: decode policies of %s: %w", res.ID, err)
+		}
+	}
+	return ps, nil
+}
