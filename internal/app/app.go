@@ -145,6 +145,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.rbac.ReloadNow(ctx); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if err := a.listenMQTT(); err != nil {
+		return nil, err
+	}
 	if a.msiLn, err = net.Listen("tcp", cfg.Identity.ManagedIdentityListen); err != nil {
 		return nil, fmt.Errorf("app: managed identity endpoint: %w", err)
 	}
@@ -201,6 +204,7 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.server.Run(gctx, a.cfg.ShutdownTimeout) })
 	g.Go(func() error { return a.runner.Run(gctx) })
+	g.Go(func() error { return a.serveMQTT(gctx) })
 	g.Go(func() error {
 		return a.keys.Run(gctx, time.Minute, func(err error) { a.log.Warn("refresh signing keys", "err", err) })
 	})
@@ -233,6 +237,9 @@ func (a *App) close(ctx context.Context) error {
 	var errs []error
 	if a.msiLn != nil && a.msiServer == nil {
 		a.msiLn.Close()
+	}
+	if a.hub.mqttLn != nil && a.server == nil {
+		a.hub.mqttLn.Close()
 	}
 	if a.bus != nil {
 		errs = append(errs, a.bus.Close(ctx))

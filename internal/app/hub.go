@@ -2,14 +2,18 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
+	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
 	"github.com/outpost-iot/outpost/internal/hub/hubresource"
+	"github.com/outpost-iot/outpost/internal/hub/mqtt"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
 	"github.com/outpost-iot/outpost/internal/hub/serviceapi"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
@@ -20,6 +24,10 @@ import (
 // hubPlane is the IoT hub's runtime: the hub directory, the registry, the
 // telemetry streams and the service API.
 type hubPlane struct {
+	presence  *devicemqtt.Presence
+	sessions  *devicemqtt.Hub
+	mqtt      *mqtt.Server
+	mqttLn    net.Listener
 	devices   *deviceauth.Authenticator
 	hubs      *hub.Directory
 	registry  *registry.Service
@@ -30,16 +38,54 @@ type hubPlane struct {
 func (a *App) buildHub() {
 	now := time.Now
 	a.hub.hubs = hub.NewDirectory(a.store.Resources(), a.cfg.DNSSuffix, "")
-	a.hub.registry = registry.New(a.store.Devices(), nil, now)
+	a.hub.presence = devicemqtt.NewPresence()
+	a.hub.registry = registry.New(a.store.Devices(), a.hub.presence, now)
 	a.hub.telemetry = telemetry.New(a.bus, now)
 	a.hub.devices = deviceauth.New(a.hub.hubs, a.hub.registry, now)
+	publisher := telemetryPublisher{a.hub.telemetry}
+	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
+	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
 	a.hub.service = serviceapi.New(serviceapi.Config{
-		Devices: a.hub.devices, Publisher: telemetryPublisher{a.hub.telemetry},
+		Methods: a.hub.sessions, Devices: a.hub.devices, Publisher: publisher,
 		Hubs: a.hub.hubs, Registry: a.hub.registry,
 		Bearer: iotHubBearer{a.validator}, Authz: dataAuthorizer{a.rbac},
 		Log: a.log.With("component", "hub-service"), Now: now,
 	})
 }
+
+// listenMQTT binds the MQTT over TLS listener and builds the server.
+func (a *App) listenMQTT() error {
+	srv, err := mqtt.New(mqtt.Config{}, a.hub.sessions, a.hub.sessions, a.log.With("component", "mqtt"))
+	if err != nil {
+		return fmt.Errorf("app: mqtt: %w", err)
+	}
+	a.hub.sessions.SetServer(srv)
+	a.hub.mqtt = srv
+	tlsCfg := a.ca.ServerTLSConfig()
+	// X.509 devices present a client certificate; SAS devices don't.
+	tlsCfg.ClientAuth = tls.RequestClientCert
+	ln, err := net.Listen("tcp", a.cfg.MQTTAddress())
+	if err != nil {
+		return fmt.Errorf("app: mqtt listen %s: %w", a.cfg.MQTTAddress(), err)
+	}
+	a.hub.mqttLn = tls.NewListener(ln, tlsCfg)
+	return nil
+}
+
+// serveMQTT runs the MQTT endpoint until ctx ends, then drains it.
+func (a *App) serveMQTT(ctx context.Context) error {
+	err := a.hub.mqtt.Serve(ctx, a.hub.mqttLn)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	_ = a.hub.mqtt.Shutdown(sctx)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, mqtt.ErrServerClosed) {
+		return fmt.Errorf("app: mqtt: %w", err)
+	}
+	return nil
+}
+
+// MQTTAddr is the bound MQTT over TLS address.
+func (a *App) MQTTAddr() net.Addr { return a.hub.mqttLn.Addr() }
 
 // hubRuntime makes the hub runtime follow the IotHubs resources.
 type hubRuntime struct{ p *hubPlane }
@@ -107,3 +153,7 @@ func (d dataAuthorizer) AuthorizeData(principalID, action, scope string) (bool, 
 	dec := d.e.Authorize(principalID, action, true, scope)
 	return dec.Allowed, dec.Reason
 }
+
+// Telemetry exposes the hubs' telemetry streams (tests and local tools read
+// the built-in endpoint through it).
+func (a *App) Telemetry() *telemetry.Streams { return a.hub.telemetry }

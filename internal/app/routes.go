@@ -55,6 +55,8 @@ func (a *App) defaultMux() http.Handler {
 	identity.NewHandler(a.issuer, a.keys, a.directory, a.log.With("component", "issuer")).Mount(paths)
 	paths.Handle("outpost", a.outpostAPI())
 	a.hub.service.Mount(paths)
+	// MQTT over WebSocket, as the device SDKs' MqttWs transports use.
+	paths.Handle("$iothub", a.hub.mqtt.WebSocketHandler())
 	return paths
 }
 

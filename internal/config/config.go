@@ -18,6 +18,9 @@ type Config struct {
 	DataDir string `json:"dataDir"`
 	// Listen is the HTTPS address. Device SDKs only use port 443.
 	Listen string `json:"listen"`
+	// MQTTListen is the MQTT over TLS address devices connect to (8883).
+	// Empty means Listen's host on port 8883 (port 0 when Listen's is 0).
+	MQTTListen string `json:"mqttListen"`
 	// FallbackPort is used on Listen's host when Listen can't be bound
 	// (no privilege for 443, or taken); 0 disables the fallback.
 	FallbackPort int `json:"fallbackPort"`
@@ -134,6 +137,9 @@ func (c Config) Validate() error {
 	} else if port == "" {
 		add("listen: %q has no port", c.Listen)
 	}
+	if _, _, err := net.SplitHostPort(c.MQTTAddress()); err != nil {
+		add("mqtt-listen: %q is not host:port (e.g. 127.0.0.1:8883): %v", c.MQTTListen, err)
+	}
 	if c.FallbackPort < 0 || c.FallbackPort > 65535 {
 		add("fallback-port: %d is not a port number (0 disables the fallback)", c.FallbackPort)
 	}
@@ -198,6 +204,21 @@ func (c Config) Validate() error {
 		add("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+// MQTTAddress is the MQTT listen address after defaults.
+func (c Config) MQTTAddress() string {
+	if c.MQTTListen != "" {
+		return c.MQTTListen
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return c.Listen
+	}
+	if port == "0" {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, "8883")
 }
 
 // SQLitePath is the SQLite file used when no DSN is set.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -167,11 +168,24 @@ func (s *Server) Require443(t testing.TB) {
 // CertPool trusts the server's CA only.
 func (s *Server) CertPool() *x509.CertPool { return s.App.CA().CertPool() }
 
-// HTTPClient trusts the server's CA.
+// HTTPClient trusts the server's CA and dials names under the server's DNS
+// suffix at its address itself: Go's resolver caches /etc/hosts for a few
+// seconds, so a name MapHosts just added may not resolve yet in this process.
 func (s *Server) HTTPClient() *http.Client {
+	suffix := "." + s.Config.DNSSuffix
+	d := &net.Dialer{Timeout: 10 * time.Second}
 	return &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true},
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(host), suffix) {
+					addr = net.JoinHostPort(s.IP, port)
+				}
+				return d.DialContext(ctx, network, addr)
+			},
+		},
 	}
 }
 

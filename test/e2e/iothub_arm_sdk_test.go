@@ -96,34 +96,27 @@ func TestIotHubGoSDK(t *testing.T) {
 		}
 
 		// Lists by group and by subscription.
-		listed := func(pager interface {
-			More() bool
-		}, next func() ([]*armiothub.Description, error)) []string {
-			var names []string
-			for pager.More() {
-				page, err := next()
-				if err != nil {
-					t.Fatalf("list: %v", err)
-				}
-				for _, h := range page {
-					names = append(names, *h.Name)
-				}
+		var inGroup, inSub []string
+		for pager := hubs.NewListByResourceGroupPager(group, nil); pager.More(); {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("list by group: %v", err)
 			}
-			return names
+			for _, h := range page.Value {
+				inGroup = append(inGroup, *h.Name)
+			}
 		}
-		byGroup := hubs.NewListByResourceGroupPager(group, nil)
-		if names := listed(byGroup, func() ([]*armiothub.Description, error) {
-			p, err := byGroup.NextPage(ctx)
-			return p.Value, err
-		}); !slices.Equal(names, []string{name}) {
-			t.Errorf("hubs in %s = %v", group, names)
+		for pager := hubs.NewListBySubscriptionPager(nil); pager.More(); {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("list by subscription: %v", err)
+			}
+			for _, h := range page.Value {
+				inSub = append(inSub, *h.Name)
+			}
 		}
-		bySub := hubs.NewListBySubscriptionPager(nil)
-		if names := listed(bySub, func() ([]*armiothub.Description, error) {
-			p, err := bySub.NextPage(ctx)
-			return p.Value, err
-		}); !slices.Contains(names, name) {
-			t.Errorf("hubs in the subscription = %v", names)
+		if !slices.Equal(inGroup, []string{name}) || !slices.Contains(inSub, name) {
+			t.Errorf("hubs in %s = %v, in the subscription = %v; want %s in both", group, inGroup, inSub, name)
 		}
 
 		// Keys: the five default policies.

@@ -126,6 +126,22 @@ func TestAzIotHub(t *testing.T) {
 			t.Errorf("az iot hub policy list = %+v", policies)
 		}
 
+		var owner struct {
+			KeyName    string `json:"keyName"`
+			PrimaryKey string `json:"primaryKey"`
+		}
+		az.decode(&owner, "iot", "hub", "policy", "show", "--hub-name", name, "-n", "iothubowner")
+		if owner.KeyName != "iothubowner" || owner.PrimaryKey != policies[0].PrimaryKey {
+			t.Errorf("az iot hub policy show = %+v, want the iothubowner keys of policy list", owner)
+		}
+		var stats struct {
+			TotalDeviceCount *int `json:"totalDeviceCount"`
+		}
+		az.decode(&stats, "iot", "hub", "show-stats", "-n", name)
+		if stats.TotalDeviceCount == nil || *stats.TotalDeviceCount != 0 {
+			t.Errorf("az iot hub show-stats = %+v", stats)
+		}
+
 		// List, by subscription and by group.
 		for _, args := range [][]string{{"iot", "hub", "list"}, {"iot", "hub", "list", "-g", group}} {
 			var hubs []azIotHub
@@ -148,5 +164,3 @@ func TestAzIotHub(t *testing.T) {
 		az.ok("group", "delete", "-n", group, "--yes")
 	})
 }
-
-var _ = testserver.ARMResource

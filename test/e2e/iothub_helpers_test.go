@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/outpost-iot/outpost/internal/hub/sas"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -85,3 +87,30 @@ func assignRole(t *testing.T, s *testserver.Server, principalID, roleGUID, scope
 }
 
 const iotHubDataContributor = "4fc6c259-987e-4a07-842e-c321cc9d413f"
+
+// createDevice registers a device with the service REST API (SAS of the
+// iothubowner policy) and returns its primary key.
+func createDevice(t *testing.T, s *testserver.Server, h testHub, id string) string {
+	t.Helper()
+	token, err := sas.Sign(h.HostName, h.OwnerKey, "iothubowner", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", "https://"+h.HostName+"/devices/"+id+"?api-version=2021-04-12", strings.NewReader(`{"deviceId":"`+id+`"}`))
+	req.Header.Set("Authorization", token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var dev struct {
+		Authentication struct {
+			SymmetricKey struct{ PrimaryKey string }
+		}
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&dev) != nil || dev.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Fatalf("create device %s: %s", id, resp.Status)
+	}
+	return dev.Authentication.SymmetricKey.PrimaryKey
+}

@@ -232,7 +232,7 @@ func TestValidationErrors(t *testing.T) {
 		{"delivery count", "hub1", with(`{"cloudToDevice":{"feedback":{"maxDeliveryCount":0}}}`), "400004", "between 1 and 100", 400},
 		{"notifications need storage", "hub1", with(`{"enableFileUploadNotifications":true}`), "400004", "storageEndpoints.$default", 400},
 		{"reserved endpoint", "hub1", with(`{"routing":{"endpoints":{"eventHubs":[{"name":"events","connectionString":"Endpoint=sb://x/"}]}}}`), "400004", "reserved", 400},
-		{"reserved $default", "hub1", with(`{"routing":{"endpoints":{"serviceBusQueues":[{"name":"$default","connectionString":"Endpoint=sb://x/"}]}}}`), "400004", "invalid", 400},
+		{"reserved $default", "hub1", with(`{"routing":{"endpoints":{"serviceBusQueues":[{"name":"$default","connectionString":"Endpoint=sb://x/"}]}}}`), "400004", "reserved", 400},
 		{"duplicate endpoint", "hub1", with(`{"routing":{"endpoints":{"eventHubs":[{"name":"e1","connectionString":"Endpoint=sb://x/"}],"serviceBusQueues":[{"name":"E1","connectionString":"Endpoint=sb://x/"}]}}}`), "400004", "unique across", 400},
 		{"unknown endpoint in route", "hub1", with(`{"routing":{"routes":[{"name":"r1","source":"DeviceMessages","endpointNames":["nowhere"],"isEnabled":true}]}}`), "400004", "'nowhere', which is not defined", 400},
 		{"unknown endpoint in fallback", "hub1", with(`{"routing":{"fallbackRoute":{"source":"DeviceMessages","endpointNames":["nowhere"],"isEnabled":true}}}`), "400004", "not defined", 400},
@@ -254,6 +254,7 @@ func TestValidationErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := f.flatError(t, "PUT", f.hubID("rg", tc.hub)+v, tc.body, tc.status, tc.code)
+			t.Logf("%s: %s", tc.code, msg)
 			if !strings.Contains(msg, tc.mentions) {
 				t.Errorf("message %q does not mention %q", msg, tc.mentions)
 			}

@@ -150,14 +150,14 @@ func (b *propertiesBuilder) routingEndpoint(kind, what string, ep object, names 
 	if err != nil {
 		return err
 	}
+	if r, reserved := canonical(name, reservedEndpointNames...); reserved {
+		return invalid("%s: the endpoint name '%s' is reserved by IoT Hub (reserved: %s); choose another name.", what, r, strings.Join(reservedEndpointNames, ", "))
+	}
 	switch {
 	case name == "":
 		return invalid("%s has no name; every endpoint needs one (1-64 letters, digits, '-', '.', '_').", what)
 	case !routingNamePattern.MatchString(name):
 		return invalid("%s: the endpoint name '%s' is invalid; use 1-64 letters, digits, '-', '.' or '_'.", what, name)
-	}
-	if r, reserved := canonical(name, reservedEndpointNames...); reserved {
-		return invalid("%s: the endpoint name '%s' is reserved by IoT Hub (reserved: %s); choose another name.", what, r, strings.Join(reservedEndpointNames, ", "))
 	}
 	if other, dup := names[strings.ToLower(name)]; dup {
 		return invalid("%s: the endpoint name '%s' is already used by an endpoint in %s; endpoint names are unique across all endpoint types (ignoring case).", what, name, other)

@@ -12,10 +12,13 @@ type Config struct {
 	// a connection that has not been accepted by then is closed. It also bounds how long a new
 	// connection waits for the one it takes over to finish.
 	ConnectTimeout time.Duration
-	// MaxPacketSize is the largest packet accepted (remaining length). A bigger PUBLISH closes
-	// the connection before its body is read. IoT Hub's message limit is 256 KiB; the default
-	// leaves room for the topic and its property bag on top of a 256 KiB body.
+	// MaxPacketSize is the largest packet accepted (remaining length). A bigger packet closes
+	// the connection before its body is read. The default leaves room for a topic and its
+	// property bag on top of a MaxMessageSize body.
 	MaxPacketSize int
+	// MaxMessageSize is the largest PUBLISH payload; a bigger one closes the connection, as
+	// IoT Hub does past its 256 KiB device-to-cloud message limit.
+	MaxMessageSize int
 	// MaxKeepAliveTimeout caps the read timeout (1.5 × the client's keep-alive). IoT Hub caps it at
 	// 1767 s, its load balancer's idle timeout; a keep-alive of 0 also gets this timeout.
 	MaxKeepAliveTimeout time.Duration
@@ -37,6 +40,7 @@ func DefaultConfig() Config {
 	return Config{
 		ConnectTimeout:      10 * time.Second,
 		MaxPacketSize:       256<<10 + 8<<10,
+		MaxMessageSize:      256 << 10,
 		MaxKeepAliveTimeout: 1767 * time.Second,
 		WriteTimeout:        30 * time.Second,
 		WriteQueue:          64,
@@ -53,6 +57,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPacketSize == 0 {
 		c.MaxPacketSize = d.MaxPacketSize
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = d.MaxMessageSize
 	}
 	if c.MaxKeepAliveTimeout == 0 {
 		c.MaxKeepAliveTimeout = d.MaxKeepAliveTimeout
@@ -83,6 +90,7 @@ func (c Config) Validate() error {
 	check(c.ConnectTimeout < 0, "mqtt: ConnectTimeout %v is negative", c.ConnectTimeout)
 	check(c.MaxPacketSize < 0 || c.MaxPacketSize > 268435455,
 		"mqtt: MaxPacketSize %d is outside 0..268435455", c.MaxPacketSize)
+	check(c.MaxMessageSize < 0, "mqtt: MaxMessageSize %d is negative", c.MaxMessageSize)
 	check(c.MaxKeepAliveTimeout < 0, "mqtt: MaxKeepAliveTimeout %v is negative", c.MaxKeepAliveTimeout)
 	check(c.WriteTimeout < 0, "mqtt: WriteTimeout %v is negative", c.WriteTimeout)
 	check(c.WriteQueue < 0, "mqtt: WriteQueue %d is negative", c.WriteQueue)

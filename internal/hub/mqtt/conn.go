@@ -310,6 +310,9 @@ func (c *conn) publish(pk *packets.Packet) error {
 	if pk.FixedHeader.Qos > 1 {
 		return fmt.Errorf("%w: QoS 2 PUBLISH", errProtocol)
 	}
+	if len(pk.Payload) > c.s.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: payload of %d bytes", errPacketTooLarge, len(pk.Payload))
+	}
 	p, err := classifyPublish(c.id, pk.TopicName)
 	if err != nil {
 		return fmt.Errorf("%w: PUBLISH to %q: %w", errProtocol, pk.TopicName, err)

@@ -34,7 +34,8 @@
 // # Limits
 //
 // Packets larger than Config.MaxPacketSize close the connection before their body is read, and a
-// body's buffer grows only with the bytes that actually arrive. The read timeout is 1.5 × the
+// body's buffer grows only with the bytes that actually arrive; a payload larger than
+// Config.MaxMessageSize (IoT Hub's 256 KiB) closes it too. The read timeout is 1.5 × the
 // client's keep-alive, capped at Config.MaxKeepAliveTimeout; the connection ends when the
 // identity's ExpiresAt (the SAS token's se) passes.
 //

@@ -290,8 +290,8 @@ func (s *Server) Deliver(ctx context.Context, key DeviceKey, d Delivery) error {
 	return nil
 }
 
-// Connected reports whether the device key has a connection.
-func (s *Server) Connected(key DeviceKey) bool {
+// IsConnected reports whether the device key has a connection.
+func (s *Server) IsConnected(key DeviceKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.live[key] != nil

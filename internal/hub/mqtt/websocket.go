@@ -1,11 +1,13 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -25,6 +27,11 @@ func (h webSocketHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `MQTT over WebSocket needs the "mqtt" subprotocol`, http.StatusBadRequest)
 		return
 	}
+	// http.Hijacker leaves the server's ReadTimeout/WriteTimeout deadlines to the caller (net/http
+	// happens to clear them on hijack); they would end a long-lived session, which sets its own.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: []string{"mqtt"},
 		// Devices authenticate in CONNECT with a token they hold, never with ambient browser
@@ -36,14 +43,17 @@ func (h webSocketHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the request
 	}
+	// After the hijack the request's context no longer follows the connection; the session's
+	// own lifetime (keep-alive, Shutdown, Close) ends it.
+	ctx := context.WithoutCancel(r.Context())
 	nc := &webSocketConn{
-		Conn:   websocket.NetConn(r.Context(), ws, websocket.MessageBinary),
+		Conn:   websocket.NetConn(ctx, ws, websocket.MessageBinary),
 		remote: remoteAddr(r.RemoteAddr),
 	}
 	if r.TLS != nil {
 		nc.state = *r.TLS
 	}
-	h.s.ServeConn(r.Context(), nc)
+	h.s.ServeConn(ctx, nc)
 }
 
 // webSocketConn gives the server the real peer address and TLS state of the HTTP request.

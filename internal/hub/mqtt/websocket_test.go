@@ -18,6 +18,9 @@ func TestWebSocket(t *testing.T) {
 	mux.Handle(WebSocketPath, f.srv.WebSocketHandler())
 	hs := httptest.NewUnstartedServer(mux)
 	hs.TLS = f.pki.serverTLS()
+	// Outpost's HTTPS server has request timeouts; an upgraded MQTT session must outlive them.
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Config.WriteTimeout = 300 * time.Millisecond
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
 	wsURL := "wss://" + strings.TrimPrefix(hs.URL, "https://") + WebSocketPath
@@ -26,6 +29,7 @@ func TestWebSocket(t *testing.T) {
 		o.Servers = nil
 		o.AddBroker(wsURL)
 	})
+	time.Sleep(500 * time.Millisecond)
 	publishOK(t, c, "devices/dev1/messages/events/%24.mid=ws-1", 1, []byte("over websocket"))
 	got := make(chan paho.Message, 1)
 	subscribeOK(t, c, "devices/dev1/messages/devicebound/#", 1, func(_ paho.Client, m paho.Message) { got <- m })

@@ -21,6 +21,7 @@ func sprintf(format string, args ...any) string { return fmt.Sprintf(format, arg
 
 // Handler serves the service REST API of every hub.
 type Handler struct {
+	methods   MethodInvoker
 	devices   *deviceauth.Authenticator
 	publisher Publisher
 	hubs      *hub.Directory
@@ -33,6 +34,7 @@ type Handler struct {
 
 // Config holds a Handler's dependencies.
 type Config struct {
+	Methods   MethodInvoker
 	Devices   *deviceauth.Authenticator
 	Publisher Publisher
 	Hubs      *hub.Directory
@@ -48,7 +50,7 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+	return &Handler{methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
 }
 
 // Segments are the first path segments this surface serves.
@@ -138,6 +140,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	case len(seg) == 4 && seg[0] == "devices" && seg[2] == "modules":
 		return h.identity(w, r, target, seg[1], seg[3])
 	// twins
+	case len(seg) == 3 && seg[0] == "twins" && seg[2] == "methods":
+		return h.method(w, r, target, seg[1], "")
+	case len(seg) == 5 && seg[0] == "twins" && seg[2] == "modules" && seg[4] == "methods":
+		return h.method(w, r, target, seg[1], seg[3])
 	case len(seg) == 2 && seg[0] == "twins":
 		return h.twin(w, r, target, seg[1], "")
 	case len(seg) == 4 && seg[0] == "twins" && seg[2] == "modules":

@@ -16,7 +16,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/store"
 )
 
-// devices implements store.Devices: one row per device (module_id '') or
+// devices implements store.Devices: one row per device (empty module_id) or
 // module, keyed by (hub, device_id, module_id). Decisions the contract
 // leaves open:
 //

@@ -14,11 +14,18 @@ import (
 	"github.com/outpost-iot/outpost/internal/store"
 )
 
-// PutMany is the registry's bulk import. One transaction per call; in it, a
-// few SELECTs load every entry the batch names (and the device of every
-// module it names), then the entries apply in input order, each with at
-// most one statement prepared once per batch. Decisions the contract leaves
-// open:
+// PutMany is the registry's bulk import, in one transaction per call:
+//
+//  1. A few SELECTs load every entry the batch names, and the device of
+//     every module it names, locking them in PostgreSQL.
+//  2. The entries apply in input order to that loaded view, in memory.
+//  3. The net changes are written in key order: deletes, updates, then the
+//     new entries as multi-row INSERTs.
+//
+// Writing in key order rather than input order is what keeps concurrent
+// batches in PostgreSQL from deadlocking: every batch takes its row locks in
+// the same order, whatever order its entries came in. Decisions the
+// contract leaves open:
 //
 //   - Entries apply one after another, as separate calls would: an entry
 //     sees what earlier entries of the batch did to its key, so a module
@@ -31,9 +38,9 @@ import (
 //     are taken from the key. Returning nil for an absent entry does
 //     nothing and is no error.
 //   - In PostgreSQL, when a concurrent writer creates one of the batch's
-//     keys first, or the batch deadlocks with another one, the whole batch
-//     runs again (as Resources.Put does): the updater may then be called
-//     again for every entry, so it must not count on being called once.
+//     keys first (or the batch deadlocks with a single-entry write), the
+//     whole batch runs again, as Resources.Put does: the updater may then be
+//     called again for every entry, so it must not count on one call.
 //
 // The updater runs inside the write transaction and must not call the
 // Store.
@@ -72,8 +79,8 @@ func (ds devices) putMany(ctx context.Context, hub string, keys []store.DeviceKe
 				continue
 			}
 			var current *store.Device
-			if stored := b.entries[k]; stored != nil {
-				c := cloneDevice(*stored)
+			if entry := b.entries[k]; entry != nil {
+				c := cloneDevice(*entry)
 				current = &c
 			}
 			next, err := update(i, current)
@@ -81,11 +88,9 @@ func (ds devices) putMany(ctx context.Context, hub string, keys []store.DeviceKe
 				errs[i] = err
 				continue
 			}
-			if errs[i], err = b.put(k, next); err != nil {
-				return err
-			}
+			errs[i] = b.apply(k, next)
 		}
-		return nil
+		return b.write()
 	})
 	if err != nil {
 		return nil, err
@@ -98,6 +103,12 @@ func (ds devices) putMany(ctx context.Context, hub string, keys []store.DeviceKe
 // of 32,766, and enough that a batch of 1,000 loads in a few round trips.
 const deviceLoadChunk = 500
 
+// deviceInsertRows is how many rows one of PutMany's INSERTs writes: ten
+// parameters each, within both databases' limits. Fewer statements save
+// PostgreSQL round trips and SQLite per-statement work; BenchmarkDevicePutMany
+// found little to gain beyond this.
+const deviceInsertRows = 100
+
 // deviceBatch is one attempt of PutMany inside its transaction.
 type deviceBatch struct {
 	ctx     context.Context
@@ -106,42 +117,45 @@ type deviceBatch struct {
 	hub     string
 	// now stamps every write: the batch commits as one.
 	now time.Time
-	// entries holds every key the batch names and the device key of every
-	// module it names, as stored so far in this transaction: nil when
-	// absent.
+	// keys are the keys of entries in key order.
+	keys []store.DeviceKey
+	// stored holds every key the batch names and the device key of every
+	// module it names, as loaded: nil when absent.
+	stored map[store.DeviceKey]*store.Device
+	// entries holds the same keys as the entries so far applied leave
+	// them. An entry is the same pointer as in stored until it changes.
 	entries map[store.DeviceKey]*store.Device
 	// modules lists the batch's module keys by device id, so that deleting
 	// a device also forgets its modules.
 	modules map[string][]store.DeviceKey
-	// Statements are prepared on first use and closed with the
-	// transaction. Preparing matters for SQLite, which would otherwise
-	// compile each statement again for every entry.
-	insert, update, deleteDevice, deleteModule *sql.Stmt
+	// wiped holds the ids of stored devices the batch deleted: their rows
+	// and all their modules' rows go before anything else is written.
+	wiped map[string]bool
 }
 
 // load reads every entry the batch may need, locking the rows in
-// PostgreSQL. The keys are sorted, and each SELECT locks in its ORDER BY, so
-// two batches over the same keys lock them in the same order.
+// PostgreSQL. Each SELECT locks in its ORDER BY, over keys in order.
 func (b *deviceBatch) load(keys []store.DeviceKey) error {
-	b.entries = make(map[store.DeviceKey]*store.Device, len(keys))
+	b.stored = make(map[store.DeviceKey]*store.Device, len(keys))
 	b.modules = map[string][]store.DeviceKey{}
+	b.wiped = map[string]bool{}
 	for _, k := range keys {
-		if _, seen := b.entries[k]; seen || k.DeviceID == "" {
+		if _, seen := b.stored[k]; seen || k.DeviceID == "" {
 			continue
 		}
-		b.entries[k] = nil
+		b.stored[k] = nil
 		if k.ModuleID != "" {
-			b.entries[store.DeviceKey{DeviceID: k.DeviceID}] = nil
+			b.stored[store.DeviceKey{DeviceID: k.DeviceID}] = nil
 			b.modules[k.DeviceID] = append(b.modules[k.DeviceID], k)
 		}
 	}
-	sorted := slices.SortedFunc(maps.Keys(b.entries), func(x, y store.DeviceKey) int {
+	b.keys = slices.SortedFunc(maps.Keys(b.stored), func(x, y store.DeviceKey) int {
 		if c := strings.Compare(x.DeviceID, y.DeviceID); c != 0 {
 			return c
 		}
 		return strings.Compare(x.ModuleID, y.ModuleID)
 	})
-	for chunk := range slices.Chunk(sorted, deviceLoadChunk) {
+	for chunk := range slices.Chunk(b.keys, deviceLoadChunk) {
 		query, args := deviceLoadQuery(b.dialect, b.hub, chunk)
 		rows, err := b.tx.QueryContext(b.ctx, query, args...)
 		if err != nil {
@@ -153,13 +167,14 @@ func (b *deviceBatch) load(keys []store.DeviceKey) error {
 				rows.Close()
 				return err
 			}
-			b.entries[store.DeviceKey{DeviceID: d.DeviceID, ModuleID: d.ModuleID}] = &d
+			b.stored[store.DeviceKey{DeviceID: d.DeviceID, ModuleID: d.ModuleID}] = &d
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 	}
+	b.entries = maps.Clone(b.stored)
 	return nil
 }
 
@@ -185,78 +200,157 @@ func deviceLoadQuery(d dialect, hub string, keys []store.DeviceKey) (string, []a
 	return b.String(), args
 }
 
-// exec runs query through the statement *stmt, preparing it on first use.
-func (b *deviceBatch) exec(stmt **sql.Stmt, query string, args ...any) (sql.Result, error) {
-	if *stmt == nil {
-		s, err := b.tx.PrepareContext(b.ctx, query)
-		if err != nil {
-			return nil, err
-		}
-		*stmt = s
-	}
-	return (*stmt).ExecContext(b.ctx, args...)
-}
-
-// put stores next, the updater's answer for k. entryErr is what the entry
-// did wrong; err is a failure of the whole batch.
-func (b *deviceBatch) put(k store.DeviceKey, next *store.Device) (entryErr, err error) {
+// apply makes next, the updater's answer for k, k's entry; it returns what
+// was wrong with the entry.
+func (b *deviceBatch) apply(k store.DeviceKey, next *store.Device) error {
 	name := deviceName(b.hub, k.DeviceID, k.ModuleID)
 	current := b.entries[k]
 	if next == nil {
 		if current == nil {
-			return nil, nil
+			return nil
 		}
-		return nil, b.delete(k)
+		b.entries[k] = nil
+		if k.ModuleID == "" {
+			for _, m := range b.modules[k.DeviceID] {
+				b.entries[m] = nil
+			}
+			if b.stored[k] != nil {
+				b.wiped[k.DeviceID] = true
+			}
+		}
+		return nil
 	}
 	if (next.Hub != "" && store.Key(next.Hub) != b.hub) || (next.DeviceID != "" && next.DeviceID != k.DeviceID) ||
 		(next.ModuleID != "" && next.ModuleID != k.ModuleID) {
 		return fmt.Errorf("sqlstore: put device %s: updater returned %s", name,
-			deviceName(next.Hub, next.DeviceID, next.ModuleID)), nil
+			deviceName(next.Hub, next.DeviceID, next.ModuleID))
 	}
 	// The batch keeps its own copy: callers may reuse what they returned.
 	d := cloneDevice(*next)
 	d.Hub, d.DeviceID, d.ModuleID = b.hub, k.DeviceID, k.ModuleID
-
-	if current != nil {
+	switch {
+	case current != nil:
 		if settleUpdate(&d, current, b.now) {
-			if _, err := b.exec(&b.update, deviceUpdateQuery, updateArgs(&d)...); err != nil {
-				return nil, err
-			}
+			b.entries[k] = &d
 		}
+	case k.ModuleID != "" && b.entries[store.DeviceKey{DeviceID: k.DeviceID}] == nil:
+		return fmt.Errorf("sqlstore: put device %s: device %s: %w", name, k.DeviceID, store.ErrNotFound)
+	default:
+		settleCreate(&d, b.now)
 		b.entries[k] = &d
-		return nil, nil
 	}
-
-	if k.ModuleID != "" && b.entries[store.DeviceKey{DeviceID: k.DeviceID}] == nil {
-		return fmt.Errorf("sqlstore: put device %s: device %s: %w", name, k.DeviceID, store.ErrNotFound), nil
-	}
-	settleCreate(&d, b.now)
-	res, err := b.exec(&b.insert, deviceInsertQuery, insertArgs(&d)...)
-	if err != nil {
-		return nil, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		// The load found no row, so another transaction created it since.
-		return nil, fmt.Errorf("%s: %w", name, errLostCreateRace)
-	}
-	b.entries[k] = &d
-	return nil, nil
+	return nil
 }
 
-// delete removes k's entry, and a device's modules with it.
-func (b *deviceBatch) delete(k store.DeviceKey) error {
-	b.entries[k] = nil
-	if k.ModuleID != "" {
-		_, err := b.exec(&b.deleteModule, moduleDeleteQuery, b.hub, k.DeviceID, k.ModuleID)
-		return err
+// write stores what the batch changed, in key order.
+func (b *deviceBatch) write() error {
+	var (
+		updates, removals *sql.Stmt
+		inserts           []*store.Device
+	)
+	// prepare compiles a statement once per batch, which SQLite would
+	// otherwise do for every row; statements close with the transaction.
+	prepare := func(stmt **sql.Stmt, query string) (*sql.Stmt, error) {
+		if *stmt == nil {
+			s, err := b.tx.PrepareContext(b.ctx, query)
+			if err != nil {
+				return nil, err
+			}
+			*stmt = s
+		}
+		return *stmt, nil
 	}
-	for _, m := range b.modules[k.DeviceID] {
-		b.entries[m] = nil
+	for _, id := range slices.Sorted(maps.Keys(b.wiped)) {
+		if _, err := b.tx.ExecContext(b.ctx, deviceDeleteQuery, b.hub, id); err != nil {
+			return err
+		}
 	}
-	_, err := b.exec(&b.deleteDevice, deviceDeleteQuery, b.hub, k.DeviceID)
-	return err
+	for _, k := range b.keys {
+		entry, stored := b.entries[k], b.stored[k]
+		if b.wiped[k.DeviceID] {
+			stored = nil
+		}
+		switch {
+		case entry == nil && stored != nil:
+			// Only a module gets here: a stored device's delete wiped it.
+			stmt, err := prepare(&removals, moduleDeleteQuery)
+			if err == nil {
+				_, err = stmt.ExecContext(b.ctx, b.hub, k.DeviceID, k.ModuleID)
+			}
+			if err != nil {
+				return err
+			}
+		case entry != nil && stored == nil:
+			inserts = append(inserts, entry)
+		case entry != stored:
+			stmt, err := prepare(&updates, deviceUpdateQuery)
+			if err == nil {
+				_, err = stmt.ExecContext(b.ctx, deviceArgs(entry)...)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return b.insert(inserts)
+}
+
+// insert writes new entries, deviceInsertRows per statement.
+func (b *deviceBatch) insert(entries []*store.Device) error {
+	var full *sql.Stmt
+	args := make([]any, 0, deviceInsertRows*deviceColumnCount)
+	for chunk := range slices.Chunk(entries, deviceInsertRows) {
+		args = args[:0]
+		for _, d := range chunk {
+			args = appendDeviceArgs(args, d)
+		}
+		var (
+			res sql.Result
+			err error
+		)
+		if len(chunk) == deviceInsertRows {
+			if full == nil {
+				if full, err = b.tx.PrepareContext(b.ctx, deviceInsertRowsQuery(deviceInsertRows)); err != nil {
+					return err
+				}
+			}
+			res, err = full.ExecContext(b.ctx, args...)
+		} else {
+			res, err = b.tx.ExecContext(b.ctx, deviceInsertRowsQuery(len(chunk)), args...)
+		}
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != int64(len(chunk)) {
+			// The load found none of these rows, so another transaction
+			// created one since.
+			return errLostCreateRace
+		}
+	}
+	return nil
+}
+
+// deviceInsertRowsQuery is deviceInsertQuery for rows entries.
+func deviceInsertRowsQuery(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO devices (` + deviceColumns + `) VALUES `)
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range deviceColumnCount {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("$" + strconv.Itoa(r*deviceColumnCount+c+1))
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(` ON CONFLICT (hub, device_id, module_id) DO NOTHING`)
+	return b.String()
 }

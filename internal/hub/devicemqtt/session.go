@@ -1,0 +1,272 @@
+package devicemqtt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
+	"github.com/outpost-iot/outpost/internal/hub/mqtt"
+	"github.com/outpost-iot/outpost/internal/hub/registry"
+	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+)
+
+// Publisher stores device-to-cloud messages durably.
+type Publisher interface {
+	PublishTelemetry(ctx context.Context, id deviceauth.Identity, m telemetry.Message) error
+}
+
+// Hub implements mqtt.Authenticator and mqtt.Handler over the registry.
+type Hub struct {
+	auth      *deviceauth.Authenticator
+	registry  *registry.Service
+	publisher Publisher
+	log       *slog.Logger
+	now       func() time.Time
+
+	server atomic.Pointer[mqtt.Server]
+
+	// sessions holds the authenticated identity of each connected device.
+	sessions sync.Map // mqtt.DeviceKey → deviceauth.Identity
+	presence *Presence
+	methods  methodCalls
+}
+
+// New builds the device side of the hub. Attach the mqtt.Server with
+// SetServer once it exists.
+func New(auth *deviceauth.Authenticator, reg *registry.Service, pub Publisher, presence *Presence, log *slog.Logger, now func() time.Time) *Hub {
+	h := &Hub{auth: auth, registry: reg, publisher: pub, presence: presence, log: log, now: now}
+	h.methods.pending = map[string]chan methodResult{}
+	return h
+}
+
+// SetServer attaches the MQTT server deliveries go through.
+func (h *Hub) SetServer(s *mqtt.Server) { h.server.Store(s) }
+
+// Authenticate implements mqtt.Authenticator.
+func (h *Hub) Authenticate(ctx context.Context, info mqtt.ConnectInfo) (mqtt.Identity, error) {
+	var (
+		id  deviceauth.Identity
+		err error
+	)
+	if info.Password != "" {
+		id, err = h.auth.SAS(ctx, info.Host, info.DeviceID, info.ModuleID, info.Password)
+	} else {
+		host := info.ServerName
+		if host == "" {
+			host = info.Host
+		}
+		id, err = h.auth.X509(ctx, host, info.DeviceID, info.ModuleID, info.PeerCertificates)
+	}
+	var ae *deviceauth.Error
+	if errors.As(err, &ae) {
+		h.log.Info("device connection refused", "device", info.DeviceID, "module", info.ModuleID, "host", info.Host, "reason", ae.Reason)
+		if ae.BadCredentials {
+			return mqtt.Identity{}, fmt.Errorf("%w: %s", mqtt.ErrBadCredentials, ae.Reason)
+		}
+		return mqtt.Identity{}, fmt.Errorf("%w: %s", mqtt.ErrNotAuthorized, ae.Reason)
+	}
+	if err != nil {
+		return mqtt.Identity{}, fmt.Errorf("%w: %v", mqtt.ErrServerUnavailable, err)
+	}
+	method := mqtt.AuthSAS
+	if id.AuthMethod == "x509" {
+		method = mqtt.AuthX509SelfSigned
+	}
+	mid := mqtt.Identity{Hub: id.Hub.Name, DeviceID: id.DeviceID, ModuleID: id.ModuleID, AuthMethod: method, ExpiresAt: id.ExpiresAt}
+	h.sessions.Store(mid.Key(), id)
+	return mid, nil
+}
+
+// bagToSystem maps property-bag system names to stream system properties.
+var bagToSystem = map[string]string{
+	mqtt.PropMessageID:       telemetry.PropMessageID,
+	mqtt.PropCorrelationID:   telemetry.PropCorrelationID,
+	mqtt.PropUserID:          telemetry.PropUserID,
+	mqtt.PropContentType:     telemetry.PropContentType,
+	mqtt.PropContentEncoding: telemetry.PropContentEncoding,
+	mqtt.PropInterfaceID:     telemetry.PropInterfaceID,
+	mqtt.PropSubject:         telemetry.PropComponent,
+}
+
+// Telemetry implements mqtt.TelemetryHandler: the message is stored before
+// the PUBACK.
+func (h *Hub) Telemetry(ctx context.Context, id mqtt.Identity, msg mqtt.Message) error {
+	v, ok := h.sessions.Load(id.Key())
+	if !ok {
+		return errors.New("devicemqtt: telemetry from an unknown session")
+	}
+	m := telemetry.Message{Payload: msg.Payload, System: map[string]string{}, App: map[string]string{}}
+	for k, val := range msg.Properties {
+		if sys, ok := bagToSystem[k]; ok {
+			m.System[sys] = val
+			continue
+		}
+		if mqtt.IsSystemProperty(k) {
+			continue // $.to, $.exp, $.on: not stamped on telemetry
+		}
+		m.App[k] = val
+	}
+	h.presence.active(id.Key(), h.now())
+	return h.publisher.PublishTelemetry(ctx, v.(deviceauth.Identity), m)
+}
+
+// Connected implements mqtt.ConnectionObserver.
+func (h *Hub) Connected(_ context.Context, id mqtt.Identity) { h.presence.set(id.Key(), true, h.now()) }
+
+// Disconnected implements mqtt.ConnectionObserver.
+func (h *Hub) Disconnected(_ context.Context, id mqtt.Identity) {
+	h.presence.set(id.Key(), false, h.now())
+}
+
+// TwinGet implements mqtt.TwinHandler.
+func (h *Hub) TwinGet(ctx context.Context, id mqtt.Identity, _ string) mqtt.TwinResponse {
+	doc, err := h.registry.DeviceTwin(ctx, id.Hub, id.DeviceID, id.ModuleID)
+	if err != nil {
+		return errorResponse(err)
+	}
+	b, _ := json.Marshal(doc)
+	return mqtt.TwinResponse{Status: http.StatusOK, Body: b}
+}
+
+// TwinReported implements mqtt.TwinHandler.
+func (h *Hub) TwinReported(ctx context.Context, id mqtt.Identity, _ string, patch []byte) mqtt.TwinResponse {
+	var p map[string]any
+	if err := json.Unmarshal(patch, &p); err != nil || p == nil {
+		return mqtt.TwinResponse{Status: http.StatusBadRequest, Body: []byte(`{"errorCode":400004,"message":"The reported properties patch must be a JSON object."}`)}
+	}
+	v, err := h.registry.ReportProperties(ctx, id.Hub, id.DeviceID, id.ModuleID, p)
+	if err != nil {
+		return errorResponse(err)
+	}
+	h.presence.active(id.Key(), h.now())
+	return mqtt.TwinResponse{Status: http.StatusNoContent, Version: v}
+}
+
+func errorResponse(err error) mqtt.TwinResponse {
+	e := registry.AsError(err)
+	b, _ := json.Marshal(map[string]any{"errorCode": e.Status * 1000, "message": e.Message})
+	return mqtt.TwinResponse{Status: e.Status, Body: b}
+}
+
+// DesiredChanged pushes a desired-properties patch to a connected device
+// (registered as a registry twin-change hook). A device that is not
+// connected gets the whole twin when it next asks.
+func (h *Hub) DesiredChanged(ctx context.Context, c registry.TwinChange) {
+	s := h.server.Load()
+	if s == nil || c.Desired == nil {
+		return
+	}
+	b, _ := json.Marshal(c.Desired)
+	v, _ := c.Desired["$version"].(int64)
+	err := s.Deliver(ctx, mqtt.DeviceKey{Hub: c.Hub, DeviceID: c.DeviceID, ModuleID: c.ModuleID},
+		mqtt.Delivery{Kind: mqtt.DeliverDesiredPatch, Payload: b, Version: v})
+	if err != nil && !errors.Is(err, mqtt.ErrNotConnected) && !errors.Is(err, mqtt.ErrNotSubscribed) {
+		h.log.Warn("desired property notification", "device", c.DeviceID, "err", err)
+	}
+}
+
+// MethodResponse implements mqtt.MethodHandler.
+func (h *Hub) MethodResponse(_ context.Context, _ mqtt.Identity, rid string, status int, payload []byte) {
+	h.methods.complete(rid, methodResult{status: status, payload: payload})
+}
+
+// MethodResult is a device's answer to a direct method.
+type MethodResult struct {
+	Status  int             `json:"status"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// MethodError is a direct-method failure with IoT Hub's error code.
+type MethodError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *MethodError) Error() string { return e.Code + ": " + e.Message }
+
+type methodResult struct {
+	status  int
+	payload []byte
+}
+
+type methodCalls struct {
+	mu      sync.Mutex
+	next    atomic.Uint64
+	pending map[string]chan methodResult
+}
+
+func (m *methodCalls) add() (string, chan methodResult) {
+	rid := strconv.FormatUint(m.next.Add(1), 10)
+	ch := make(chan methodResult, 1)
+	m.mu.Lock()
+	m.pending[rid] = ch
+	m.mu.Unlock()
+	return rid, ch
+}
+
+func (m *methodCalls) complete(rid string, r methodResult) {
+	m.mu.Lock()
+	ch, ok := m.pending[rid]
+	delete(m.pending, rid)
+	m.mu.Unlock()
+	if ok {
+		ch <- r
+	}
+}
+
+func (m *methodCalls) drop(rid string) {
+	m.mu.Lock()
+	delete(m.pending, rid)
+	m.mu.Unlock()
+}
+
+// InvokeMethod calls a direct method on a connected device and waits up to
+// timeout for its response.
+func (h *Hub) InvokeMethod(ctx context.Context, hub, deviceID, moduleID, name string, payload json.RawMessage, timeout time.Duration) (MethodResult, error) {
+	s := h.server.Load()
+	if s == nil {
+		return MethodResult{}, &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline", Message: "the device is not connected"}
+	}
+	if len(payload) == 0 {
+		payload = json.RawMessage("null")
+	}
+	rid, ch := h.methods.add()
+	defer h.methods.drop(rid)
+	err := s.Deliver(ctx, mqtt.DeviceKey{Hub: hub, DeviceID: deviceID, ModuleID: moduleID},
+		mqtt.Delivery{Kind: mqtt.DeliverMethodRequest, Payload: payload, MethodName: name, RequestID: rid})
+	if errors.Is(err, mqtt.ErrNotConnected) || errors.Is(err, mqtt.ErrNotSubscribed) {
+		return MethodResult{}, &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline",
+			Message: fmt.Sprintf("Device %s is not connected or has not subscribed to direct methods.", deviceID)}
+	}
+	if err != nil {
+		return MethodResult{}, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		p := json.RawMessage(r.payload)
+		if len(p) == 0 || !json.Valid(p) {
+			b, _ := json.Marshal(string(r.payload))
+			p = b
+			if len(r.payload) == 0 {
+				p = json.RawMessage("null")
+			}
+		}
+		return MethodResult{Status: r.status, Payload: p}, nil
+	case <-t.C:
+		return MethodResult{}, &MethodError{Status: http.StatusGatewayTimeout, Code: "GatewayTimeout",
+			Message: fmt.Sprintf("Timed out waiting for the response from device %s to method '%s' after %s.", deviceID, name, timeout)}
+	case <-ctx.Done():
+		return MethodResult{}, ctx.Err()
+	}
+}
