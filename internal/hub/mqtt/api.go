@@ -42,7 +42,7 @@ const (
 
 // Identity is who a connection authenticated as.
 type Identity struct {
-	Hub        string // the hub's name or host; part of the device key
+	Hub        string // names the hub as the hub runtime does; Deliver's DeviceKey must match
 	DeviceID   string
 	ModuleID   string // empty for a device connection
 	AuthMethod AuthMethod
@@ -159,8 +159,9 @@ type MethodHandler interface {
 	MethodResponse(ctx context.Context, id Identity, rid string, status int, payload []byte)
 }
 
-// Handler is everything the hub runtime provides to the MQTT endpoint. All calls for one
-// connection are made from one goroutine, in the order the device sent the packets.
+// Handler is everything the hub runtime provides to the MQTT endpoint. Calls for one connection
+// are never concurrent and come in the order the device sent the packets: Connected first,
+// Disconnected last. Calls for different connections are concurrent.
 type Handler interface {
 	TelemetryHandler
 	ConnectionObserver
