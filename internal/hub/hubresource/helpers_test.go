@@ -1,5 +1,0 @@
-package hubresource_test
-
-import "time"
-
-func waitABit() { time.Sleep(10 * time.Millisecond) }
