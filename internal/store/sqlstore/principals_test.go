@@ -40,55 +40,65 @@ func TestPrincipalQueriesUseIndexes(t *testing.T) {
 		lookups = append(lookups, lookup{tc.name, query, args, tc.index})
 	}
 
-	check := func(t *testing.T, s *Store, plan func(ctx context.Context, tx *sql.Tx, query string, args []any) (string, error)) {
+	check := func(t *testing.T, s *Store, plan queryPlanner) {
 		for _, l := range lookups {
-			err := s.inTx(t.Context(), func(tx *sql.Tx) error {
-				text, err := plan(t.Context(), tx, l.query, l.args)
-				if err != nil {
-					return err
-				}
-				if !strings.Contains(text, l.index) {
-					t.Errorf("%s: plan does not use index %s:\n%s", l.name, l.index, text)
-				}
-				return nil
-			})
+			text, err := planOf(t, s, plan, l.query, l.args)
 			if err != nil {
 				t.Fatalf("%s: explain: %v", l.name, err)
 			}
+			if !strings.Contains(text, l.index) {
+				t.Errorf("%s: plan does not use index %s:\n%s", l.name, l.index, text)
+			}
 		}
 	}
-
 	t.Run("sqlite", func(t *testing.T) {
-		s := openForTest(t, Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "outpost.db")})
-		// SQLite plans a statement before any value is bound, so every
-		// plan is generic.
-		check(t, s, func(ctx context.Context, tx *sql.Tx, query string, args []any) (string, error) {
-			return planText(tx.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...))
-		})
+		check(t, openForTest(t, Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "outpost.db")}), sqlitePlan)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		s := openForTest(t, Config{Driver: DriverPostgres, DSN: testenv.PostgresDSN(t)})
-		check(t, s, func(ctx context.Context, tx *sql.Tx, query string, args []any) (string, error) {
-			// An empty table is cheapest to scan, so scans are ruled out;
-			// a query that cannot use the index then still plans one.
-			for _, stmt := range []string{
-				`SET LOCAL enable_seqscan = off`,
-				`SET LOCAL plan_cache_mode = force_generic_plan`,
-				`PREPARE lookup AS ` + query,
-			} {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return "", err
-				}
-			}
-			// PREPARE outlives the transaction; the connection is pooled.
-			defer tx.ExecContext(ctx, `DEALLOCATE lookup`)
-			literals := make([]string, len(args))
-			for i, a := range args {
-				literals[i] = "'" + strings.ReplaceAll(fmt.Sprint(a), "'", "''") + "'"
-			}
-			return planText(tx.QueryContext(ctx, `EXPLAIN EXECUTE lookup(`+strings.Join(literals, ", ")+`)`))
-		})
+		check(t, openForTest(t, Config{Driver: DriverPostgres, DSN: testenv.PostgresDSN(t)}), postgresPlan)
 	})
+}
+
+// queryPlanner asks the database in tx how it would run query.
+type queryPlanner func(ctx context.Context, tx *sql.Tx, query string, args []any) (string, error)
+
+// planOf returns query's plan, asked in a transaction of its own.
+func planOf(t *testing.T, s *Store, plan queryPlanner, query string, args []any) (string, error) {
+	var text string
+	err := s.inTx(t.Context(), func(tx *sql.Tx) error {
+		var err error
+		text, err = plan(t.Context(), tx, query, args)
+		return err
+	})
+	return text, err
+}
+
+// sqlitePlan needs no care for generic plans: SQLite plans a statement
+// before any value is bound, so every plan is generic.
+func sqlitePlan(ctx context.Context, tx *sql.Tx, query string, args []any) (string, error) {
+	return planText(tx.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...))
+}
+
+// postgresPlan asks for the generic plan a prepared statement reuses.
+func postgresPlan(ctx context.Context, tx *sql.Tx, query string, args []any) (string, error) {
+	// An empty table is cheapest to scan, so scans are ruled out; a query
+	// that cannot use the index then still plans one.
+	for _, stmt := range []string{
+		`SET LOCAL enable_seqscan = off`,
+		`SET LOCAL plan_cache_mode = force_generic_plan`,
+		`PREPARE lookup AS ` + query,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return "", err
+		}
+	}
+	// PREPARE outlives the transaction; the connection is pooled.
+	defer tx.ExecContext(ctx, `DEALLOCATE lookup`)
+	literals := make([]string, len(args))
+	for i, a := range args {
+		literals[i] = "'" + strings.ReplaceAll(fmt.Sprint(a), "'", "''") + "'"
+	}
+	return planText(tx.QueryContext(ctx, `EXPLAIN EXECUTE lookup(`+strings.Join(literals, ", ")+`)`))
 }
 
 func openForTest(t *testing.T, cfg Config) *Store {
