@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error is an ARM error: rendered as {"error":{"code","message",...}} with
@@ -78,7 +79,7 @@ func WriteError(w http.ResponseWriter, err error) {
 			details = ae.Details[0].Message
 		}
 		_ = json.NewEncoder(w).Encode(map[string]string{
-			"code": ae.Code, "httpStatusCode": http.StatusText(ae.Status), "message": ae.Message, "details": details,
+			"code": ae.Code, "httpStatusCode": strings.ReplaceAll(http.StatusText(ae.Status), " ", ""), "message": ae.Message, "details": details,
 		})
 		return
 	}
