@@ -20,6 +20,7 @@ import (
 // the control plane's authentication, authorization and error envelope.
 //
 //	POST   /outpost/identity/runAs                    {"resourceId"} → IDENTITY_ENDPOINT/HEADER
+//	GET    /outpost/iothubs/{name}/events?fromStart=true  the hub's telemetry as JSON lines
 //	GET    /outpost/directory/servicePrincipals
 //	POST   /outpost/directory/servicePrincipals       {"displayName"} → ids and a secret
 //	GET    /outpost/directory/servicePrincipals/{id}  (object id or app id)
@@ -84,6 +85,8 @@ func (a *App) serveOutpostAPI(w http.ResponseWriter, r *http.Request, p arm.Prin
 		return writeJSON(w, http.StatusOK, map[string]string{
 			"identityEndpoint": a.IdentityEndpoint(), "identityHeader": a.msiHeader.Sign(id.String()),
 		})
+	case len(seg) == 3 && is(0, "iothubs") && is(2, "events") && r.Method == http.MethodGet:
+		return a.monitorEvents(w, r, p, authz, seg[1])
 	case is(0, "directory") && is(1, "servicePrincipals"):
 		if err := admin(); err != nil {
 			return err

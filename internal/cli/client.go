@@ -118,22 +118,28 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 		return fmt.Errorf("can't reach Outpost at %s: %w", c.endpoint, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("(%s) %s", e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return c.errorFrom(resp)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("decode the answer: %w", err)
 		}
 	}
 	return nil
+}
+
+// errorFrom turns an error response into "(Code) message".
+func (c *apiClient) errorFrom(resp *http.Response) error {
+	b, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+		return fmt.Errorf("(%s) %s", e.Error.Code, e.Error.Message)
+	}
+	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 }
 
 func printJSON(w io.Writer, v any) error {
