@@ -205,6 +205,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.server.Run(gctx, a.cfg.ShutdownTimeout) })
 	g.Go(func() error { return a.runner.Run(gctx) })
 	g.Go(func() error { return a.serveMQTT(gctx) })
+	g.Go(func() error { return a.hub.sessions.RunC2D(gctx) })
 	g.Go(func() error {
 		return a.keys.Run(gctx, time.Minute, func(err error) { a.log.Warn("refresh signing keys", "err", err) })
 	})

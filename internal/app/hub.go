@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/hub"
+	"github.com/outpost-iot/outpost/internal/hub/c2d"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
 	"github.com/outpost-iot/outpost/internal/hub/hubresource"
@@ -24,6 +26,7 @@ import (
 // hubPlane is the IoT hub's runtime: the hub directory, the registry, the
 // telemetry streams and the service API.
 type hubPlane struct {
+	c2d       *c2d.Queue
 	presence  *devicemqtt.Presence
 	sessions  *devicemqtt.Hub
 	mqtt      *mqtt.Server
@@ -45,7 +48,10 @@ func (a *App) buildHub() {
 	publisher := telemetryPublisher{a.hub.telemetry}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
+	a.hub.c2d = c2d.New(a.bus, now)
+	a.hub.sessions.EnableC2D(a.hub.c2d, a.hub.hubs)
 	a.hub.service = serviceapi.New(serviceapi.Config{
+		C2D:     httpC2D{a.hub.c2d},
 		Methods: a.hub.sessions, Devices: a.hub.devices, Publisher: publisher,
 		Hubs: a.hub.hubs, Registry: a.hub.registry,
 		Bearer: iotHubBearer{a.validator}, Authz: dataAuthorizer{a.rbac},
@@ -96,6 +102,9 @@ func (r hubRuntime) EnsureHub(ctx context.Context, h hubresource.Hub) error {
 	if err := r.p.telemetry.EnsureHub(ctx, h.Name, h.RetentionDays); err != nil {
 		return err
 	}
+	if err := r.p.c2d.EnsureHub(ctx, h.Name); err != nil {
+		return err
+	}
 	r.p.hubs.Invalidate()
 	return nil
 }
@@ -106,6 +115,9 @@ func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
 		return fmt.Errorf("app: remove hub registry: %w", err)
 	}
 	if err := r.p.telemetry.RemoveHub(ctx, name); err != nil {
+		return err
+	}
+	if err := r.p.c2d.RemoveHub(ctx, name); err != nil {
 		return err
 	}
 	r.p.hubs.Invalidate()
@@ -157,3 +169,17 @@ func (d dataAuthorizer) AuthorizeData(principalID, action, scope string) (bool, 
 // Telemetry exposes the hubs' telemetry streams (tests and local tools read
 // the built-in endpoint through it).
 func (a *App) Telemetry() *telemetry.Streams { return a.hub.telemetry }
+
+// httpC2D serves the HTTPS device transport's cloud-to-device receive.
+type httpC2D struct{ q *c2d.Queue }
+
+func (h httpC2D) Receive(r *http.Request, id deviceauth.Identity) (*c2d.Message, error) {
+	m, jm, err := h.q.Next(r.Context(), id.Hub.Name, id.DeviceID, id.ModuleID, devicemqtt.C2DSettings(id.Hub), 200*time.Millisecond)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	h.q.Hold(m.LockToken, jm)
+	return m, nil
+}
+
+func (h httpC2D) Settle(lockToken, how string) error { return h.q.Settle(lockToken, how) }

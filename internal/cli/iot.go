@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,5 +80,48 @@ func newIoTCommand() *cobra.Command {
 	monitor.Flags().DurationVarP(&timeout, "timeout", "t", 0, "stop after this long (0: until interrupted)")
 	monitor.Flags().IntVar(&count, "count", 0, "stop after this many messages (0: no limit)")
 	hub.AddCommand(monitor)
+
+	device := &cobra.Command{Use: "device", Short: "Device-facing commands"}
+	c2dCmd := &cobra.Command{Use: "c2d-message", Short: "Cloud-to-device messages"}
+	var (
+		hubName, deviceID, data, props, messageID, ack string
+		ttl                                            int
+	)
+	send := &cobra.Command{
+		Use:   "send --hub-name NAME --device-id ID --data TEXT",
+		Short: "Queue a cloud-to-device message for a device",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if hubName == "" || deviceID == "" {
+				return errors.New("--hub-name (-n) and --device-id (-d) are required")
+			}
+			app := map[string]string{}
+			if props != "" {
+				for _, kv := range strings.Split(props, ";") {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return fmt.Errorf("--props: %q is not key=value; separate pairs with ';'", kv)
+					}
+					app[k] = v
+				}
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			return c.do(cmd.Context(), "POST", "/outpost/iothubs/"+url.PathEscape(hubName)+"/devices/"+url.PathEscape(deviceID)+"/messages",
+				map[string]any{"data": data, "properties": app, "messageId": messageID, "ack": ack, "ttlSeconds": ttl}, nil)
+		},
+	}
+	send.Flags().StringVarP(&hubName, "hub-name", "n", "", "hub name")
+	send.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
+	send.Flags().StringVar(&data, "data", "Ping from Outpost", "message body")
+	send.Flags().StringVar(&props, "props", "", "application properties: key=value;key2=value2")
+	send.Flags().StringVar(&messageID, "message-id", "", "message id")
+	send.Flags().StringVar(&ack, "ack", "", "feedback requested: positive, negative or full")
+	send.Flags().IntVar(&ttl, "expiry", 0, "time to live in seconds (default: the hub's)")
+	c2dCmd.AddCommand(send)
+	device.AddCommand(c2dCmd)
+	iot.AddCommand(device)
 	return iot
 }

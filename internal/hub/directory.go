@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type Hub struct {
 	DisableLocalAuth bool
 	PartitionCount   int
 	RetentionDays    int
+	// Cloud-to-device settings (cloudToDevice).
+	C2DMaxDeliveryCount int
+	C2DDefaultTTL       time.Duration
 }
 
 // Policy returns the named policy.
@@ -113,7 +117,11 @@ func decodeHub(r store.Resource) (Hub, error) {
 			HostName              string   `json:"hostName"`
 			AuthorizationPolicies []Policy `json:"authorizationPolicies"`
 			DisableLocalAuth      bool     `json:"disableLocalAuth"`
-			EventHubEndpoints     map[string]struct {
+			CloudToDevice         struct {
+				MaxDeliveryCount    int    `json:"maxDeliveryCount"`
+				DefaultTTLAsIso8601 string `json:"defaultTtlAsIso8601"`
+			} `json:"cloudToDevice"`
+			EventHubEndpoints map[string]struct {
 				PartitionCount      int `json:"partitionCount"`
 				RetentionTimeInDays int `json:"retentionTimeInDays"`
 			} `json:"eventHubEndpoints"`
@@ -124,7 +132,13 @@ func decodeHub(r store.Resource) (Hub, error) {
 	}
 	h := Hub{Name: strings.ToLower(r.Name), ResourceID: r.ID, HostName: doc.Properties.HostName,
 		Policies: doc.Properties.AuthorizationPolicies, DisableLocalAuth: doc.Properties.DisableLocalAuth,
-		PartitionCount: 4, RetentionDays: 1}
+		PartitionCount: 4, RetentionDays: 1, C2DMaxDeliveryCount: 10, C2DDefaultTTL: time.Hour}
+	if n := doc.Properties.CloudToDevice.MaxDeliveryCount; n > 0 {
+		h.C2DMaxDeliveryCount = n
+	}
+	if d, ok := ParseISODuration(doc.Properties.CloudToDevice.DefaultTTLAsIso8601); ok && d > 0 {
+		h.C2DDefaultTTL = d
+	}
 	if ev, ok := doc.Properties.EventHubEndpoints["events"]; ok {
 		if ev.PartitionCount > 0 {
 			h.PartitionCount = ev.PartitionCount
@@ -182,4 +196,39 @@ func (d *Directory) Resolve(ctx context.Context, host string) (Hub, error) {
 		}
 	}
 	return Hub{}, ErrNoHub{host}
+}
+
+// ParseISODuration reads the ISO 8601 durations IoT Hub settings use
+// (PT1H, PT1M, P1D, PT1H30M5S).
+func ParseISODuration(s string) (time.Duration, bool) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if !strings.HasPrefix(s, "P") || len(s) < 3 {
+		return 0, false
+	}
+	var d time.Duration
+	inTime := false
+	num := ""
+	for _, c := range s[1:] {
+		switch {
+		case c == 'T':
+			inTime = true
+		case c >= '0' && c <= '9' || c == '.':
+			num += string(c)
+		default:
+			n, err := strconv.ParseFloat(num, 64)
+			if err != nil {
+				return 0, false
+			}
+			num = ""
+			unit := map[rune]time.Duration{'D': 24 * time.Hour, 'H': time.Hour, 'M': time.Minute, 'S': time.Second}[c]
+			if c == 'M' && !inTime {
+				unit = 30 * 24 * time.Hour
+			}
+			if unit == 0 {
+				return 0, false
+			}
+			d += time.Duration(n * float64(unit))
+		}
+	}
+	return d, num == ""
 }

@@ -12,7 +12,7 @@ import device from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
 import deviceHttp from "azure-iot-device-http";
 import iothub from "azure-iothub";
-import { requireEnv } from "./lib/env.mjs";
+import { ARM_SCOPE, armEndpoint, credential, requireEnv } from "./lib/env.mjs";
 
 const { Client: DeviceClient, Message } = device;
 const { Mqtt, MqttWs } = deviceMqtt;
@@ -88,6 +88,31 @@ test("MQTT: telemetry, twin and a direct method", async () => {
   );
   // One connection per device, as in IoT Hub: close before the next transport
   // connects, or the two would take the device over from each other.
+  await client.close();
+});
+
+test("MQTT: a cloud-to-device message reaches the device", async () => {
+  const client = DeviceClient.fromConnectionString(deviceCS, Mqtt);
+  clients.push(client);
+  const received = new Promise((resolve) => {
+    client.on("message", (msg) => {
+      client.complete(msg, () => {});
+      resolve(msg);
+    });
+  });
+  await client.open();
+  await new Promise((r) => setTimeout(r, 300)); // the SDK subscribes asynchronously
+  const token = await credential().getToken(ARM_SCOPE);
+  const res = await fetch(`${armEndpoint()}/outpost/iothubs/${requireEnv("IOTHUB_NAME")}/devices/${encodeURIComponent(deviceId)}/messages`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ data: "hello device", messageId: "c2d-1", properties: { color: "blue" } }),
+  });
+  assert.equal(res.status, 204, await res.text());
+  const msg = await received;
+  assert.equal(msg.data.toString(), "hello device");
+  assert.equal(msg.messageId, "c2d-1");
+  assert.equal(msg.properties.getValue("color"), "blue");
   await client.close();
 });
 

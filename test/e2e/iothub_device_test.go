@@ -25,6 +25,7 @@ func TestNPMDeviceSDK(t *testing.T) {
 			"IOTHUB_DEVICE_ID":                "dev-sdk",
 			"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=dev-sdk;SharedAccessKey=" + dev,
 			"TELEMETRY_COUNT":                 strconv.Itoa(n),
+			"IOTHUB_NAME":                     h.Name,
 		})
 
 		want := map[string]int{"mqtt": n, "mqttws": 20, "http": 20}

@@ -40,7 +40,7 @@ func runNodeTestEnv(t *testing.T, s *testserver.Server, file string, extra map[s
 	dir := clientsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", file)
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "--test-timeout=90000", file)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	for k, v := range s.Env() {

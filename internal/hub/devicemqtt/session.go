@@ -37,6 +37,7 @@ type Hub struct {
 	sessions sync.Map // mqtt.DeviceKey → deviceauth.Identity
 	presence *Presence
 	methods  methodCalls
+	c2d      *c2dPusher
 }
 
 // New builds the device side of the hub. Attach the mqtt.Server with
@@ -119,7 +120,10 @@ func (h *Hub) Telemetry(ctx context.Context, id mqtt.Identity, msg mqtt.Message)
 }
 
 // Connected implements mqtt.ConnectionObserver.
-func (h *Hub) Connected(_ context.Context, id mqtt.Identity) { h.presence.set(id.Key(), true, h.now()) }
+func (h *Hub) Connected(_ context.Context, id mqtt.Identity) {
+	h.presence.set(id.Key(), true, h.now())
+	h.NotifyC2D(id.Key())
+}
 
 // Disconnected implements mqtt.ConnectionObserver.
 func (h *Hub) Disconnected(_ context.Context, id mqtt.Identity) {

@@ -21,6 +21,7 @@ func sprintf(format string, args ...any) string { return fmt.Sprintf(format, arg
 
 // Handler serves the service REST API of every hub.
 type Handler struct {
+	c2d       C2D
 	methods   MethodInvoker
 	devices   *deviceauth.Authenticator
 	publisher Publisher
@@ -34,6 +35,7 @@ type Handler struct {
 
 // Config holds a Handler's dependencies.
 type Config struct {
+	C2D       C2D
 	Methods   MethodInvoker
 	Devices   *deviceauth.Authenticator
 	Publisher Publisher
@@ -50,7 +52,7 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+	return &Handler{c2d: c.C2D, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
 }
 
 // Segments are the first path segments this surface serves.
@@ -126,6 +128,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return h.deviceTelemetry(w, r, seg[1], "")
 	case len(seg) == 6 && seg[0] == "devices" && seg[2] == "modules" && seg[4] == "messages" && seg[5] == "events":
 		return h.deviceTelemetry(w, r, seg[1], seg[3])
+	case len(seg) >= 4 && seg[0] == "devices" && seg[2] == "messages" && seg[3] == "devicebound":
+		return h.deviceBound(w, r, seg[1], "", seg[4:])
 	case len(seg) == 2 && seg[0] == "devices":
 		return h.identity(w, r, target, seg[1], "")
 	case len(seg) == 3 && seg[0] == "devices" && seg[2] == "modules" && r.Method == http.MethodGet:

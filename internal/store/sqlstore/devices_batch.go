@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -178,25 +177,26 @@ func (b *deviceBatch) load(keys []store.DeviceKey) error {
 	return nil
 }
 
-// deviceLoadQuery selects the entries of hub with the given keys. The keys
-// are a VALUES list joined to the table: both databases then look each one
-// up in the primary key's index, where SQLite would scan the whole hub for
-// a (device_id, module_id) IN (VALUES …) test.
+// deviceLoadQuery selects the entries of hub with the given keys: a VALUES
+// list joined to the table, so that each key is one lookup in the primary
+// key's index. CROSS JOIN makes SQLite keep the VALUES list as the outer
+// loop; otherwise it may prefer scanning the whole hub in index order to
+// save sorting for the ORDER BY (PostgreSQL needs that ORDER BY for its lock
+// order, and plans a CROSS JOIN like any inner join).
 func deviceLoadQuery(d dialect, hub string, keys []store.DeviceKey) (string, []any) {
 	var b strings.Builder
-	args := make([]any, 0, 1+2*len(keys))
-	args = append(args, hub)
+	args := make([]any, 0, 2*len(keys)+1)
 	b.WriteString(`SELECT ` + deviceColumns + ` FROM (VALUES `)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		n := len(args)
-		b.WriteString("($" + strconv.Itoa(n+1) + ", $" + strconv.Itoa(n+2) + ")")
 		args = append(args, k.DeviceID, k.ModuleID)
+		b.WriteString("(" + d.param(len(args)-1) + ", " + d.param(len(args)) + ")")
 	}
-	b.WriteString(`) AS k JOIN devices ON hub = $1 AND device_id = k.column1 AND module_id = k.column2
-		ORDER BY device_id, module_id` + d.forUpdateOf("devices"))
+	args = append(args, hub)
+	b.WriteString(`) AS k CROSS JOIN devices WHERE hub = ` + d.param(len(args)) +
+		` AND device_id = k.column1 AND module_id = k.column2 ORDER BY device_id, module_id` + d.forUpdateOf("devices"))
 	return b.String(), args
 }
 
@@ -310,13 +310,13 @@ func (b *deviceBatch) insert(entries []*store.Device) error {
 		)
 		if len(chunk) == deviceInsertRows {
 			if full == nil {
-				if full, err = b.tx.PrepareContext(b.ctx, deviceInsertRowsQuery(deviceInsertRows)); err != nil {
+				if full, err = b.tx.PrepareContext(b.ctx, deviceInsertRowsQuery(b.dialect, deviceInsertRows)); err != nil {
 					return err
 				}
 			}
 			res, err = full.ExecContext(b.ctx, args...)
 		} else {
-			res, err = b.tx.ExecContext(b.ctx, deviceInsertRowsQuery(len(chunk)), args...)
+			res, err = b.tx.ExecContext(b.ctx, deviceInsertRowsQuery(b.dialect, len(chunk)), args...)
 		}
 		if err != nil {
 			return err
@@ -335,7 +335,7 @@ func (b *deviceBatch) insert(entries []*store.Device) error {
 }
 
 // deviceInsertRowsQuery is deviceInsertQuery for rows entries.
-func deviceInsertRowsQuery(rows int) string {
+func deviceInsertRowsQuery(d dialect, rows int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO devices (` + deviceColumns + `) VALUES `)
 	for r := range rows {
@@ -347,7 +347,7 @@ func deviceInsertRowsQuery(rows int) string {
 			if c > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("$" + strconv.Itoa(r*deviceColumnCount+c+1))
+			b.WriteString(d.param(r*deviceColumnCount + c + 1))
 		}
 		b.WriteByte(')')
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -232,6 +233,12 @@ type dialect struct {
 	// write. Writes prefer ON CONFLICT DO NOTHING and the row count; this
 	// is for an UPDATE, which has no ON CONFLICT.
 	uniqueViolation func(err error) bool
+	// param is the placeholder of the n-th argument (from 1), for
+	// statements with many arguments. SQLite finds a numbered one's name
+	// by walking a list of them, which for thousands of arguments costs
+	// more than the statement's work; its plain "?" needs none, but takes
+	// the arguments in the order the placeholders appear in the text.
+	param func(n int) string
 	// retryable reports whether err aborted the transaction only because
 	// of its timing with another one (a deadlock between row locks), so
 	// running it again may succeed. SQLite's single writer has no such
@@ -251,6 +258,7 @@ func (d dialect) forUpdateOf(table string) string {
 func sqliteDialect() dialect {
 	return dialect{
 		name:            DriverSQLite,
+		param:           func(int) string { return "?" },
 		uniqueViolation: sqliteUniqueViolation,
 		retryable:       func(error) bool { return false },
 	}
@@ -271,6 +279,7 @@ func postgresDialect() dialect {
 		forUpdate:       " FOR UPDATE",
 		forKeyShare:     " FOR KEY SHARE",
 		migrationLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
+		param:           func(n int) string { return "$" + strconv.Itoa(n) },
 		uniqueViolation: postgresUniqueViolation,
 		retryable:       postgresRetryable,
 	}

@@ -1,0 +1,1281 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/outpost-iot/outpost/internal/app"
+	"github.com/outpost-iot/outpost/internal/hub/sas"
+)
+
+// The load generator speaks just enough MQTT 3.1.1 itself (CONNECT, PUBLISH,
+// PUBACK, PINGREQ, DISCONNECT) instead of using paho: on a small machine it
+// shares the CPU with the broker it measures, so every cycle it spends is taken
+// from that broker. A connection here is one TLS socket, one reader goroutine
+// and a preencoded PUBLISH prefix; a publish costs one buffered write and no
+// allocation. The same client drives Outpost and a plain broker, so whatever
+// it costs, it costs both alike.
+
+const (
+	mqttDeviceAPIVersion = "2021-04-12"
+	hubAPIVersion        = "2023-06-30"
+	benchMaxPacketID     = 65535
+)
+
+// mqttBenchOptions are the flags of `outpost bench mqtt`.
+type mqttBenchOptions struct {
+	target     string
+	broker     string
+	caFile     string
+	serverName string
+
+	devices            int
+	messages           int
+	duration           time.Duration
+	inflight           int
+	qos                int
+	size               int
+	rate               float64
+	idle               bool
+	serverPID          int
+	keepAlive          time.Duration
+	connectConcurrency int
+	drain              time.Duration
+
+	hub           string
+	resourceGroup string
+	devicePrefix  string
+}
+
+// validate reports every problem at once.
+func (o mqttBenchOptions) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(o.target != "outpost" && o.target != "mosquitto", "--target %q: use outpost or mosquitto", o.target)
+	check(o.target == "mosquitto" && o.broker == "", "--target mosquitto needs --broker host:port")
+	check(o.devices < 1, "--devices %d: at least 1", o.devices)
+	check(o.messages < 0, "--messages %d is negative", o.messages)
+	check(o.duration < 0 || (o.duration == 0 && (o.idle || o.messages == 0)), "--duration %s: give a positive duration (or --messages)", o.duration)
+	check(o.qos != 0 && o.qos != 1, "--qos %d: use 0 or 1", o.qos)
+	check(o.inflight < 1 || o.inflight > benchMaxPacketID, "--inflight %d is outside 1..%d", o.inflight, benchMaxPacketID)
+	check(o.size < 0 || o.size > 256<<10, "--size %d is outside 0..262144 (IoT Hub's message limit)", o.size)
+	check(o.rate < 0, "--rate %g is negative", o.rate)
+	check(o.keepAlive < time.Second || o.keepAlive > 65535*time.Second, "--keepalive %s is outside 1s..65535s", o.keepAlive)
+	check(o.connectConcurrency < 1, "--connect-concurrency %d: at least 1", o.connectConcurrency)
+	check(o.drain < 0, "--drain %s is negative", o.drain)
+	return errors.Join(errs...)
+}
+
+func newBenchMQTTCommand() *cobra.Command {
+	var o mqttBenchOptions
+	cmd := &cobra.Command{
+		Use:   "mqtt",
+		Short: "Devices publishing telemetry over MQTT/TLS: throughput, PUBACK latency, idle memory",
+		Long: "Connects --devices simulated devices, each on its own TLS connection, and has each\n" +
+			"publish --messages (or for --duration) telemetry messages of --size bytes with up to\n" +
+			"--inflight QoS 1 messages awaiting their PUBACK; --rate caps the total rate. Prints the\n" +
+			"connections made, messages sent/acknowledged/failed, msgs/s and publish→PUBACK latency\n" +
+			"percentiles. --idle instead holds the connections for --duration and, with --server-pid,\n" +
+			"reports the server's RSS per connection.\n\n" +
+			"--target outpost (the default) creates or reuses --hub and its devices on the running node\n" +
+			"(found as other commands find it) and connects each device with its own SAS token.\n" +
+			"--target mosquitto publishes to any MQTT broker over TLS without authentication, on the\n" +
+			"same topics, so one tool measures both. Sockets spread over 127.0.0.2–127.0.0.9 when the\n" +
+			"broker is on a loopback address, so many connections don't run out of source ports.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.messages > 0 && !o.idle && !cmd.Flags().Changed("duration") {
+				o.duration = 0 // --messages alone: no time limit
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return benchMQTT(cmd, o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.target, "target", "outpost", "broker kind: outpost (hub, devices and SAS tokens) or mosquitto (any broker, no authentication)")
+	fs.StringVar(&o.broker, "broker", "", "MQTT over TLS address (default for outpost: the node's host, port 8883)")
+	fs.StringVar(&o.caFile, "ca", "", "CA certificate the broker's certificate chains to (default for outpost: the node's CA)")
+	fs.StringVar(&o.serverName, "server-name", "", "TLS server name (default: the hub's host name, or the --broker host)")
+	fs.IntVar(&o.devices, "devices", 10, "simulated devices, each on its own TLS connection")
+	fs.IntVar(&o.messages, "messages", 0, "messages per device (0: publish for --duration)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish, or with --idle how long to hold the connections")
+	fs.IntVar(&o.inflight, "inflight", 16, "QoS 1 messages awaiting PUBACK per device")
+	fs.IntVar(&o.qos, "qos", 1, "QoS of the telemetry: 0 or 1")
+	fs.IntVar(&o.size, "size", 256, "payload bytes")
+	fs.Float64Var(&o.rate, "rate", 0, "target total messages/s over all devices (0: as fast as possible)")
+	fs.BoolVar(&o.idle, "idle", false, "connect, publish nothing, hold the connections for --duration and report memory")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "broker process to read RSS and CPU time from (default for outpost: the node's pid when it runs here)")
+	fs.DurationVar(&o.keepAlive, "keepalive", 4*time.Minute, "MQTT keep-alive the devices ask for")
+	fs.IntVar(&o.connectConcurrency, "connect-concurrency", 64, "connections being set up at once")
+	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding PUBACKs after publishing stops")
+	fs.StringVar(&o.hub, "hub", "benchhub", "outpost: the IoT hub to create or reuse")
+	fs.StringVar(&o.resourceGroup, "resource-group", "rg-bench", "outpost: the hub's resource group")
+	fs.StringVar(&o.devicePrefix, "device-prefix", "bench-", "device ids are this prefix and a number")
+	return cmd
+}
+
+// benchDevice is what one simulated device connects with.
+type benchDevice struct {
+	id, username, password string
+}
+
+// benchTarget is the resolved broker and the devices to connect.
+type benchTarget struct {
+	describe   string
+	addr       *net.TCPAddr
+	tls        *tls.Config
+	devices    []benchDevice
+	serverPID  int
+	setupNotes []string
+}
+
+func benchMQTT(cmd *cobra.Command, o mqttBenchOptions) error {
+	ctx := cmd.Context()
+	w := cmd.OutOrStdout()
+	if note := raiseFileLimit(o.devices); note != "" {
+		fmt.Fprintln(w, note)
+	}
+	var (
+		t   benchTarget
+		err error
+	)
+	if o.target == "outpost" {
+		t, err = prepareOutpost(ctx, cmd, o)
+	} else {
+		t, err = preparePlainBroker(o)
+	}
+	if err != nil {
+		return err
+	}
+	for _, n := range t.setupNotes {
+		fmt.Fprintln(w, n)
+	}
+	local := sourceAddresses(t.addr.IP)
+	fmt.Fprintf(w, "target: %s at %s; %d devices from %s\n", t.describe, t.addr, len(t.devices), describeSources(local))
+
+	before, statErr := readProcStats(t.serverPID)
+	conns, cs := connectAll(ctx, t, o, local)
+	defer closeAll(conns)
+	fmt.Fprintf(w, "connections: %d established, %d failed in %s (%.0f/s)", cs.ok, cs.failed, cs.elapsed.Round(time.Millisecond), float64(cs.ok)/cs.elapsed.Seconds())
+	if cs.tls != "" {
+		fmt.Fprintf(w, "; %s", cs.tls)
+	}
+	fmt.Fprintln(w)
+	if cs.firstErr != nil {
+		fmt.Fprintf(w, "first connection error: %v\n", cs.firstErr)
+	}
+	if cs.ok == 0 {
+		return errors.New("no device connected")
+	}
+	stopPing := startKeepAlive(conns, o.keepAlive)
+	defer stopPing()
+
+	if o.idle {
+		return holdIdle(ctx, w, t.serverPID, conns, before, statErr, o.duration)
+	}
+	before, statErr = readProcStats(t.serverPID)
+	clientBefore := selfCPU()
+	res := publishAll(ctx, conns, o)
+	after, _ := readProcStats(t.serverPID)
+	clientCPU := selfCPU() - clientBefore
+	closeAll(conns) // the readers end, so their histograms may be read
+	for _, c := range conns {
+		res.hist.merge(c.hist)
+	}
+	printPublishResult(w, o, res)
+	done := res.acked
+	if o.qos == 0 {
+		done = res.sent
+	}
+	perMessage := func(d time.Duration) string {
+		if done == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f µs", float64(d.Microseconds())/float64(done))
+	}
+	if t.serverPID > 0 && statErr == nil {
+		cpu := after.cpu - before.cpu
+		fmt.Fprintf(w, "server pid %d: CPU %.2f s while publishing (%.2f cores, %s per message), RSS %s (peak %s)\n", t.serverPID,
+			cpu.Seconds(), cpu.Seconds()/res.elapsed.Seconds(), perMessage(cpu), mib(after.rss), mib(after.hwm))
+	}
+	fmt.Fprintf(w, "load generator: CPU %.2f s while publishing (%.2f cores, %s per message; %d CPUs on this machine)\n",
+		clientCPU.Seconds(), clientCPU.Seconds()/res.elapsed.Seconds(), perMessage(clientCPU), runtime.NumCPU())
+	return nil
+}
+
+// prepareOutpost creates (or reuses) the hub and its devices through the
+// resource manager and the hub's service API, and signs each device a SAS token.
+func prepareOutpost(ctx context.Context, cmd *cobra.Command, o mqttBenchOptions) (benchTarget, error) {
+	c, err := newAPIClient(cmd)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	subscription := os.Getenv("AZURE_SUBSCRIPTION_ID")
+	caFile := o.caFile
+	serverPID := o.serverPID
+	if rt, err := app.ReadRuntime(dataDir(cmd)); err == nil && (os.Getenv("OUTPOST_ENDPOINT") == "" || rt.Endpoint == c.endpoint) {
+		if subscription == "" {
+			subscription = rt.SubscriptionID
+		}
+		if caFile == "" {
+			caFile = rt.CAFile
+		}
+		if serverPID == 0 && processExists(rt.PID) {
+			serverPID = rt.PID
+		}
+	}
+	if caFile == "" {
+		caFile = os.Getenv("OUTPOST_CA_FILE")
+	}
+	if subscription == "" {
+		return benchTarget{}, errors.New("no subscription: set AZURE_SUBSCRIPTION_ID (eval \"$(outpost env)\") or use --data-dir of a running node")
+	}
+	u, err := url.Parse(c.endpoint)
+	if err != nil {
+		return benchTarget{}, fmt.Errorf("endpoint %q: %w", c.endpoint, err)
+	}
+	httpsAddr := u.Host
+	if u.Port() == "" {
+		httpsAddr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	broker := o.broker
+	if broker == "" {
+		broker = net.JoinHostPort(u.Hostname(), "8883")
+	}
+
+	start := time.Now()
+	host, ownerKey, err := ensureBenchHub(ctx, c, subscription, o.resourceGroup, o.hub)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	hubTime := time.Since(start)
+	start = time.Now()
+	ids := benchDeviceIDs(o.devicePrefix, o.devices)
+	keys, created, err := ensureBenchDevices(ctx, c, httpsAddr, host, ownerKey, ids)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	expiry := time.Now().Add(24 * time.Hour)
+	devices := make([]benchDevice, len(ids))
+	for i, id := range ids {
+		token, err := sas.Sign(host+"/devices/"+id, keys[i], "", expiry)
+		if err != nil {
+			return benchTarget{}, fmt.Errorf("sign a token for %s: %w", id, err)
+		}
+		devices[i] = benchDevice{id: id, username: host + "/" + id + "/?api-version=" + mqttDeviceAPIVersion, password: token}
+	}
+	addr, err := resolveBroker(ctx, broker)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	cfg, err := benchTLSConfig(caFile, firstNonEmpty(o.serverName, host))
+	if err != nil {
+		return benchTarget{}, err
+	}
+	return benchTarget{
+		describe: "outpost hub " + host, addr: addr, tls: cfg, devices: devices, serverPID: serverPID,
+		setupNotes: []string{fmt.Sprintf("setup: hub %s ready in %s; %d devices ready in %s (%d created, %d reused)",
+			o.hub, hubTime.Round(time.Millisecond), len(ids), time.Since(start).Round(time.Millisecond), created, len(ids)-created)},
+	}, nil
+}
+
+// preparePlainBroker targets a broker without authentication (Mosquitto with
+// allow_anonymous): same client ids and topics, no user name or password.
+func preparePlainBroker(o mqttBenchOptions) (benchTarget, error) {
+	addr, err := resolveBroker(context.Background(), o.broker)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	host, _, _ := net.SplitHostPort(o.broker)
+	cfg, err := benchTLSConfig(o.caFile, firstNonEmpty(o.serverName, host))
+	if err != nil {
+		return benchTarget{}, err
+	}
+	ids := benchDeviceIDs(o.devicePrefix, o.devices)
+	devices := make([]benchDevice, len(ids))
+	for i, id := range ids {
+		devices[i] = benchDevice{id: id}
+	}
+	return benchTarget{describe: "plain MQTT broker", addr: addr, tls: cfg, devices: devices, serverPID: o.serverPID}, nil
+}
+
+func benchDeviceIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%05d", prefix, i)
+	}
+	return ids
+}
+
+// ensureBenchHub creates the hub unless it is already provisioned and returns
+// its host name and iothubowner key.
+func ensureBenchHub(ctx context.Context, c *apiClient, subscription, group, name string) (string, string, error) {
+	id := "/subscriptions/" + subscription + "/resourceGroups/" + group + "/providers/Microsoft.Devices/IotHubs/" + name
+	var hub struct {
+		Properties struct {
+			ProvisioningState string `json:"provisioningState"`
+			HostName          string `json:"hostName"`
+		} `json:"properties"`
+	}
+	if err := c.do(ctx, http.MethodGet, id+"?api-version="+hubAPIVersion, nil, &hub); err != nil || hub.Properties.ProvisioningState != "Succeeded" {
+		if err := c.do(ctx, http.MethodPut, "/subscriptions/"+subscription+"/resourcegroups/"+group+"?api-version=2021-04-01",
+			map[string]any{"location": "westus"}, nil); err != nil {
+			return "", "", fmt.Errorf("create resource group %s: %w", group, err)
+		}
+		if err := c.do(ctx, http.MethodPut, id+"?api-version="+hubAPIVersion,
+			map[string]any{"location": "westus", "sku": map[string]any{"name": "S1", "capacity": 1}}, nil); err != nil {
+			return "", "", fmt.Errorf("create hub %s: %w", name, err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for hub.Properties.ProvisioningState != "Succeeded" {
+			if time.Now().After(deadline) {
+				return "", "", fmt.Errorf("hub %s: not provisioned after a minute (state %q)", name, hub.Properties.ProvisioningState)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err := c.do(ctx, http.MethodGet, id+"?api-version="+hubAPIVersion, nil, &hub); err != nil {
+				return "", "", fmt.Errorf("hub %s: %w", name, err)
+			}
+		}
+	}
+	var keys struct {
+		Value []struct {
+			KeyName    string `json:"keyName"`
+			PrimaryKey string `json:"primaryKey"`
+		} `json:"value"`
+	}
+	if err := c.do(ctx, http.MethodPost, id+"/listkeys?api-version="+hubAPIVersion, nil, &keys); err != nil {
+		return "", "", fmt.Errorf("hub %s keys: %w", name, err)
+	}
+	for _, k := range keys.Value {
+		if k.KeyName == "iothubowner" {
+			return hub.Properties.HostName, k.PrimaryKey, nil
+		}
+	}
+	return "", "", fmt.Errorf("hub %s has no iothubowner key", name)
+}
+
+// ensureBenchDevices creates the devices that don't exist yet and returns
+// every device's primary key and how many were created.
+func ensureBenchDevices(ctx context.Context, c *apiClient, httpsAddr, host, ownerKey string, ids []string) ([]string, int, error) {
+	const workers = 8
+	tr := c.http.Transport.(*http.Transport).Clone()
+	// The hub's host name needn't resolve: every request goes to the node.
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, httpsAddr)
+	}
+	tr.MaxIdleConnsPerHost = workers
+	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	defer tr.CloseIdleConnections()
+	token, err := sas.Sign(host, ownerKey, "iothubowner", time.Now().Add(time.Hour))
+	if err != nil {
+		return nil, 0, fmt.Errorf("sign a service token: %w", err)
+	}
+	call := func(method, id string, body io.Reader) (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, method, "https://"+host+"/devices/"+url.PathEscape(id)+"?api-version="+mqttDeviceAPIVersion, body)
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header.Set("Authorization", token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, "", fmt.Errorf("device %s: %w", id, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusConflict {
+			return resp.StatusCode, "", nil
+		}
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, "", fmt.Errorf("%s device %s: %s %s", method, id, resp.Status, strings.TrimSpace(string(b)))
+		}
+		var dev struct {
+			Authentication struct {
+				SymmetricKey struct {
+					PrimaryKey string `json:"primaryKey"`
+				} `json:"symmetricKey"`
+			} `json:"authentication"`
+		}
+		if err := json.Unmarshal(b, &dev); err != nil || dev.Authentication.SymmetricKey.PrimaryKey == "" {
+			return resp.StatusCode, "", fmt.Errorf("device %s: no symmetric key in the answer", id)
+		}
+		return resp.StatusCode, dev.Authentication.SymmetricKey.PrimaryKey, nil
+	}
+	keys := make([]string, len(ids))
+	var (
+		next, created atomic.Int64
+		errOnce       sync.Once
+		firstErr      error
+		wg            sync.WaitGroup
+	)
+	for range min(workers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ids) {
+					return
+				}
+				status, key, err := call(http.MethodPut, ids[i], strings.NewReader(`{"deviceId":"`+ids[i]+`"}`))
+				if err == nil && status == http.StatusConflict {
+					_, key, err = call(http.MethodGet, ids[i], nil)
+				} else if err == nil {
+					created.Add(1)
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					next.Store(int64(len(ids))) // stop the other workers
+					return
+				}
+				keys[i] = key
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, 0, firstErr
+	}
+	return keys, int(created.Load()), nil
+}
+
+// resolveBroker resolves the broker once, preferring IPv4 so the loopback
+// source addresses apply, instead of once per connection.
+func resolveBroker(ctx context.Context, hostport string) (*net.TCPAddr, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("--broker %q: %w", hostport, err)
+	}
+	p, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return nil, fmt.Errorf("--broker %q: %w", hostport, err)
+	}
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return nil, fmt.Errorf("--broker %q: resolve %s: %w", hostport, host, err)
+	}
+	ip := ips[0].IP
+	for _, a := range ips {
+		if a.IP.To4() != nil {
+			ip = a.IP
+			break
+		}
+	}
+	return &net.TCPAddr{IP: ip, Port: p}, nil
+}
+
+func benchTLSConfig(caFile, serverName string) (*tls.Config, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the CA file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+	}
+	// No session cache: every simulated device makes a full handshake, as
+	// separate real devices would.
+	return &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}, nil
+}
+
+// sourceAddresses are the local addresses connections to ip start from: for
+// a loopback broker 127.0.0.2–127.0.0.9, which gives each its own range of
+// ephemeral ports (a connection bound to a chosen source address takes a port
+// of that address's range, whatever the destination).
+func sourceAddresses(ip net.IP) []*net.TCPAddr {
+	if v4 := ip.To4(); v4 == nil || !v4.IsLoopback() {
+		return nil
+	}
+	addrs := make([]*net.TCPAddr, 8)
+	for i := range addrs {
+		addrs[i] = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}
+	}
+	return addrs
+}
+
+func describeSources(addrs []*net.TCPAddr) string {
+	if len(addrs) == 0 {
+		return "the default source address"
+	}
+	return fmt.Sprintf("%s–%s", addrs[0].IP, addrs[len(addrs)-1].IP)
+}
+
+// raiseFileLimit sets the soft RLIMIT_NOFILE to the hard limit, or to what
+// the devices need when that is higher and the process may raise it (root).
+func raiseFileLimit(devices int) string {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return "note: can't read RLIMIT_NOFILE: " + err.Error()
+	}
+	need := uint64(devices) + 256
+	if lim.Max < need {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: need, Max: need}); err == nil {
+			return ""
+		}
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		return fmt.Sprintf("note: the open-file limit is %d; %d devices need about %d (raise the hard limit: ulimit -Hn)", lim.Max, devices, need)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return "note: can't raise RLIMIT_NOFILE: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// benchConn is one simulated device's connection.
+type benchConn struct {
+	id string
+	nc net.Conn
+
+	wmu       sync.Mutex // guards bw and lastWrite: the publisher and the keep-alive loop write
+	bw        *bufio.Writer
+	lastWrite time.Time
+
+	free     chan uint16    // QoS 1 packet ids not in flight; capacity --inflight
+	sentAt   []atomic.Int64 // by packet id: when the PUBLISH was written (ns since base), or notInFlight
+	base     time.Time
+	hist     *latencyHistogram // the reader's alone until done is closed
+	acked    atomic.Int64
+	spurious atomic.Int64
+	sent     int64 // the publisher's
+	maxLag   time.Duration
+	readErr  error
+	done     chan struct{} // closed when the reader has returned
+	closed   bool          // under wmu
+}
+
+const notInFlight = -1
+
+type connectStats struct {
+	ok, failed int
+	elapsed    time.Duration
+	firstErr   error
+	tls        string
+}
+
+// connectAll connects every device, --connect-concurrency at a time, and
+// returns the live connections.
+func connectAll(ctx context.Context, t benchTarget, o mqttBenchOptions, local []*net.TCPAddr) ([]*benchConn, connectStats) {
+	var (
+		mu    sync.Mutex
+		conns = make([]*benchConn, 0, len(t.devices))
+		st    connectStats
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	publishing := !o.idle
+	start := time.Now()
+	for range min(o.connectConcurrency, len(t.devices)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(t.devices) {
+					return
+				}
+				var src *net.TCPAddr
+				if len(local) > 0 {
+					src = local[i%len(local)]
+				}
+				c, state, err := dialDevice(ctx, t, t.devices[i], src, o.keepAlive, publishing)
+				mu.Lock()
+				if err != nil {
+					st.failed++
+					if st.firstErr == nil {
+						st.firstErr = fmt.Errorf("%s: %w", t.devices[i].id, err)
+					}
+				} else {
+					if publishing {
+						c.prepare(o)
+					}
+					go c.read()
+					st.ok++
+					conns = append(conns, c)
+					if st.tls == "" {
+						st.tls = describeTLS(state)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	st.elapsed = time.Since(start)
+	return conns, st
+}
+
+func describeTLS(s tls.ConnectionState) string {
+	return fmt.Sprintf("%s %s %s", tls.VersionName(s.Version), tls.CipherSuiteName(s.CipherSuite), s.CurveID)
+}
+
+func dialDevice(ctx context.Context, t benchTarget, d benchDevice, src *net.TCPAddr, keepAlive time.Duration, publishing bool) (*benchConn, tls.ConnectionState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	dialer := net.Dialer{Timeout: 30 * time.Second}
+	if src != nil {
+		dialer.LocalAddr = src
+	}
+	raw, err := dialer.DialContext(ctx, "tcp", t.addr.String())
+	if err != nil {
+		return nil, tls.ConnectionState{}, err
+	}
+	tc := tls.Client(raw, t.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, tls.ConnectionState{}, fmt.Errorf("TLS: %w", err)
+	}
+	deadline, _ := ctx.Deadline()
+	tc.SetDeadline(deadline)
+	if _, err := tc.Write(encodeConnect(d.id, d.username, d.password, keepAlive)); err != nil {
+		tc.Close()
+		return nil, tls.ConnectionState{}, fmt.Errorf("CONNECT: %w", err)
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(tc, ack[:]); err != nil {
+		tc.Close()
+		return nil, tls.ConnectionState{}, fmt.Errorf("CONNACK: %w", err)
+	}
+	if ack[0] != 0x20 || ack[1] != 2 {
+		tc.Close()
+		return nil, tls.ConnectionState{}, fmt.Errorf("CONNACK: unexpected packet % x", ack)
+	}
+	if ack[3] != 0 {
+		tc.Close()
+		return nil, tls.ConnectionState{}, fmt.Errorf("refused: %s", connackReason(ack[3]))
+	}
+	tc.SetDeadline(time.Time{})
+	bufSize := 256 // idle connections read only PINGRESP
+	if publishing {
+		bufSize = 32 << 10
+	}
+	return &benchConn{id: d.id, nc: tc, bw: bufio.NewWriterSize(tc, bufSize), lastWrite: time.Now(), done: make(chan struct{})},
+		tc.ConnectionState(), nil
+}
+
+func connackReason(code byte) string {
+	switch code {
+	case 1:
+		return "unacceptable protocol version (1)"
+	case 2:
+		return "identifier rejected (2)"
+	case 3:
+		return "server unavailable (3)"
+	case 4:
+		return "bad user name or password (4)"
+	case 5:
+		return "not authorized (5)"
+	}
+	return fmt.Sprintf("CONNACK return code %d", code)
+}
+
+// prepare gives a publishing connection its packet ids and histogram.
+func (c *benchConn) prepare(o mqttBenchOptions) {
+	c.base = time.Now()
+	c.hist = newLatencyHistogram()
+	if o.qos == 1 {
+		c.free = make(chan uint16, o.inflight)
+		for id := 1; id <= o.inflight; id++ {
+			c.free <- uint16(id)
+		}
+		c.sentAt = make([]atomic.Int64, o.inflight+1)
+		for i := range c.sentAt {
+			c.sentAt[i].Store(notInFlight)
+		}
+	}
+}
+
+// read handles what the broker sends: PUBACKs (latency, and the packet id
+// goes back to the publisher) and PINGRESPs; anything else is skipped.
+func (c *benchConn) read() {
+	defer close(c.done)
+	size := 512
+	if c.hist != nil {
+		size = 4096
+	}
+	br := bufio.NewReaderSize(c.nc, size)
+	for {
+		hdr, err := br.ReadByte()
+		if err != nil {
+			c.readErr = err
+			return
+		}
+		n, err := readRemainingLength(br)
+		if err != nil {
+			c.readErr = err
+			return
+		}
+		if hdr>>4 == 4 && n == 2 && c.free != nil { // PUBACK
+			var b [2]byte
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				c.readErr = err
+				return
+			}
+			id := binary.BigEndian.Uint16(b[:])
+			if int(id) >= len(c.sentAt) || id == 0 {
+				c.readErr = fmt.Errorf("PUBACK for packet id %d, never sent", id)
+				return
+			}
+			sent := c.sentAt[id].Swap(notInFlight)
+			if sent == notInFlight {
+				c.spurious.Add(1) // a second PUBACK for one PUBLISH: count it, don't free the id twice
+				continue
+			}
+			c.hist.record(time.Duration(int64(time.Since(c.base)) - sent))
+			c.acked.Add(1)
+			c.free <- id
+			continue
+		}
+		if _, err := br.Discard(n); err != nil {
+			c.readErr = err
+			return
+		}
+	}
+}
+
+func readRemainingLength(r io.ByteReader) (int, error) {
+	n, shift := 0, 0
+	for i := 0; i < 4; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		n |= int(b&0x7f) << shift
+		if b&0x80 == 0 {
+			return n, nil
+		}
+		shift += 7
+	}
+	return 0, errors.New("malformed remaining length")
+}
+
+// startKeepAlive sends PINGREQ on every connection that wrote nothing for
+// half the keep-alive, so held connections stay up however long they idle.
+func startKeepAlive(conns []*benchConn, keepAlive time.Duration) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(keepAlive / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, c := range conns {
+				c.wmu.Lock()
+				if !c.closed && time.Since(c.lastWrite) >= keepAlive/2 {
+					c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					c.bw.Write([]byte{0xC0, 0})
+					c.bw.Flush()
+					c.nc.SetWriteDeadline(time.Time{})
+					c.lastWrite = time.Now()
+				}
+				c.wmu.Unlock()
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// closeAll disconnects every connection (once) and waits for the readers.
+func closeAll(conns []*benchConn) {
+	for _, c := range conns {
+		c.wmu.Lock()
+		if !c.closed {
+			c.closed = true
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			c.bw.Write([]byte{0xE0, 0}) // DISCONNECT
+			c.bw.Flush()
+			c.nc.Close()
+		}
+		c.wmu.Unlock()
+	}
+	for _, c := range conns {
+		<-c.done
+	}
+}
+
+// publishResult sums the devices' publishing; hist is filled in once the
+// connections are closed.
+type publishResult struct {
+	devices        int
+	sent, acked    int64
+	spurious       int64
+	elapsed        time.Duration
+	hist           *latencyHistogram
+	maxLag         time.Duration
+	dropped        int
+	firstDropError error
+}
+
+// publishAll runs every connection's publisher until its messages are sent
+// or --duration ends, then waits up to --drain for outstanding PUBACKs.
+func publishAll(ctx context.Context, conns []*benchConn, o mqttBenchOptions) publishResult {
+	pctx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	payload := make([]byte, o.size)
+	_, _ = rand.Read(payload)
+	var interval time.Duration
+	if o.rate > 0 {
+		interval = time.Duration(float64(len(conns)) / o.rate * float64(time.Second))
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Rate-limited devices start staggered over one interval, not in step.
+			first := start.Add(time.Duration(int64(interval) * int64(i) / int64(len(conns))))
+			c.publish(pctx, o, payload, interval, first)
+			c.awaitAcks(ctx, o.drain)
+		}()
+	}
+	wg.Wait()
+	res := publishResult{devices: len(conns), elapsed: time.Since(start), hist: newLatencyHistogram()}
+	for _, c := range conns {
+		res.sent += c.sent
+		res.acked += c.acked.Load()
+		res.spurious += c.spurious.Load()
+		res.maxLag = max(res.maxLag, c.maxLag)
+		select {
+		case <-c.done:
+			res.dropped++
+			if res.firstDropError == nil {
+				res.firstDropError = fmt.Errorf("%s: %w", c.id, c.readErr)
+			}
+		default:
+		}
+	}
+	return res
+}
+
+// publish writes PUBLISH packets: at once while a packet id is free (QoS 1)
+// or on the rate schedule, flushing whenever it would otherwise wait.
+func (c *benchConn) publish(ctx context.Context, o mqttBenchOptions, payload []byte, interval time.Duration, next time.Time) {
+	prefix := encodePublishPrefix("devices/"+c.id+"/messages/events/", byte(o.qos), len(payload))
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	flush := func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if c.bw.Buffered() == 0 {
+			return true
+		}
+		c.lastWrite = time.Now()
+		return c.bw.Flush() == nil
+	}
+	for n := 0; o.messages == 0 || n < o.messages; n++ {
+		if ctx.Err() != nil {
+			break
+		}
+		if interval > 0 {
+			if d := time.Until(next); d > 0 {
+				if !flush() {
+					return
+				}
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return
+				}
+			} else {
+				c.maxLag = max(c.maxLag, -d)
+			}
+			next = next.Add(interval)
+		}
+		var id uint16
+		if c.free != nil {
+			select {
+			case id = <-c.free:
+			default:
+				if !flush() {
+					return
+				}
+				select {
+				case id = <-c.free:
+				case <-ctx.Done():
+					return
+				case <-c.done:
+					return
+				}
+			}
+		}
+		c.wmu.Lock()
+		c.bw.Write(prefix)
+		if c.free != nil {
+			c.bw.Write([]byte{byte(id >> 8), byte(id)})
+			c.sentAt[id].Store(int64(time.Since(c.base)))
+		}
+		_, err := c.bw.Write(payload)
+		if interval > 0 && err == nil {
+			c.lastWrite = time.Now()
+			err = c.bw.Flush()
+		}
+		c.wmu.Unlock()
+		if err != nil {
+			return
+		}
+		c.sent++
+	}
+	flush()
+}
+
+// awaitAcks waits until every PUBACK is in, the connection drops, or the
+// drain time runs out.
+func (c *benchConn) awaitAcks(ctx context.Context, drain time.Duration) {
+	if c.free == nil {
+		return
+	}
+	deadline := time.Now().Add(drain)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for c.acked.Load() < c.sent && time.Now().Before(deadline) {
+		select {
+		case <-tick.C:
+		case <-c.done:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func printPublishResult(w io.Writer, o mqttBenchOptions, r publishResult) {
+	rate := "as fast as possible"
+	if o.rate > 0 {
+		rate = fmt.Sprintf("target %.0f msgs/s", o.rate)
+	}
+	fmt.Fprintf(w, "messages: QoS %d, %d B payload, %d devices × %d in flight, %s\n", o.qos, o.size, r.devices, o.inflight, rate)
+	if o.qos == 0 {
+		fmt.Fprintf(w, "sent %d in %s (QoS 0: nothing is acknowledged)\n", r.sent, r.elapsed.Round(time.Millisecond))
+		fmt.Fprintf(w, "throughput: %.0f msgs/s written\n", float64(r.sent)/r.elapsed.Seconds())
+	} else {
+		fmt.Fprintf(w, "sent %d, acknowledged %d, failed %d in %s\n", r.sent, r.acked, r.sent-r.acked, r.elapsed.Round(time.Millisecond))
+		fmt.Fprintf(w, "throughput: %.0f msgs/s acknowledged (%.1f MB/s of payload)\n",
+			float64(r.acked)/r.elapsed.Seconds(), float64(r.acked)*float64(o.size)/r.elapsed.Seconds()/1e6)
+		h := r.hist
+		fmt.Fprintf(w, "latency publish→PUBACK: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+			fmtLatency(h.quantile(0.50)), fmtLatency(h.quantile(0.90)), fmtLatency(h.quantile(0.99)),
+			fmtLatency(h.quantile(0.999)), fmtLatency(h.max))
+	}
+	if o.rate > 0 {
+		fmt.Fprintf(w, "schedule: the furthest a publish fell behind its slot was %s\n", fmtLatency(r.maxLag))
+	}
+	if r.spurious > 0 {
+		fmt.Fprintf(w, "PUBACKs for packet ids not in flight (ignored): %d\n", r.spurious)
+	}
+	if r.dropped > 0 {
+		fmt.Fprintf(w, "connections lost during the run: %d (first: %v)\n", r.dropped, r.firstDropError)
+	}
+}
+
+func fmtLatency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// holdIdle keeps the connections open for d and reports the server's memory.
+func holdIdle(ctx context.Context, w io.Writer, pid int, conns []*benchConn, before procStats, statErr error, d time.Duration) error {
+	connected, _ := readProcStats(pid)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	lost := 0
+	for _, c := range conns {
+		select {
+		case <-c.done:
+			lost++
+		default:
+		}
+	}
+	fmt.Fprintf(w, "idle: %d connections held for %s, %d lost meanwhile\n", len(conns), d, lost)
+	if pid == 0 {
+		fmt.Fprintln(w, "no --server-pid: server memory not measured")
+		return nil
+	}
+	if statErr != nil {
+		fmt.Fprintf(w, "server memory not measured: %v\n", statErr)
+		return nil
+	}
+	after, err := readProcStats(pid)
+	if err != nil {
+		return err
+	}
+	held := len(conns) - lost
+	fmt.Fprintf(w, "server pid %d RSS: %s before connecting, %s once connected, %s after holding (peak %s)\n",
+		pid, mib(before.rss), mib(connected.rss), mib(after.rss), mib(after.hwm))
+	if held > 0 {
+		fmt.Fprintf(w, "RSS per connection: %.1f KiB after holding (%.1f KiB right after connecting)\n",
+			float64(after.rss-before.rss)/float64(held)/1024, float64(connected.rss-before.rss)/float64(held)/1024)
+	}
+	fmt.Fprintf(w, "server CPU while connecting and holding: %.2f s\n", (after.cpu - before.cpu).Seconds())
+	return nil
+}
+
+// procStats is what /proc says about a process.
+type procStats struct {
+	rss, hwm int64         // bytes
+	cpu      time.Duration // user + system
+}
+
+func readProcStats(pid int) (procStats, error) {
+	if pid <= 0 {
+		return procStats{}, errors.New("no pid")
+	}
+	var st procStats
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return st, fmt.Errorf("server process: %w", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if k == "VmRSS" {
+			st.rss = kb << 10
+		} else {
+			st.hwm = kb << 10
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return st, fmt.Errorf("server process: %w", err)
+	}
+	// Fields after the command name, which may contain spaces: utime and
+	// stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			st.cpu = time.Duration(u+s) * time.Second / 100 // USER_HZ is 100 on Linux
+		}
+	}
+	return st, nil
+}
+
+func processExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return err == nil
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// MQTT 3.1.1 encoding, client side.
+
+func appendRemainingLength(b []byte, n int) []byte {
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func appendMQTTString(b []byte, s string) []byte {
+	return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...)
+}
+
+// encodeConnect builds a clean-session CONNECT, with the user name and
+// password only when given.
+func encodeConnect(clientID, username, password string, keepAlive time.Duration) []byte {
+	flags := byte(0x02)
+	body := appendMQTTString(nil, "MQTT")
+	body = append(body, 4) // protocol level 3.1.1
+	if username != "" {
+		flags |= 0x80
+	}
+	if password != "" {
+		flags |= 0x40
+	}
+	body = append(body, flags)
+	body = binary.BigEndian.AppendUint16(body, uint16(keepAlive/time.Second))
+	body = appendMQTTString(body, clientID)
+	if username != "" {
+		body = appendMQTTString(body, username)
+	}
+	if password != "" {
+		body = appendMQTTString(body, password)
+	}
+	out := appendRemainingLength([]byte{0x10}, len(body))
+	return append(out, body...)
+}
+
+// encodePublishPrefix is a PUBLISH up to its packet id (QoS 1) or payload
+// (QoS 0): the fixed header and the topic, the same for every message.
+func encodePublishPrefix(topic string, qos byte, payloadLen int) []byte {
+	n := 2 + len(topic) + payloadLen
+	if qos > 0 {
+		n += 2
+	}
+	b := appendRemainingLength([]byte{0x30 | qos<<1}, n)
+	return appendMQTTString(b, topic)
+}
+
+// latencyHistogram records durations in log-linear buckets, HDR-style: exact
+// below 128 ns, then 64 buckets per power of two, so a quantile is within
+// 1/64 (1.6 %) of the true value whatever the range. Fixed size, no locking:
+// each connection's reader has its own, merged at the end.
+type latencyHistogram struct {
+	counts []uint64
+	total  uint64
+	max    time.Duration
+}
+
+const (
+	histSubBits    = 6
+	histSubBuckets = 1 << histSubBits // per power of two
+	histLinear     = 2 * histSubBuckets
+	histMaxShift   = 40 // up to about 2^47 ns (39 hours)
+)
+
+func newLatencyHistogram() *latencyHistogram {
+	return &latencyHistogram{counts: make([]uint64, histLinear+histMaxShift*histSubBuckets)}
+}
+
+func histIndex(v uint64) int {
+	if v < histLinear {
+		return int(v)
+	}
+	shift := bits.Len64(v) - histSubBits - 1 // v>>shift is in [64, 128)
+	if shift > histMaxShift {
+		return histLinear + histMaxShift*histSubBuckets - 1
+	}
+	return histLinear + (shift-1)*histSubBuckets + int(v>>shift) - histSubBuckets
+}
+
+// histUpper is the largest value bucket i holds.
+func histUpper(i int) uint64 {
+	if i < histLinear {
+		return uint64(i)
+	}
+	shift := (i-histLinear)/histSubBuckets + 1
+	sub := uint64((i-histLinear)%histSubBuckets + histSubBuckets)
+	return (sub+1)<<shift - 1
+}
+
+func (h *latencyHistogram) record(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	h.counts[histIndex(uint64(d))]++
+	h.total++
+	h.max = max(h.max, d)
+}
+
+func (h *latencyHistogram) merge(o *latencyHistogram) {
+	if o == nil {
+		return
+	}
+	for i, n := range o.counts {
+		h.counts[i] += n
+	}
+	h.total += o.total
+	h.max = max(h.max, o.max)
+}
+
+// quantile is the upper edge of the bucket holding the q-th value (never
+// above the recorded maximum).
+func (h *latencyHistogram) quantile(q float64) time.Duration {
+	if h.total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.total) + 0.5)
+	rank = max(rank, 1)
+	var seen uint64
+	for i, n := range h.counts {
+		seen += n
+		if seen >= rank {
+			return min(time.Duration(histUpper(i)), h.max)
+		}
+	}
+	return h.max
+}

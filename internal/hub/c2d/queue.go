@@ -1,0 +1,312 @@
+package c2d
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/outpost-iot/outpost/internal/bus"
+)
+
+// MaxQueuedPerDevice is IoT Hub's per-device queue depth.
+const MaxQueuedPerDevice = 50
+
+// Header names on stored messages.
+const (
+	hdrMessageID     = "message-id"
+	hdrCorrelationID = "correlation-id"
+	hdrUserID        = "user-id"
+	hdrTo            = "to"
+	hdrAck           = "iothub-ack"
+	hdrExpiry        = "absolute-expiry-time"
+	hdrEnqueued      = "iothub-enqueuedtime"
+	hdrContentType   = "content-type"
+	hdrContentEnc    = "content-encoding"
+	appPrefix        = "app-"
+)
+
+// Message is a cloud-to-device message.
+type Message struct {
+	MessageID, CorrelationID, UserID string
+	ContentType, ContentEncoding     string
+	// Ack is the feedback requested: none, positive, negative or full.
+	Ack      string
+	Expiry   time.Time
+	Enqueued time.Time
+	App      map[string]string
+	Payload  []byte
+	// DeliveryCount and LockToken are set on received messages.
+	DeliveryCount int
+	LockToken     string
+}
+
+// ErrQueueFull is returned when a device already has 50 messages queued.
+var ErrQueueFull = errors.New("c2d: the device's queue is full")
+
+// Settings are a hub's cloudToDevice settings.
+type Settings struct {
+	MaxDeliveryCount int
+	DefaultTTL       time.Duration
+	LockDuration     time.Duration
+}
+
+// Queue is the cloud-to-device queue of every hub.
+type Queue struct {
+	bus *bus.Bus
+	now func() time.Time
+
+	mu        sync.Mutex
+	locks     map[string]jetstream.Msg      // lock token → held message (HTTPS receive)
+	consumers map[string]jetstream.Consumer // per device, created once
+}
+
+// New builds the queue.
+func New(b *bus.Bus, now func() time.Time) *Queue {
+	return &Queue{bus: b, now: now, locks: map[string]jetstream.Msg{}, consumers: map[string]jetstream.Consumer{}}
+}
+
+func streamName(hub string) string { return "c2d-" + strings.ToLower(hub) }
+
+// deviceToken encodes a device key as one subject token.
+func deviceToken(deviceID, moduleID string) string {
+	return hex.EncodeToString([]byte(deviceID + "/" + moduleID))
+}
+
+func logicalSubject(hub, deviceID, moduleID string) string {
+	return "hub." + strings.ToLower(hub) + ".c2d." + deviceToken(deviceID, moduleID)
+}
+
+// EnsureHub creates the hub's queue stream.
+func (q *Queue) EnsureHub(ctx context.Context, hub string) error {
+	_, err := q.bus.EnsureStream(ctx, jetstream.StreamConfig{
+		Name:                 streamName(hub),
+		Subjects:             []string{"hub." + strings.ToLower(hub) + ".c2d.*"},
+		Storage:              jetstream.FileStorage,
+		Retention:            jetstream.WorkQueuePolicy,
+		MaxMsgsPerSubject:    MaxQueuedPerDevice,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxAge:               48 * time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("c2d: ensure stream for %s: %w", hub, err)
+	}
+	return nil
+}
+
+// RemoveHub deletes the hub's queue.
+func (q *Queue) RemoveHub(ctx context.Context, hub string) error {
+	q.mu.Lock()
+	for k := range q.consumers {
+		if strings.HasPrefix(k, strings.ToLower(hub)+"/") {
+			delete(q.consumers, k)
+		}
+	}
+	q.mu.Unlock()
+	err := q.bus.JetStream().DeleteStream(ctx, q.bus.Stream(streamName(hub)))
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("c2d: delete stream for %s: %w", hub, err)
+	}
+	return nil
+}
+
+// Send queues a message for a device.
+func (q *Queue) Send(ctx context.Context, hub, deviceID, moduleID string, m Message, s Settings) error {
+	hdr := nats.Header{}
+	set := func(k, v string) {
+		if v != "" {
+			hdr.Set(k, v)
+		}
+	}
+	set(hdrMessageID, m.MessageID)
+	set(hdrCorrelationID, m.CorrelationID)
+	set(hdrUserID, m.UserID)
+	set(hdrContentType, m.ContentType)
+	set(hdrContentEnc, m.ContentEncoding)
+	set(hdrAck, m.Ack)
+	to := "/devices/" + deviceID + "/messages/devicebound"
+	if moduleID != "" {
+		to = "/devices/" + deviceID + "/modules/" + moduleID + "/messages/devicebound"
+	}
+	set(hdrTo, to)
+	now := q.now().UTC()
+	exp := m.Expiry
+	if exp.IsZero() {
+		ttl := s.DefaultTTL
+		if ttl <= 0 {
+			ttl = time.Hour
+		}
+		exp = now.Add(ttl)
+	}
+	set(hdrExpiry, exp.Format(time.RFC3339Nano))
+	set(hdrEnqueued, now.Format(time.RFC3339Nano))
+	for k, v := range m.App {
+		hdr.Set(appPrefix+url.QueryEscape(k), v)
+	}
+	_, err := q.bus.Publish(ctx, logicalSubject(hub, deviceID, moduleID), m.Payload, hdr)
+	// JetStream refuses the 51st message of a subject (DiscardNewPerSubject).
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "maximum messages per subject") {
+		return ErrQueueFull
+	}
+	if err != nil {
+		return fmt.Errorf("c2d: send to %s/%s: %w", hub, deviceID, err)
+	}
+	return nil
+}
+
+// consumer returns the device's durable consumer.
+func (q *Queue) consumer(ctx context.Context, hub, deviceID, moduleID string, s Settings) (jetstream.Consumer, error) {
+	key := strings.ToLower(hub) + "/" + deviceToken(deviceID, moduleID) + "/" + strconv.Itoa(s.MaxDeliveryCount)
+	q.mu.Lock()
+	c, ok := q.consumers[key]
+	q.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	lock := s.LockDuration
+	if lock <= 0 {
+		lock = time.Minute
+	}
+	maxDeliver := s.MaxDeliveryCount
+	if maxDeliver <= 0 {
+		maxDeliver = 10
+	}
+	c, err := q.bus.JetStream().CreateOrUpdateConsumer(ctx, q.bus.Stream(streamName(hub)), jetstream.ConsumerConfig{
+		Durable:       "d" + deviceToken(deviceID, moduleID),
+		FilterSubject: q.bus.Subject("hub", strings.ToLower(hub), "c2d", deviceToken(deviceID, moduleID)),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       lock,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: MaxQueuedPerDevice,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("c2d: consumer for %s/%s: %w", hub, deviceID, err)
+	}
+	q.mu.Lock()
+	q.consumers[key] = c
+	q.mu.Unlock()
+	return c, nil
+}
+
+// Next takes the device's next live message, waiting up to wait. It returns
+// (nil, nil) when there is none. Expired messages are dropped on the way.
+func (q *Queue) Next(ctx context.Context, hub, deviceID, moduleID string, s Settings, wait time.Duration) (*Message, jetstream.Msg, error) {
+	c, err := q.consumer(ctx, hub, deviceID, moduleID, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left < 10*time.Millisecond {
+			return nil, nil, nil
+		}
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(left))
+		if err != nil {
+			return nil, nil, fmt.Errorf("c2d: fetch for %s/%s: %w", hub, deviceID, err)
+		}
+		var got jetstream.Msg
+		for m := range batch.Messages() {
+			got = m
+		}
+		if got == nil {
+			return nil, nil, nil
+		}
+		m := decode(got)
+		if !m.Expiry.IsZero() && q.now().After(m.Expiry) {
+			_ = got.Term()
+			continue
+		}
+		return m, got, nil
+	}
+}
+
+func decode(msg jetstream.Msg) *Message {
+	h := msg.Headers()
+	m := &Message{MessageID: h.Get(hdrMessageID), CorrelationID: h.Get(hdrCorrelationID), UserID: h.Get(hdrUserID),
+		ContentType: h.Get(hdrContentType), ContentEncoding: h.Get(hdrContentEnc), Ack: h.Get(hdrAck),
+		App: map[string]string{}, Payload: msg.Data()}
+	m.Expiry, _ = time.Parse(time.RFC3339Nano, h.Get(hdrExpiry))
+	m.Enqueued, _ = time.Parse(time.RFC3339Nano, h.Get(hdrEnqueued))
+	for k, vs := range h {
+		if name, ok := strings.CutPrefix(k, appPrefix); ok && len(vs) > 0 {
+			if un, err := url.QueryUnescape(name); err == nil {
+				name = un
+			}
+			m.App[name] = vs[0]
+		}
+	}
+	if md, err := msg.Metadata(); err == nil {
+		m.DeliveryCount = int(md.NumDelivered)
+		m.LockToken = strconv.FormatUint(md.Sequence.Stream, 10) + "-" + strconv.FormatUint(md.NumDelivered, 10)
+	}
+	return m
+}
+
+// Hold keeps a received message under its lock token (HTTPS receive).
+func (q *Queue) Hold(lockToken string, msg jetstream.Msg) {
+	q.mu.Lock()
+	q.locks[lockToken] = msg
+	q.mu.Unlock()
+}
+
+// ErrLockLost is returned for an unknown or expired lock token.
+var ErrLockLost = errors.New("c2d: the lock token is unknown or its lock expired")
+
+// Settle completes, abandons or rejects a held message.
+func (q *Queue) Settle(lockToken, how string) error {
+	q.mu.Lock()
+	msg, ok := q.locks[lockToken]
+	delete(q.locks, lockToken)
+	q.mu.Unlock()
+	if !ok {
+		return ErrLockLost
+	}
+	var err error
+	switch how {
+	case "complete":
+		err = msg.Ack()
+	case "abandon":
+		err = msg.Nak()
+	case "reject":
+		err = msg.Term()
+	default:
+		return fmt.Errorf("c2d: unknown settlement %q", how)
+	}
+	if err != nil {
+		return ErrLockLost
+	}
+	return nil
+}
+
+// Properties is the MQTT property bag of a message: system properties under
+// their $. names and application properties.
+func (m *Message) Properties() map[string]string {
+	p := map[string]string{}
+	for k, v := range m.App {
+		p[k] = v
+	}
+	set := func(k, v string) {
+		if v != "" {
+			p[k] = v
+		}
+	}
+	set("$.mid", m.MessageID)
+	set("$.cid", m.CorrelationID)
+	set("$.uid", m.UserID)
+	set("$.ct", m.ContentType)
+	set("$.ce", m.ContentEncoding)
+	if !m.Expiry.IsZero() {
+		p["$.exp"] = m.Expiry.UTC().Format(time.RFC3339)
+	}
+	return p
+}
