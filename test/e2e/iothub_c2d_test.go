@@ -31,8 +31,8 @@ func TestC2D(t *testing.T) {
 
 	token, _ := sas.Sign(h.HostName+"/devices/c2d-dev", key, "", time.Now().Add(time.Hour))
 	got := make(chan paho.Message, 4)
-	opts := paho.NewClientOptions().AddBroker("ssl://"+net.JoinHostPort(s.IP, "8883")).
-		SetClientID("c2d-dev").SetUsername(h.HostName+"/c2d-dev/?api-version=2021-04-12").SetPassword(token).
+	opts := paho.NewClientOptions().AddBroker("ssl://" + net.JoinHostPort(s.IP, "8883")).
+		SetClientID("c2d-dev").SetUsername(h.HostName + "/c2d-dev/?api-version=2021-04-12").SetPassword(token).
 		SetTLSConfig(&tls.Config{RootCAs: s.CertPool(), ServerName: h.HostName}).SetProtocolVersion(4).SetAutoReconnect(false)
 	c := paho.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
