@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -44,7 +45,9 @@ func (a *App) buildHub() {
 	a.hub.presence = devicemqtt.NewPresence()
 	a.hub.registry = registry.New(a.store.Devices(), a.hub.presence, now)
 	a.hub.telemetry = telemetry.New(a.bus, now)
-	a.hub.devices = deviceauth.New(a.hub.hubs, a.hub.registry, now)
+	a.hub.devices = deviceauth.New(a.hub.hubs, a.hub.registry, func(ctx context.Context, h hub.Hub) ([]*x509.Certificate, error) {
+		return hubresource.VerifiedCAs(ctx, a.store.Resources(), h.ResourceID)
+	}, now)
 	publisher := telemetryPublisher{a.hub.telemetry}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)

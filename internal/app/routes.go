@@ -22,6 +22,7 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		rbac.NewRoleDefinitions(a.rbac, now),
 		a.iotHubs(),
 		hubresource.NewIotHubKeys(a.store.Resources()),
+		hubresource.NewCertificates(now),
 	}
 }
 

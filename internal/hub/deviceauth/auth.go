@@ -40,17 +40,21 @@ func refuse(bad bool, format string, args ...any) error {
 	return &Error{Reason: fmt.Sprintf(format, args...), BadCredentials: bad}
 }
 
+// CAs returns a hub's verified CA certificates (for certificateAuthority devices).
+type CAs func(ctx context.Context, h hub.Hub) ([]*x509.Certificate, error)
+
 // Authenticator checks device credentials against the registry.
 type Authenticator struct {
 	hubs     *hub.Directory
 	registry *registry.Service
+	cas      CAs
 	now      func() time.Time
 	skew     time.Duration
 }
 
-// New builds an authenticator.
-func New(hubs *hub.Directory, reg *registry.Service, now func() time.Time) *Authenticator {
-	return &Authenticator{hubs: hubs, registry: reg, now: now, skew: 0}
+// New builds an authenticator; cas may be nil (no CA-signed devices).
+func New(hubs *hub.Directory, reg *registry.Service, cas CAs, now func() time.Time) *Authenticator {
+	return &Authenticator{hubs: hubs, registry: reg, cas: cas, now: now, skew: 0}
 }
 
 // Resource is the SAS resource of a device or module under a host.
@@ -159,8 +163,12 @@ func (a *Authenticator) X509(ctx context.Context, host, deviceID, moduleID strin
 		if tp == nil || !(match(tp.PrimaryThumbprint) || match(tp.SecondaryThumbprint)) {
 			return Identity{}, refuse(true, "the client certificate's thumbprint is not registered for %s", describe(deviceID, moduleID))
 		}
+	case "certificateAuthority":
+		if err := a.verifyChain(ctx, h, deviceID, moduleID, chain); err != nil {
+			return Identity{}, err
+		}
 	default:
-		return Identity{}, refuse(false, "%s authenticates with %s; certificate authentication needs selfSigned (CA-signed devices need the hub's CA certificates, not yet supported)", describe(deviceID, moduleID), dev.Authentication.Type)
+		return Identity{}, refuse(false, "%s authenticates with %s, not a certificate", describe(deviceID, moduleID), dev.Authentication.Type)
 	}
 	if dev.Status != "enabled" {
 		return Identity{}, refuse(false, "%s is disabled", describe(deviceID, moduleID))
@@ -173,4 +181,40 @@ func describe(deviceID, moduleID string) string {
 		return "module " + moduleID + " of device " + deviceID
 	}
 	return "device " + deviceID
+}
+
+// verifyChain checks a CA-signed device certificate: it chains to one of
+// the hub's verified CA certificates and its common name is the device id
+// (for a module, the module id), as IoT Hub requires.
+func (a *Authenticator) verifyChain(ctx context.Context, h hub.Hub, deviceID, moduleID string, chain []*x509.Certificate) error {
+	if a.cas == nil {
+		return refuse(false, "hub %s has no CA certificates", h.Name)
+	}
+	roots, err := a.cas(ctx, h)
+	if err != nil {
+		return err
+	}
+	if len(roots) == 0 {
+		return refuse(false, "hub %s has no verified CA certificates; upload one (IotHubs/certificates with isVerified)", h.Name)
+	}
+	pool, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range roots {
+		pool.AddCert(c)
+	}
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	leaf := chain[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: a.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return refuse(true, "the client certificate does not chain to a verified CA of hub %s: %v", h.Name, err)
+	}
+	want := deviceID
+	if moduleID != "" {
+		want = moduleID
+	}
+	if leaf.Subject.CommonName != want {
+		return refuse(true, "the client certificate's common name '%s' must be '%s'", leaf.Subject.CommonName, want)
+	}
+	return nil
 }

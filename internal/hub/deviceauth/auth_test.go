@@ -56,7 +56,7 @@ func newFixture(t *testing.T, disableLocalAuth bool) *fixture {
 		t.Fatal(err)
 	}
 	reg := registry.New(st.Devices(), nil, time.Now)
-	return &fixture{auth: deviceauth.New(hub.NewDirectory(st.Resources(), "outpost.localhost", ""), reg, time.Now), reg: reg, st: st}
+	return &fixture{auth: deviceauth.New(hub.NewDirectory(st.Resources(), "outpost.localhost", ""), reg, nil, time.Now), reg: reg, st: st}
 }
 
 func (f *fixture) device(t *testing.T, id string, in registry.Identity) registry.Identity {

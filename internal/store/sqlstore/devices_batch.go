@@ -106,7 +106,7 @@ const deviceLoadChunk = 500
 // parameters each, within both databases' limits. Fewer statements save
 // PostgreSQL round trips and SQLite per-statement work; BenchmarkDevicePutMany
 // found little to gain beyond this.
-const deviceInsertRows = 100
+const deviceInsertRows = 500
 
 // deviceBatch is one attempt of PutMany inside its transaction.
 type deviceBatch struct {
