@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/server"
+	"github.com/outpost-iot/outpost/internal/store"
 )
 
 // resourceTypes lists the ARM resource types this build serves. Each
@@ -23,6 +25,10 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		a.iotHubs(),
 		hubresource.NewIotHubKeys(a.store.Resources()),
 		hubresource.NewCertificates(now),
+		hubresource.NewEventHubEndpoints(a.store.Resources()),
+		hubresource.NewConsumerGroups(a.store.Resources(), func(ctx context.Context, parent string) ([]store.Resource, error) {
+			return a.store.Resources().List(ctx, store.ResourceFilter{ParentID: parent, Type: hubresource.ConsumerGroupType})
+		}, now),
 	}
 }
 

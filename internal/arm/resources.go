@@ -49,7 +49,7 @@ func (s *Service) checkContainer(ctx context.Context, id ResourceID) error {
 		}
 	}
 	if parent := id.ParentID(); len(id.Types) > 1 || id.Scope != "" {
-		if _, err := s.store.Resources().Get(ctx, parent); err != nil {
+		if _, err := s.getAny(ctx, parent); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return Errorf(http.StatusNotFound, "ParentResourceNotFound",
 					"Can not perform requested operation on nested resource. Parent resource '%s' not found.", parent)
@@ -58,6 +58,26 @@ func (s *Service) checkContainer(ctx context.Context, id ResourceID) error {
 		}
 	}
 	return nil
+}
+
+// getAny reads an object by id from the store or, for types that are not
+// (all) stored — a hub's eventHubEndpoints/events, built-in role
+// definitions — from the type's ResourceReader.
+func (s *Service) getAny(ctx context.Context, id string) (store.Resource, error) {
+	res, err := s.store.Resources().Get(ctx, id)
+	if !errors.Is(err, store.ErrNotFound) {
+		return res, err
+	}
+	rid, perr := ParseResourceID(id)
+	if perr != nil || rid.IsCollection() {
+		return store.Resource{}, err
+	}
+	if rt, ok := s.registry.Lookup(rid.FullType()); ok {
+		if rr, ok := rt.(ResourceReader); ok {
+			return rr.Get(ctx, rid)
+		}
+	}
+	return store.Resource{}, err
 }
 
 // PutInput is a request to create or replace a resource.

@@ -68,6 +68,11 @@ func (ds devices) PutMany(ctx context.Context, hub string, keys []store.DeviceKe
 func (ds devices) putMany(ctx context.Context, hub string, keys []store.DeviceKey, update func(i int, current *store.Device) (*store.Device, error)) ([]error, error) {
 	errs := make([]error, len(keys))
 	err := ds.s.inTx(ctx, func(tx *sql.Tx) error {
+		if plans := ds.s.dialect.customPlans; plans != "" {
+			if _, err := tx.ExecContext(ctx, plans); err != nil {
+				return err
+			}
+		}
 		b := &deviceBatch{ctx: ctx, tx: tx, dialect: ds.s.dialect, hub: hub, now: now()}
 		if err := b.load(keys); err != nil {
 			return err

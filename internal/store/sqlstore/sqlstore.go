@@ -239,6 +239,14 @@ type dialect struct {
 	// more than the statement's work; its plain "?" needs none, but takes
 	// the arguments in the order the placeholders appear in the text.
 	param func(n int) string
+	// customPlans, run first in a transaction, makes it plan every
+	// statement for its arguments. PostgreSQL otherwise settles on one
+	// generic plan per prepared statement (pgx prepares each statement
+	// once per connection), and a plan made while a table was nearly
+	// empty scans it whole once it is large, until autovacuum's next
+	// ANALYZE. Bulk writes, which grow tables fastest, run it; empty when
+	// plans are never cached across statements.
+	customPlans string
 	// retryable reports whether err aborted the transaction only because
 	// of its timing with another one (a deadlock between row locks), so
 	// running it again may succeed. SQLite's single writer has no such
@@ -280,6 +288,7 @@ func postgresDialect() dialect {
 		forKeyShare:     " FOR KEY SHARE",
 		migrationLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 		param:           func(n int) string { return "$" + strconv.Itoa(n) },
+		customPlans:     "SET LOCAL plan_cache_mode = force_custom_plan",
 		uniqueViolation: postgresUniqueViolation,
 		retryable:       postgresRetryable,
 	}
