@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/mqtt"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
 	"github.com/outpost-iot/outpost/internal/hub/serviceapi"
+	"github.com/outpost-iot/outpost/internal/hub/sources"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
@@ -51,6 +52,11 @@ func (a *App) buildHub() {
 	publisher := telemetryPublisher{a.hub.telemetry}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
+	// Twin, lifecycle and connection events for routing.
+	events := sources.New(a.hub.telemetry, a.log.With("component", "hub-events"), now)
+	a.hub.registry.OnTwinChange(events.TwinChanged)
+	a.hub.registry.OnLifecycle(events.Lifecycle)
+	a.hub.sessions.OnConnection(events.Connection)
 	a.hub.c2d = c2d.New(a.bus, now)
 	a.hub.sessions.EnableC2D(a.hub.c2d, a.hub.hubs)
 	a.hub.service = serviceapi.New(serviceapi.Config{

@@ -53,6 +53,27 @@ func TestC2D(t *testing.T) {
 	}
 	c.Disconnect(100)
 
+	// A message queued while the device is connected but not yet subscribed
+	// is delivered once it subscribes.
+	late := paho.NewClient(opts)
+	if tok := late.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("reconnect: %v", tok.Error())
+	}
+	send(`{"data":"while unsubscribed","messageId":"m-late"}`)
+	time.Sleep(1500 * time.Millisecond)
+	if tok := late.Subscribe("devices/c2d-dev/messages/devicebound/#", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	select {
+	case m := <-got:
+		if string(m.Payload()) != "while unsubscribed" {
+			t.Errorf("late subscriber got %q", m.Payload())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a message queued before the subscription was never delivered")
+	}
+	late.Disconnect(100)
+
 	// HTTPS: receive, then complete.
 	send(`{"data":"over https","messageId":"m2"}`)
 	hc := s.HTTPClient()

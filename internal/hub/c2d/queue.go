@@ -163,6 +163,21 @@ func (q *Queue) Send(ctx context.Context, hub, deviceID, moduleID string, m Mess
 	return nil
 }
 
+// Pending reports whether a device has messages queued, without creating
+// its consumer (one stream-info request filtered on its subject).
+func (q *Queue) Pending(ctx context.Context, hub, deviceID, moduleID string) (bool, error) {
+	st, err := q.bus.JetStream().Stream(ctx, q.bus.Stream(streamName(hub)))
+	if err != nil {
+		return false, fmt.Errorf("c2d: stream for %s: %w", hub, err)
+	}
+	subject := q.bus.Subject("hub", strings.ToLower(hub), "c2d", deviceToken(deviceID, moduleID))
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return false, fmt.Errorf("c2d: stream info for %s: %w", hub, err)
+	}
+	return info.State.Subjects[subject] > 0, nil
+}
+
 // consumer returns the device's durable consumer.
 func (q *Queue) consumer(ctx context.Context, hub, deviceID, moduleID string, s Settings) (jetstream.Consumer, error) {
 	key := strings.ToLower(hub) + "/" + deviceToken(deviceID, moduleID) + "/" + strconv.Itoa(s.MaxDeliveryCount)

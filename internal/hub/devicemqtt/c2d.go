@@ -82,28 +82,48 @@ func (h *Hub) RunC2D(ctx context.Context) error {
 	}
 }
 
-// pushC2D delivers a device's messages while it stays connected.
+// pushC2D delivers a device's queued messages while it stays connected and
+// returns when the queue is empty: a worker (and the device's consumer)
+// exists only while there is something to deliver, so idle connections cost
+// nothing here. Sends and connects wake a worker again.
 func (h *Hub) pushC2D(ctx context.Context, key mqtt.DeviceKey) {
 	s := h.server.Load()
-	for ctx.Err() == nil && s != nil && s.IsConnected(key) {
+	if s == nil || !s.IsConnected(key) {
+		return
+	}
+	if has, err := h.c2d.queue.Pending(ctx, key.Hub, key.DeviceID, key.ModuleID); err != nil || !has {
+		return
+	}
+	warned := false
+	// A device may connect before it subscribes to its messages; while a
+	// message waits for that, keep trying rather than leave it stranded.
+	waiting := false
+	for ctx.Err() == nil && s.IsConnected(key) {
 		hb, ok, err := h.c2d.hubs.Get(ctx, key.Hub)
 		if err != nil || !ok {
 			return
 		}
-		m, jm, err := h.c2d.queue.Next(ctx, key.Hub, key.DeviceID, key.ModuleID, C2DSettings(hb), 2*time.Second)
+		m, jm, err := h.c2d.queue.Next(ctx, key.Hub, key.DeviceID, key.ModuleID, C2DSettings(hb), 500*time.Millisecond)
 		if err != nil {
-			h.log.Warn("cloud-to-device fetch", "device", key.DeviceID, "err", err)
+			if !warned {
+				h.log.Warn("cloud-to-device fetch", "device", key.DeviceID, "err", err)
+				warned = true
+			}
 			sleep(ctx, time.Second)
 			continue
 		}
 		if m == nil {
-			continue
+			if waiting {
+				continue
+			}
+			return // empty (or everything locked elsewhere): a send wakes us again
 		}
 		acked := make(chan error, 1)
 		err = s.Deliver(ctx, key, mqtt.Delivery{Kind: mqtt.DeliverC2D, Payload: m.Payload, Properties: m.Properties(),
 			Acked: func(e error) { acked <- e }})
 		switch {
 		case errors.Is(err, mqtt.ErrNotSubscribed):
+			waiting = true
 			_ = jm.NakWithDelay(time.Second)
 			sleep(ctx, time.Second)
 			continue
@@ -111,6 +131,7 @@ func (h *Hub) pushC2D(ctx context.Context, key mqtt.DeviceKey) {
 			_ = jm.Nak()
 			return
 		}
+		waiting = false
 		select {
 		case e := <-acked:
 			if e == nil {

@@ -38,6 +38,13 @@ type Hub struct {
 	presence *Presence
 	methods  methodCalls
 	c2d      *c2dPusher
+	// onConnection hooks run after a device connects or disconnects.
+	onConnection []func(ctx context.Context, hub, deviceID, moduleID string, connected bool)
+}
+
+// OnConnection registers a hook run after each connect and disconnect.
+func (h *Hub) OnConnection(f func(ctx context.Context, hub, deviceID, moduleID string, connected bool)) {
+	h.onConnection = append(h.onConnection, f)
 }
 
 // New builds the device side of the hub. Attach the mqtt.Server with
@@ -120,14 +127,20 @@ func (h *Hub) Telemetry(ctx context.Context, id mqtt.Identity, msg mqtt.Message)
 }
 
 // Connected implements mqtt.ConnectionObserver.
-func (h *Hub) Connected(_ context.Context, id mqtt.Identity) {
+func (h *Hub) Connected(ctx context.Context, id mqtt.Identity) {
 	h.presence.set(id.Key(), true, h.now())
 	h.NotifyC2D(id.Key())
+	for _, f := range h.onConnection {
+		f(ctx, id.Hub, id.DeviceID, id.ModuleID, true)
+	}
 }
 
 // Disconnected implements mqtt.ConnectionObserver.
-func (h *Hub) Disconnected(_ context.Context, id mqtt.Identity) {
+func (h *Hub) Disconnected(ctx context.Context, id mqtt.Identity) {
 	h.presence.set(id.Key(), false, h.now())
+	for _, f := range h.onConnection {
+		f(ctx, id.Hub, id.DeviceID, id.ModuleID, false)
+	}
 }
 
 // TwinGet implements mqtt.TwinHandler.

@@ -27,10 +27,31 @@ func (noPresence) ConnectionState(string, string, string) (bool, time.Time, time
 
 // Service is the registry of every hub.
 type Service struct {
-	devices   store.Devices
-	presence  Presence
-	now       func() time.Time
-	twinHooks []func(ctx context.Context, c TwinChange)
+	devices        store.Devices
+	presence       Presence
+	now            func() time.Time
+	twinHooks      []func(ctx context.Context, c TwinChange)
+	lifecycleHooks []func(ctx context.Context, e Lifecycle)
+}
+
+// Lifecycle is a device or module being created or deleted.
+type Lifecycle struct {
+	Hub, DeviceID, ModuleID string
+	// Created is true for createDeviceIdentity, false for deleteDeviceIdentity.
+	Created bool
+	// Twin is the entry's twin at that moment.
+	Twin Twin
+}
+
+// OnLifecycle registers a hook run after every create and delete.
+func (s *Service) OnLifecycle(f func(ctx context.Context, e Lifecycle)) {
+	s.lifecycleHooks = append(s.lifecycleHooks, f)
+}
+
+func (s *Service) lifecycle(ctx context.Context, e Lifecycle) {
+	for _, f := range s.lifecycleHooks {
+		f(ctx, e)
+	}
 }
 
 // New builds a registry service; presence may be nil.
@@ -110,6 +131,7 @@ func (s *Service) PutIdentity(ctx context.Context, hub, deviceID, moduleID strin
 		if err != nil {
 			return Identity{}, false, fmt.Errorf("registry: create: %w", err)
 		}
+		s.lifecycle(ctx, Lifecycle{Hub: hub, DeviceID: deviceID, ModuleID: moduleID, Created: true, Twin: s.renderTwin(d)})
 		return s.render(d), true, nil
 	case err != nil:
 		return Identity{}, false, fmt.Errorf("registry: get: %w", err)
@@ -241,7 +263,11 @@ func (s *Service) Lookup(ctx context.Context, hub, deviceID, moduleID string) (I
 // DeleteIdentity removes a device (with its modules) or a module.
 func (s *Service) DeleteIdentity(ctx context.Context, hub, deviceID, moduleID, ifMatch string) error {
 	ifMatch = strings.Trim(strings.TrimPrefix(strings.TrimSpace(ifMatch), "W/"), `"`)
+	before, getErr := s.devices.Get(ctx, hub, deviceID, moduleID)
 	err := s.devices.Delete(ctx, hub, deviceID, moduleID, ifMatch)
+	if err == nil && getErr == nil {
+		defer s.lifecycle(ctx, Lifecycle{Hub: hub, DeviceID: deviceID, ModuleID: moduleID, Created: false, Twin: s.renderTwin(before)})
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(http.StatusNotFound, notFoundCode(moduleID), "%s not found.", describe(deviceID, moduleID))

@@ -54,7 +54,11 @@ type TwinChange struct {
 	Desired map[string]any
 	// Reported is the reported patch when the device reported.
 	Reported map[string]any
-	Version  int64
+	// Tags is the tags patch (or, on replace, all tags) when tags changed.
+	Tags    map[string]any
+	Version int64
+	// Replace is true for a PUT of the twin (replaceTwin), false for a PATCH.
+	Replace bool
 }
 
 // OnTwinChange registers a hook run after every committed twin change.
@@ -97,7 +101,7 @@ func (s *Service) UpdateTwin(ctx context.Context, hub, deviceID, moduleID string
 		} else if patch.Tags != nil {
 			mergePatch(t.Tags, patch.Tags)
 		}
-		change = TwinChange{Hub: hub, DeviceID: deviceID, ModuleID: moduleID}
+		change = TwinChange{Hub: hub, DeviceID: deviceID, ModuleID: moduleID, Replace: replace, Tags: patch.Tags}
 		if patch.Properties != nil && patch.Properties.Desired != nil {
 			desired := stripMeta(patch.Properties.Desired)
 			if replace {

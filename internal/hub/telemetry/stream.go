@@ -82,8 +82,11 @@ func (s *Streams) EnsureHub(ctx context.Context, hub string, retentionDays int) 
 		retentionDays = 1
 	}
 	_, err := s.bus.EnsureStream(ctx, jetstream.StreamConfig{
-		Name:     streamName(hub),
-		Subjects: []string{"hub." + strings.ToLower(hub) + ".events.*"},
+		Name: streamName(hub),
+		// events.{partition}: device messages (the built-in endpoint);
+		// sources.{kind}: twin change, lifecycle and connection events,
+		// which only routing delivers.
+		Subjects: []string{"hub." + strings.ToLower(hub) + ".events.*", "hub." + strings.ToLower(hub) + ".sources.*"},
 		Storage:  jetstream.FileStorage,
 		MaxAge:   time.Duration(retentionDays) * 24 * time.Hour,
 		// Duplicate detection by message id for retried publishes.
@@ -187,6 +190,7 @@ func (s *Streams) Read(ctx context.Context, hub string, opts ReadOptions, fn fun
 	if opts.FromStart {
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
+	cfg.FilterSubjects = []string{s.bus.Subject("hub", strings.ToLower(hub), "events", "*")}
 	if opts.Partition >= 0 {
 		cfg.FilterSubjects = []string{s.physicalSubject(hub, opts.Partition)}
 	}
@@ -209,6 +213,63 @@ func (s *Streams) Read(ctx context.Context, hub string, opts ReadOptions, fn fun
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 			return fmt.Errorf("telemetry: read %s: %w", hub, err)
+		}
+	}
+	return nil
+}
+
+// Routing sources of non-telemetry events (iothub-message-source).
+const (
+	SourceTwinChange      = "twinChangeEvents"
+	SourceLifecycle       = "deviceLifecycleEvents"
+	SourceConnectionState = "deviceConnectionStateEvents"
+)
+
+// PublishSource stores a non-telemetry event (twin change, lifecycle,
+// connection state) for routing, stamped like telemetry.
+func (s *Streams) PublishSource(ctx context.Context, source string, m Message) error {
+	m.Enqueued = s.now().UTC()
+	hdr := nats.Header{}
+	for k, v := range m.System {
+		hdr.Set(k, v)
+	}
+	hdr.Set(PropDeviceID, m.DeviceID)
+	if m.ModuleID != "" {
+		hdr.Set(PropModuleID, m.ModuleID)
+	}
+	hdr.Set(PropEnqueuedTime, m.Enqueued.Format(time.RFC3339Nano))
+	hdr.Set(PropMessageSource, source)
+	for k, v := range m.App {
+		hdr.Set(appPrefix+url.QueryEscape(k), v)
+	}
+	if _, err := s.bus.Publish(ctx, "hub."+strings.ToLower(m.Hub)+".sources."+source, m.Payload, hdr); err != nil {
+		return fmt.Errorf("telemetry: publish %s event for %s/%s: %w", source, m.Hub, m.DeviceID, err)
+	}
+	return nil
+}
+
+// ReadSources streams a hub's non-telemetry events (for routing and tests).
+func (s *Streams) ReadSources(ctx context.Context, hub string, fn func(source string, m Message) error) error {
+	c, err := s.bus.JetStream().OrderedConsumer(ctx, s.bus.Stream(streamName(hub)), jetstream.OrderedConsumerConfig{
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: []string{s.bus.Subject("hub", strings.ToLower(hub), "sources", "*")},
+	})
+	if err != nil {
+		return fmt.Errorf("telemetry: read sources of %s: %w", hub, err)
+	}
+	for ctx.Err() == nil {
+		batch, err := c.Fetch(100, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("telemetry: read sources of %s: %w", hub, err)
+		}
+		for msg := range batch.Messages() {
+			m := decode(hub, msg)
+			if err := fn(m.System[PropMessageSource], m); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

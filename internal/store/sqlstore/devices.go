@@ -41,8 +41,8 @@ const (
 	deviceInsertQuery = `INSERT INTO devices (` + deviceColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (hub, device_id, module_id) DO NOTHING`
-	// created_at is written too: PutMany turns a module's delete and
-	// re-create within one batch into an update.
+	// deviceUpdateQuery takes its arguments in deviceColumns' order, as
+	// deviceInsertQuery does, so that deviceArgs serves both.
 	deviceUpdateQuery = `UPDATE devices SET
 		enabled = $4, identity = $5, twin = $6, etag = $7, twin_etag = $8, created_at = $9, updated_at = $10
 		WHERE hub = $1 AND device_id = $2 AND module_id = $3`

@@ -18,8 +18,8 @@ import (
 //  1. A few SELECTs load every entry the batch names, and the device of
 //     every module it names, locking them in PostgreSQL.
 //  2. The entries apply in input order to that loaded view, in memory.
-//  3. The net changes are written in key order: deletes, updates, then the
-//     new entries as multi-row INSERTs.
+//  3. The net changes are written in key order: deletes, then changed and
+//     new entries as multi-row INSERTs (upserts for the changed ones).
 //
 // Writing in key order rather than input order is what keeps concurrent
 // batches in PostgreSQL from deadlocking: every batch takes its row locks in
@@ -106,12 +106,6 @@ func (ds devices) putMany(ctx context.Context, hub string, keys []store.DeviceKe
 // two parameters each, far below PostgreSQL's limit of 65,535 and SQLite's
 // of 32,766, and enough that a batch of 1,000 loads in a few round trips.
 const deviceLoadChunk = 500
-
-// deviceInsertRows is how many rows one of PutMany's INSERTs writes: ten
-// parameters each, within both databases' limits. Fewer statements save
-// PostgreSQL round trips and SQLite per-statement work; BenchmarkDevicePutMany
-// found little to gain beyond this.
-const deviceInsertRows = 500
 
 // deviceBatch is one attempt of PutMany inside its transaction.
 type deviceBatch struct {
@@ -247,29 +241,19 @@ func (b *deviceBatch) apply(k store.DeviceKey, next *store.Device) error {
 	return nil
 }
 
-// write stores what the batch changed, in key order.
+// write stores what the batch changed, in key order: the rows of wiped
+// devices go first, then deleted modules, then changed entries and last new
+// ones, deviceRows to a statement.
 func (b *deviceBatch) write() error {
-	var (
-		updates, removals *sql.Stmt
-		inserts           []*store.Device
-	)
-	// prepare compiles a statement once per batch, which SQLite would
-	// otherwise do for every row; statements close with the transaction.
-	prepare := func(stmt **sql.Stmt, query string) (*sql.Stmt, error) {
-		if *stmt == nil {
-			s, err := b.tx.PrepareContext(b.ctx, query)
-			if err != nil {
-				return nil, err
-			}
-			*stmt = s
-		}
-		return *stmt, nil
-	}
 	for _, id := range slices.Sorted(maps.Keys(b.wiped)) {
 		if _, err := b.tx.ExecContext(b.ctx, deviceDeleteQuery, b.hub, id); err != nil {
 			return err
 		}
 	}
+	var (
+		removals         *sql.Stmt
+		changed, created []*store.Device
+	)
 	for _, k := range b.keys {
 		entry, stored := b.entries[k], b.stored[k]
 		if b.wiped[k.DeviceID] {
@@ -278,33 +262,54 @@ func (b *deviceBatch) write() error {
 		switch {
 		case entry == nil && stored != nil:
 			// Only a module gets here: a stored device's delete wiped it.
-			stmt, err := prepare(&removals, moduleDeleteQuery)
+			// Prepared once, since SQLite would compile it for every row.
+			var err error
+			if removals == nil {
+				removals, err = b.tx.PrepareContext(b.ctx, moduleDeleteQuery)
+			}
 			if err == nil {
-				_, err = stmt.ExecContext(b.ctx, b.hub, k.DeviceID, k.ModuleID)
+				_, err = removals.ExecContext(b.ctx, b.hub, k.DeviceID, k.ModuleID)
 			}
 			if err != nil {
 				return err
 			}
 		case entry != nil && stored == nil:
-			inserts = append(inserts, entry)
+			created = append(created, entry)
 		case entry != stored:
-			stmt, err := prepare(&updates, deviceUpdateQuery)
-			if err == nil {
-				_, err = stmt.ExecContext(b.ctx, deviceArgs(entry)...)
-			}
-			if err != nil {
-				return err
-			}
+			changed = append(changed, entry)
 		}
 	}
-	return b.insert(inserts)
+	if err := b.writeRows(changed, deviceReplaceConflict); err != nil {
+		return err
+	}
+	return b.writeRows(created, deviceCreateConflict)
 }
 
-// insert writes new entries, deviceInsertRows per statement.
-func (b *deviceBatch) insert(entries []*store.Device) error {
+// deviceRows is how many rows one of PutMany's INSERTs writes: ten
+// parameters each, within both databases' limits. Fewer statements save
+// PostgreSQL round trips; BenchmarkDevicePutMany found little to gain
+// beyond this.
+const deviceRows = 100
+
+// How PutMany's INSERTs treat rows that exist. Changed entries replace their
+// stored rows, which the batch holds locked, as an upsert: multi-row like
+// the inserts of new entries, and the same statement in both databases.
+// New entries must not find a row: when one does, a concurrent writer
+// created it since the load, and the row count tells.
+const (
+	deviceCreateConflict  = ` ON CONFLICT (hub, device_id, module_id) DO NOTHING`
+	deviceReplaceConflict = ` ON CONFLICT (hub, device_id, module_id) DO UPDATE SET
+		enabled = excluded.enabled, identity = excluded.identity, twin = excluded.twin,
+		etag = excluded.etag, twin_etag = excluded.twin_etag,
+		created_at = excluded.created_at, updated_at = excluded.updated_at`
+)
+
+// writeRows inserts entries, deviceRows to a statement, with the given
+// conflict clause.
+func (b *deviceBatch) writeRows(entries []*store.Device, conflict string) error {
 	var full *sql.Stmt
-	args := make([]any, 0, deviceInsertRows*deviceColumnCount)
-	for chunk := range slices.Chunk(entries, deviceInsertRows) {
+	args := make([]any, 0, deviceRows*deviceColumnCount)
+	for chunk := range slices.Chunk(entries, deviceRows) {
 		args = args[:0]
 		for _, d := range chunk {
 			args = appendDeviceArgs(args, d)
@@ -313,15 +318,15 @@ func (b *deviceBatch) insert(entries []*store.Device) error {
 			res sql.Result
 			err error
 		)
-		if len(chunk) == deviceInsertRows {
+		if len(chunk) == deviceRows {
 			if full == nil {
-				if full, err = b.tx.PrepareContext(b.ctx, deviceInsertRowsQuery(b.dialect, deviceInsertRows)); err != nil {
+				if full, err = b.tx.PrepareContext(b.ctx, deviceRowsQuery(b.dialect, deviceRows, conflict)); err != nil {
 					return err
 				}
 			}
 			res, err = full.ExecContext(b.ctx, args...)
 		} else {
-			res, err = b.tx.ExecContext(b.ctx, deviceInsertRowsQuery(b.dialect, len(chunk)), args...)
+			res, err = b.tx.ExecContext(b.ctx, deviceRowsQuery(b.dialect, len(chunk), conflict), args...)
 		}
 		if err != nil {
 			return err
@@ -330,17 +335,15 @@ func (b *deviceBatch) insert(entries []*store.Device) error {
 		if err != nil {
 			return err
 		}
-		if n != int64(len(chunk)) {
-			// The load found none of these rows, so another transaction
-			// created one since.
+		if n != int64(len(chunk)) && conflict == deviceCreateConflict {
 			return errLostCreateRace
 		}
 	}
 	return nil
 }
 
-// deviceInsertRowsQuery is deviceInsertQuery for rows entries.
-func deviceInsertRowsQuery(d dialect, rows int) string {
+// deviceRowsQuery is an INSERT of rows entries.
+func deviceRowsQuery(d dialect, rows int, conflict string) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO devices (` + deviceColumns + `) VALUES `)
 	for r := range rows {
@@ -356,6 +359,6 @@ func deviceInsertRowsQuery(d dialect, rows int) string {
 		}
 		b.WriteByte(')')
 	}
-	b.WriteString(` ON CONFLICT (hub, device_id, module_id) DO NOTHING`)
+	b.WriteString(conflict)
 	return b.String()
 }
