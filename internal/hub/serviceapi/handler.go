@@ -73,7 +73,9 @@ func (h *Handler) Mount(r PathRouter) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.serve(w, r); err != nil {
 		e := registry.AsError(err)
-		if e.Status >= 500 {
+		// A device that doesn't answer a method in time (504) is the caller's
+		// news, not a server fault.
+		if e.Status >= 500 && e.Status != http.StatusGatewayTimeout {
 			h.log.Error("hub service api", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 		writeError(w, e)
