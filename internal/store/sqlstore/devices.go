@@ -35,7 +35,7 @@ type devices struct{ s *Store }
 
 const deviceColumns = `hub, device_id, module_id, enabled, identity, twin, etag, twin_etag, created_at, updated_at`
 
-// Statements every write path shares; PutMany prepares them once per batch.
+// Statements of the single-entry methods, some of which PutMany shares.
 const (
 	deviceGetQuery    = `SELECT ` + deviceColumns + ` FROM devices WHERE hub = $1 AND device_id = $2 AND module_id = $3`
 	deviceInsertQuery = `INSERT INTO devices (` + deviceColumns + `)
@@ -82,8 +82,7 @@ func boolArg(b bool) int {
 	return 0
 }
 
-// deviceArgs are the arguments of deviceInsertQuery and, as both list the
-// columns in the same order, of deviceUpdateQuery.
+// deviceArgs are the arguments of deviceInsertQuery and deviceUpdateQuery.
 func deviceArgs(d *store.Device) []any {
 	return appendDeviceArgs(make([]any, 0, deviceColumnCount), d)
 }
@@ -361,7 +360,20 @@ func (ds devices) DeleteHub(ctx context.Context, hub string) error {
 	if hub == "" {
 		return fmt.Errorf("sqlstore: delete devices of hub: %w", errEmptyHub)
 	}
-	if _, err := ds.s.writer.ExecContext(ctx, `DELETE FROM devices WHERE hub = $1`, hub); err != nil {
+	// Devices first, then, in a new statement, modules: deleting a device
+	// row waits for the module creates that hold it, and PostgreSQL's
+	// second statement then sees their modules. A single DELETE would miss
+	// them (its snapshot predates them) and leave modules without their
+	// device. A device created between the two statements stays, as one
+	// created after DeleteHub would.
+	err := ds.s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE hub = $1 AND module_id = ''`, hub); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE hub = $1 AND module_id <> ''`, hub)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("sqlstore: delete devices of %s: %w", hub, err)
 	}
 	return nil

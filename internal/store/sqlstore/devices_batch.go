@@ -289,7 +289,7 @@ func (b *deviceBatch) write() error {
 // parameters each, within both databases' limits. Fewer statements save
 // PostgreSQL round trips; BenchmarkDevicePutMany found little to gain
 // beyond this.
-const deviceRows = 1
+const deviceRows = 100
 
 // How PutMany's INSERTs treat rows that exist. Changed entries replace their
 // stored rows, which the batch holds locked, as an upsert: multi-row like

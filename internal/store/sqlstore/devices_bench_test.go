@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/outpost-iot/outpost/internal/store"
@@ -60,6 +61,26 @@ func BenchmarkDeviceCreate(b *testing.B) {
 			i++
 		}
 		reportDevicesPerSecond(b, i)
+	})
+}
+
+// BenchmarkDeviceCreateParallel creates devices from as many goroutines as
+// GOMAXPROCS, as concurrent registry calls do; SQLite still writes one at a
+// time, PostgreSQL in parallel.
+func BenchmarkDeviceCreateParallel(b *testing.B) {
+	forEachBackend(b, func(b *testing.B, s store.Store) {
+		ds := s.Devices()
+		var next atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := ds.Create(b.Context(), benchDevice("bench", int(next.Add(1)), false)); err != nil {
+					b.Errorf("Create: %v", err)
+					return
+				}
+			}
+		})
+		reportDevicesPerSecond(b, int(next.Load()))
 	})
 }
 

@@ -22,4 +22,13 @@
 // agree). Lookups are case-insensitive through *_key columns holding
 // store.Key of each value; deleting a resource removes the key range of its
 // subtree, which needs bytewise ordering — hence COLLATE "C" in PostgreSQL.
+//
+// Device registries (devices.go) are the one aggregate that grows to
+// millions of rows per hub: ids are compared bytewise, lists page by key
+// (never OFFSET), and PutMany imports a batch in one transaction — a
+// loading SELECT, the entries applied in memory, then multi-row INSERTs in
+// key order, so that concurrent batches lock rows in one order. A module's
+// row relies on its device's: module creates hold a shared lock on the
+// device row, and deletes lock device rows before removing modules in a
+// later statement, which in PostgreSQL sees every module created meanwhile.
 package sqlstore
