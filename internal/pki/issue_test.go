@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outpost-iot/outpost/internal/testenv"
 )
 
 func TestCACertificate(t *testing.T) {
@@ -131,7 +133,7 @@ func checkLeafProfile(t *testing.T, leaf, ca *x509.Certificate, usage x509.ExtKe
 func TestOpenSSLVerifyStrict(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed")
+		testenv.Unavailable(t, "openssl is not installed")
 	}
 	a := newTestAuthority(t)
 	defaultCert, err := a.getCertificate(&tls.ClientHelloInfo{})
