@@ -21,6 +21,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/serviceapi"
 	"github.com/outpost-iot/outpost/internal/hub/sources"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+	"github.com/outpost-iot/outpost/internal/hub/throttle"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
 )
@@ -49,7 +50,7 @@ func (a *App) buildHub() {
 	a.hub.devices = deviceauth.New(a.hub.hubs, a.hub.registry, func(ctx context.Context, h hub.Hub) ([]*x509.Certificate, error) {
 		return hubresource.VerifiedCAs(ctx, a.store.Resources(), h.ResourceID)
 	}, now)
-	publisher := telemetryPublisher{a.hub.telemetry}
+	publisher := telemetryPublisher{streams: a.hub.telemetry, limit: throttle.New(a.cfg.Hub.D2CMessagesPerSecond)}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
 	// Twin, lifecycle and connection events for routing.
@@ -135,9 +136,15 @@ func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
 
 // telemetryPublisher stamps the connection's system properties and stores
 // the message durably.
-type telemetryPublisher struct{ streams *telemetry.Streams }
+type telemetryPublisher struct {
+	streams *telemetry.Streams
+	limit   *throttle.Limiter
+}
 
 func (p telemetryPublisher) PublishTelemetry(ctx context.Context, id deviceauth.Identity, m telemetry.Message) error {
+	if err := p.limit.Allow(id.Hub.Name); err != nil {
+		return err
+	}
 	if m.System == nil {
 		m.System = map[string]string{}
 	}

@@ -58,6 +58,7 @@ func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 	fs.DurationVar(&c.Identity.ClockSkew, "clock-skew", c.Identity.ClockSkew, "clock skew tolerated on token expiry and not-before")
 	fs.DurationVar(&c.Identity.PropagationDelay, "role-propagation-delay", c.Identity.PropagationDelay, "delay before role assignment changes take effect (rehearses Azure)")
 	fs.StringVar(&c.Identity.ManagedIdentityListen, "managed-identity-listen", c.Identity.ManagedIdentityListen, "loopback address of the managed identity endpoint (IDENTITY_ENDPOINT)")
+	fs.Float64Var(&c.Hub.D2CMessagesPerSecond, "hub-d2c-rate", c.Hub.D2CMessagesPerSecond, "per-hub device-to-cloud messages per second (0: no throttle)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
 }
 

@@ -36,6 +36,7 @@ type Config struct {
 	NATS     NATS     `json:"nats"`
 	HTTP     HTTP     `json:"http"`
 	Identity Identity `json:"identity"`
+	Hub      Hub      `json:"hub"`
 
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
@@ -80,6 +81,14 @@ type Identity struct {
 	// ManagedIdentityListen is the loopback HTTP address of the managed
 	// identity endpoint (IDENTITY_ENDPOINT) workloads get tokens from.
 	ManagedIdentityListen string `json:"managedIdentityListen"`
+}
+
+// Hub holds IoT hub quotas and throttles. They are off (0) by default;
+// when set, a hub over its rate answers as IoT Hub does (429
+// ThrottlingException over HTTPS, a closed connection without PUBACK over MQTT).
+type Hub struct {
+	// D2CMessagesPerSecond caps each hub's device-to-cloud messages.
+	D2CMessagesPerSecond float64 `json:"d2cMessagesPerSecond"`
 }
 
 // HTTP limits.
@@ -199,6 +208,9 @@ func (c Config) Validate() error {
 		add("managed-identity-listen: %q is not host:port: %v", c.Identity.ManagedIdentityListen, err)
 	} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		add("managed-identity-listen: %q must be a loopback address: the endpoint hands out tokens to any local program holding a header", c.Identity.ManagedIdentityListen)
+	}
+	if c.Hub.D2CMessagesPerSecond < 0 {
+		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)
