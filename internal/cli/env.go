@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -12,7 +14,8 @@ import (
 )
 
 func newEnvCommand() *cobra.Command {
-	return &cobra.Command{
+	var hosts bool
+	cmd := &cobra.Command{
 		Use:   "env",
 		Short: "Print shell export lines that make Azure SDKs and az trust and find Outpost",
 		Long: "Print shell export lines for the Outpost using --data-dir, ready for eval:\n\n" +
@@ -25,9 +28,46 @@ func newEnvCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if hosts {
+				return writeHosts(cmd, rt)
+			}
 			return writeExports(cmd.OutOrStdout(), EnvVars(rt))
 		},
 	}
+	cmd.Flags().BoolVar(&hosts, "hosts", false, "print /etc/hosts lines for every hub's host name instead (device SDKs resolve them; *.localhost does not resolve on Debian)")
+	return cmd
+}
+
+// writeHosts prints an /etc/hosts line per hub, pointing at the address the
+// node listens on.
+func writeHosts(cmd *cobra.Command, rt app.Runtime) error {
+	c, err := newAPIClient(cmd)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Value []struct {
+			Properties struct {
+				HostName string `json:"hostName"`
+			} `json:"properties"`
+		} `json:"value"`
+	}
+	path := "/subscriptions/" + rt.SubscriptionID + "/providers/Microsoft.Devices/IotHubs?api-version=2023-06-30"
+	if err := c.do(cmd.Context(), "GET", path, nil, &list); err != nil {
+		return err
+	}
+	ip := "127.0.0.1"
+	if u, err := url.Parse(rt.Endpoint); err == nil {
+		if addr, err := netip.ParseAddr(u.Hostname()); err == nil {
+			ip = addr.String()
+		}
+	}
+	for _, h := range list.Value {
+		if h.Properties.HostName != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ip, h.Properties.HostName)
+		}
+	}
+	return nil
 }
 
 // EnvVars are the variables `outpost env` prints for a running node.

@@ -45,6 +45,15 @@ func TestMonitorEventsCLI(t *testing.T) {
 		t.Errorf("a 300 KB message: %d, want 413", code)
 	}
 
+	hostsCmd := exec.Command(bin, "env", "--hosts", "--data-dir", s.Config.DataDir)
+	hostsCmd.Env = os.Environ()
+	for k, v := range s.Env() {
+		hostsCmd.Env = append(hostsCmd.Env, k+"="+v)
+	}
+	if out, err := hostsCmd.Output(); err != nil || strings.TrimSpace(string(out)) != s.IP+" "+h.HostName {
+		t.Errorf("outpost env --hosts = %q, %v; want %q", out, err, s.IP+" "+h.HostName)
+	}
+
 	cmd := exec.Command(bin, "iot", "hub", "monitor-events", "-n", h.Name, "--from-start", "--count", "3", "--timeout", "20s")
 	cmd.Env = os.Environ()
 	for k, v := range s.Env() {
