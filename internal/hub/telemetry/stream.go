@@ -122,6 +122,18 @@ func Partition(deviceID string, partitions int) int {
 func (s *Streams) Publish(ctx context.Context, partitions int, m Message) (Message, error) {
 	m.Enqueued = s.now().UTC()
 	m.Partition = Partition(m.DeviceID, partitions)
+	hdr := headers(m, "Telemetry")
+	seq, err := s.bus.Publish(ctx, logicalSubject(m.Hub, m.Partition), m.Payload, hdr)
+	if err != nil {
+		return Message{}, fmt.Errorf("telemetry: publish for %s/%s: %w", m.Hub, m.DeviceID, err)
+	}
+	m.Sequence = seq
+	return m, nil
+}
+
+// headers stamps a message's system and application properties. source is
+// the iothub-message-source, unless the message already carries one.
+func headers(m Message, source string) nats.Header {
 	hdr := nats.Header{}
 	for k, v := range m.System {
 		hdr.Set(k, v)
@@ -132,17 +144,12 @@ func (s *Streams) Publish(ctx context.Context, partitions int, m Message) (Messa
 	}
 	hdr.Set(PropEnqueuedTime, m.Enqueued.Format(time.RFC3339Nano))
 	if hdr.Get(PropMessageSource) == "" {
-		hdr.Set(PropMessageSource, "Telemetry")
+		hdr.Set(PropMessageSource, source)
 	}
 	for k, v := range m.App {
 		hdr.Set(appPrefix+url.QueryEscape(k), v)
 	}
-	seq, err := s.bus.Publish(ctx, logicalSubject(m.Hub, m.Partition), m.Payload, hdr)
-	if err != nil {
-		return Message{}, fmt.Errorf("telemetry: publish for %s/%s: %w", m.Hub, m.DeviceID, err)
-	}
-	m.Sequence = seq
-	return m, nil
+	return hdr
 }
 
 // decode turns a stored message back into a Message.
@@ -194,6 +201,12 @@ func (s *Streams) Read(ctx context.Context, hub string, opts ReadOptions, fn fun
 	if opts.Partition >= 0 {
 		cfg.FilterSubjects = []string{s.physicalSubject(hub, opts.Partition)}
 	}
+	return s.readLoop(ctx, hub, cfg, fn)
+}
+
+// readLoop runs an ordered consumer over a hub's stream, handing each
+// message to fn until ctx ends or fn returns an error.
+func (s *Streams) readLoop(ctx context.Context, hub string, cfg jetstream.OrderedConsumerConfig, fn func(Message) error) error {
 	c, err := s.bus.JetStream().OrderedConsumer(ctx, s.bus.Stream(streamName(hub)), cfg)
 	if err != nil {
 		return fmt.Errorf("telemetry: read %s: %w", hub, err)
@@ -229,19 +242,7 @@ const (
 // connection state) for routing, stamped like telemetry.
 func (s *Streams) PublishSource(ctx context.Context, source string, m Message) error {
 	m.Enqueued = s.now().UTC()
-	hdr := nats.Header{}
-	for k, v := range m.System {
-		hdr.Set(k, v)
-	}
-	hdr.Set(PropDeviceID, m.DeviceID)
-	if m.ModuleID != "" {
-		hdr.Set(PropModuleID, m.ModuleID)
-	}
-	hdr.Set(PropEnqueuedTime, m.Enqueued.Format(time.RFC3339Nano))
-	hdr.Set(PropMessageSource, source)
-	for k, v := range m.App {
-		hdr.Set(appPrefix+url.QueryEscape(k), v)
-	}
+	hdr := headers(m, source)
 	if _, err := s.bus.Publish(ctx, "hub."+strings.ToLower(m.Hub)+".sources."+source, m.Payload, hdr); err != nil {
 		return fmt.Errorf("telemetry: publish %s event for %s/%s: %w", source, m.Hub, m.DeviceID, err)
 	}
@@ -250,27 +251,8 @@ func (s *Streams) PublishSource(ctx context.Context, source string, m Message) e
 
 // ReadSources streams a hub's non-telemetry events (for routing and tests).
 func (s *Streams) ReadSources(ctx context.Context, hub string, fn func(source string, m Message) error) error {
-	c, err := s.bus.JetStream().OrderedConsumer(ctx, s.bus.Stream(streamName(hub)), jetstream.OrderedConsumerConfig{
+	return s.readLoop(ctx, hub, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		FilterSubjects: []string{s.bus.Subject("hub", strings.ToLower(hub), "sources", "*")},
-	})
-	if err != nil {
-		return fmt.Errorf("telemetry: read sources of %s: %w", hub, err)
-	}
-	for ctx.Err() == nil {
-		batch, err := c.Fetch(100, jetstream.FetchMaxWait(500*time.Millisecond))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("telemetry: read sources of %s: %w", hub, err)
-		}
-		for msg := range batch.Messages() {
-			m := decode(hub, msg)
-			if err := fn(m.System[PropMessageSource], m); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	}, func(m Message) error { return fn(m.System[PropMessageSource], m) })
 }
