@@ -23,7 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/outpost-iot/outpost/internal/app"
-	"github.com/outpost-iot/outpost/internal/hub/sas"
+	"github.com/outpost-iot/outpost/internal/sas"
 )
 
 // prepareOutpost creates (or reuses) the hub and its devices through the

@@ -3,7 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/outpost-iot/outpost/internal/hub/sas"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"math/rand/v2"
 	"net/http"
 	"strings"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/config"
-	"github.com/outpost-iot/outpost/internal/hub/sas"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
 

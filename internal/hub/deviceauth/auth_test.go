@@ -18,7 +18,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
-	"github.com/outpost-iot/outpost/internal/hub/sas"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/store"
 	"github.com/outpost-iot/outpost/internal/store/sqlstore"
 )

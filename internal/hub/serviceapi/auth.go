@@ -8,7 +8,7 @@ import (
 
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
-	"github.com/outpost-iot/outpost/internal/hub/sas"
+	"github.com/outpost-iot/outpost/internal/sas"
 )
 
 // BearerValidator checks an Entra token for https://iothubs.azure.net and

@@ -14,8 +14,8 @@ import (
 
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
-	"github.com/outpost-iot/outpost/internal/hub/sas"
 	"github.com/outpost-iot/outpost/internal/hub/serviceapi"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/store"
 	"github.com/outpost-iot/outpost/internal/store/sqlstore"
 )

@@ -114,6 +114,16 @@ func (t Token) Verify(base64Key string) bool {
 	return hmac.Equal(t.Signature, mac(key, t.rawResource, t.expiryRaw))
 }
 
+// VerifyRawKey checks the signature the way Event Hubs and Service Bus do:
+// the HMAC key is the key string's bytes as given, not its base64 decoding
+// (IoT Hub, by contrast, decodes it; see Verify).
+func (t Token) VerifyRawKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	return hmac.Equal(t.Signature, mac([]byte(key), t.rawResource, t.expiryRaw))
+}
+
 // Expired reports whether the token has expired at now, allowing skew.
 func (t Token) Expired(now time.Time, skew time.Duration) bool {
 	return !now.Before(t.Expiry.Add(skew))
@@ -142,6 +152,19 @@ func Sign(resource, base64Key, keyName string, expiry time.Time) (string, error)
 		out += "&skn=" + url.QueryEscape(keyName)
 	}
 	return out, nil
+}
+
+// SignRawKey returns an Event Hubs / Service Bus token: the key string's
+// bytes are the HMAC key, and the resource is lower-cased before encoding as
+// the Azure SDKs do.
+func SignRawKey(resource, key, keyName string, expiry time.Time) string {
+	sr := EncodeURIComponent(strings.ToLower(resource))
+	se := strconv.FormatInt(expiry.Unix(), 10)
+	out := Prefix + "sr=" + sr + "&sig=" + url.QueryEscape(base64.StdEncoding.EncodeToString(mac([]byte(key), sr, se))) + "&se=" + se
+	if keyName != "" {
+		out += "&skn=" + url.QueryEscape(keyName)
+	}
+	return out
 }
 
 func mac(key []byte, rawResource, expiry string) []byte {

@@ -119,3 +119,25 @@ func FuzzParse(f *testing.F) {
 		_ = p.Covers("hub.example/devices/d1")
 	})
 }
+
+func TestRawKeySignVerify(t *testing.T) {
+	const key = "c2VjcmV0LWtleS1ub3QtZGVjb2RlZA=="
+	exp := time.Now().Add(time.Hour)
+	tok := SignRawKey("https://NS.servicebus.outpost.test/queue1", key, "RootManageSharedAccessKey", exp)
+	parsed, err := Parse(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !parsed.VerifyRawKey(key) {
+		t.Fatal("raw-key token does not verify with its key")
+	}
+	if parsed.Verify(key) {
+		t.Fatal("raw-key token verifies as an IoT Hub (decoded-key) token")
+	}
+	if parsed.VerifyRawKey(key+"x") || parsed.VerifyRawKey("") {
+		t.Fatal("raw-key token verifies with another key")
+	}
+	if parsed.Resource != "https://ns.servicebus.outpost.test/queue1" || parsed.KeyName != "RootManageSharedAccessKey" {
+		t.Fatalf("parsed %+v", parsed)
+	}
+}
