@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -59,6 +60,10 @@ func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 	fs.DurationVar(&c.Identity.PropagationDelay, "role-propagation-delay", c.Identity.PropagationDelay, "delay before role assignment changes take effect (rehearses Azure)")
 	fs.StringVar(&c.Identity.ManagedIdentityListen, "managed-identity-listen", c.Identity.ManagedIdentityListen, "loopback address of the managed identity endpoint (IDENTITY_ENDPOINT)")
 	fs.Float64Var(&c.Hub.D2CMessagesPerSecond, "hub-d2c-rate", c.Hub.D2CMessagesPerSecond, "per-hub device-to-cloud messages per second (0: no throttle)")
+	fs.StringVar(&c.Blob.Listen, "blob-listen", c.Blob.Listen, "path-style blob address https://host:port/{account} (default: the listen host, port 10000; off disables)")
+	fs.Int64Var(&c.Blob.MaxBlockBytes, "blob-max-block-bytes", c.Blob.MaxBlockBytes, "largest Put Blob / Put Block body")
+	fs.StringSliceVar(&c.Egress.Allow, "egress-allow", c.Egress.Allow, "extra host or host:port the hub's egress may reach although loopback/private (repeatable)")
+	fs.BoolVar(&c.Egress.DenyPublic, "egress-deny-public", c.Egress.DenyPublic, "refuse egress to public addresses as well")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
 }
 
@@ -66,7 +71,14 @@ func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 // flags are bound to *cfg; they are replayed on top of the lower layers.
 func loadServeConfig(fs *pflag.FlagSet, cfg *config.Config, file, dataDir string) (config.Config, error) {
 	changed := map[string]string{}
-	fs.Visit(func(f *pflag.Flag) { changed[f.Name] = f.Value.String() })
+	fs.Visit(func(f *pflag.Flag) {
+		// A slice flag prints as "[a,b]"; replay it as the CSV Set parses.
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			changed[f.Name] = strings.Join(sv.GetSlice(), ",")
+			return
+		}
+		changed[f.Name] = f.Value.String()
+	})
 	*cfg = config.Default()
 	cfg.DataDir = dataDir
 	if file == "" {

@@ -37,6 +37,8 @@ type Config struct {
 	HTTP     HTTP     `json:"http"`
 	Identity Identity `json:"identity"`
 	Hub      Hub      `json:"hub"`
+	Blob     Blob     `json:"blob"`
+	Egress   Egress   `json:"egress"`
 
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
@@ -91,6 +93,29 @@ type Hub struct {
 	D2CMessagesPerSecond float64 `json:"d2cMessagesPerSecond"`
 }
 
+// Blob configures the blob service's path-style listener.
+type Blob struct {
+	// Listen is the path-style address (https://host:port/{account}/…, as
+	// Azurite serves), which avoids account names colliding with other
+	// paths on the main listener. Empty means Listen's host on port 10000
+	// (port 0 when Listen's is 0); "off" disables it. Virtual-hosted
+	// {account}.blob.{suffix} on the main listener always works.
+	Listen string `json:"listen"`
+	// MaxBlockBytes bounds one Put Blob or Put Block body.
+	MaxBlockBytes int64 `json:"maxBlockBytes"`
+}
+
+// Egress is what the hub's own outbound requests (routing, file upload,
+// import/export) may reach besides the services Outpost serves.
+type Egress struct {
+	// Allow lists extra hosts or host:port pairs egress may dial even when
+	// they are loopback or private (e.g. an Azurite on 127.0.0.1:10000).
+	Allow []string `json:"allow"`
+	// DenyPublic refuses public addresses too (an installation that must
+	// only ever talk to itself).
+	DenyPublic bool `json:"denyPublic"`
+}
+
 // HTTP limits.
 type HTTP struct {
 	MaxBodyBytes      int64         `json:"maxBodyBytes"`
@@ -113,6 +138,7 @@ func Default() Config {
 			TokenLifetime: 75 * time.Minute, KeyRotation: 7 * 24 * time.Hour, TokenReuse: 5 * time.Minute,
 			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
 		},
+		Blob:            Blob{MaxBlockBytes: 256 << 20},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -212,6 +238,19 @@ func (c Config) Validate() error {
 	if c.Hub.D2CMessagesPerSecond < 0 {
 		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")
 	}
+	if c.Blob.Listen != "off" {
+		if _, _, err := net.SplitHostPort(c.BlobAddress()); err != nil {
+			add("blob-listen: %q is not host:port (e.g. 127.0.0.1:10000) or off: %v", c.Blob.Listen, err)
+		}
+	}
+	if c.Blob.MaxBlockBytes < 1<<20 {
+		add("blob-max-block-bytes: %d is too small; use at least 1 MiB", c.Blob.MaxBlockBytes)
+	}
+	for _, a := range c.Egress.Allow {
+		if a == "" || strings.ContainsAny(a, "/ ") {
+			add("egress-allow: %q must be a host name, an address or host:port", a)
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)
 	}
@@ -231,6 +270,25 @@ func (c Config) MQTTAddress() string {
 		return net.JoinHostPort(host, "0")
 	}
 	return net.JoinHostPort(host, "8883")
+}
+
+// BlobAddress is the path-style blob listen address after defaults ("" when off).
+func (c Config) BlobAddress() string {
+	switch c.Blob.Listen {
+	case "off":
+		return ""
+	case "":
+	default:
+		return c.Blob.Listen
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return c.Listen
+	}
+	if port == "0" {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, "10000")
 }
 
 // SQLitePath is the SQLite file used when no DSN is set.
