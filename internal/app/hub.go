@@ -145,6 +145,19 @@ func (p telemetryPublisher) PublishTelemetry(ctx context.Context, id deviceauth.
 	if err := p.limit.Allow(id.Hub.Name); err != nil {
 		return err
 	}
+	_, err := p.streams.Publish(ctx, id.Hub.PartitionCount, stamp(id, m))
+	return err
+}
+
+func (p telemetryPublisher) StartTelemetry(id deviceauth.Identity, m telemetry.Message) (func(context.Context) error, error) {
+	if err := p.limit.Allow(id.Hub.Name); err != nil {
+		return nil, err
+	}
+	return p.streams.PublishAsync(id.Hub.PartitionCount, stamp(id, m))
+}
+
+// stamp adds the connection's system properties.
+func stamp(id deviceauth.Identity, m telemetry.Message) telemetry.Message {
 	if m.System == nil {
 		m.System = map[string]string{}
 	}
@@ -155,8 +168,7 @@ func (p telemetryPublisher) PublishTelemetry(ctx context.Context, id deviceauth.
 	m.System[telemetry.PropAuthMethod] = `{"scope":"` + scope + `","type":"` + id.AuthMethod + `","issuer":"iothub","acceptingIpFilterRule":null}`
 	m.System[telemetry.PropGenerationID] = id.GenerationID
 	m.Hub, m.DeviceID, m.ModuleID = id.Hub.Name, id.DeviceID, id.ModuleID
-	_, err := p.streams.Publish(ctx, id.Hub.PartitionCount, m)
-	return err
+	return m
 }
 
 // iotHubBearer validates bearer tokens for the IoT Hub audience.

@@ -210,6 +210,28 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, header n
 	return ack.Sequence, nil
 }
 
+// PublishAsync starts storing data on the logical subject and returns a
+// wait that blocks until JetStream acknowledged it (the stream sequence) or
+// refused it. Several publishes in flight share one round trip to the
+// server; callers that must acknowledge in order wait in order.
+func (b *Bus) PublishAsync(subject string, data []byte, header nats.Header) (func(ctx context.Context) (uint64, error), error) {
+	msg := &nats.Msg{Subject: b.Subject(subject), Data: data, Header: header}
+	f, err := b.js.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: publish %s: %w", msg.Subject, err)
+	}
+	return func(ctx context.Context) (uint64, error) {
+		select {
+		case ack := <-f.Ok():
+			return ack.Sequence, nil
+		case err := <-f.Err():
+			return 0, fmt.Errorf("bus: publish %s: %w", msg.Subject, err)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("bus: publish %s: %w", msg.Subject, ctx.Err())
+		}
+	}, nil
+}
+
 // Ready reports whether JetStream answers a request, within a short timeout;
 // it is the bus's /readyz check.
 func (b *Bus) Ready(ctx context.Context) error {

@@ -18,9 +18,13 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
 )
 
-// Publisher stores device-to-cloud messages durably.
+// Publisher stores device-to-cloud messages durably. StartTelemetry begins
+// storing one and returns a wait for the outcome, so a connection can have
+// several in flight (its device's QoS 1 window) while still acknowledging
+// each only once stored.
 type Publisher interface {
 	PublishTelemetry(ctx context.Context, id deviceauth.Identity, m telemetry.Message) error
+	StartTelemetry(id deviceauth.Identity, m telemetry.Message) (func(ctx context.Context) error, error)
 }
 
 // Hub implements mqtt.Authenticator and mqtt.Handler over the registry.
@@ -107,9 +111,29 @@ var bagToSystem = map[string]string{
 // Telemetry implements mqtt.TelemetryHandler: the message is stored before
 // the PUBACK.
 func (h *Hub) Telemetry(ctx context.Context, id mqtt.Identity, msg mqtt.Message) error {
+	dev, m, err := h.telemetryMessage(id, msg)
+	if err != nil {
+		return err
+	}
+	return h.publisher.PublishTelemetry(ctx, dev, m)
+}
+
+// StartTelemetry implements mqtt.TelemetryStarter: the connection PUBACKs
+// once the returned wait reports the message stored.
+func (h *Hub) StartTelemetry(id mqtt.Identity, msg mqtt.Message) (func(ctx context.Context) error, error) {
+	dev, m, err := h.telemetryMessage(id, msg)
+	if err != nil {
+		return nil, err
+	}
+	return h.publisher.StartTelemetry(dev, m)
+}
+
+// telemetryMessage maps an MQTT property bag onto IoT Hub's system and
+// application properties.
+func (h *Hub) telemetryMessage(id mqtt.Identity, msg mqtt.Message) (deviceauth.Identity, telemetry.Message, error) {
 	v, ok := h.sessions.Load(id.Key())
 	if !ok {
-		return errors.New("devicemqtt: telemetry from an unknown session")
+		return deviceauth.Identity{}, telemetry.Message{}, errors.New("devicemqtt: telemetry from an unknown session")
 	}
 	m := telemetry.Message{Payload: msg.Payload, System: map[string]string{}, App: map[string]string{}}
 	for k, val := range msg.Properties {
@@ -123,7 +147,7 @@ func (h *Hub) Telemetry(ctx context.Context, id mqtt.Identity, msg mqtt.Message)
 		m.App[k] = val
 	}
 	h.presence.active(id.Key(), h.now())
-	return h.publisher.PublishTelemetry(ctx, v.(deviceauth.Identity), m)
+	return v.(deviceauth.Identity), m, nil
 }
 
 // Connected implements mqtt.ConnectionObserver.

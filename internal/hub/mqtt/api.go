@@ -136,6 +136,16 @@ type TelemetryHandler interface {
 	Telemetry(ctx context.Context, id Identity, msg Message) error
 }
 
+// TelemetryStarter is an optional extension of TelemetryHandler. StartTelemetry begins storing a
+// message and returns a wait for the outcome. A connection starts every telemetry PUBLISH it has
+// already received (up to a batch) before waiting for the first, so one device's QoS 1 window
+// shares the store's round trips; it still PUBACKs each message only after its own wait returned
+// nil, in the order received (MQTT 3.1.1 §4.6). An error from either call closes the connection
+// without acknowledging that message or any after it, as with Telemetry.
+type TelemetryStarter interface {
+	StartTelemetry(id Identity, msg Message) (wait func(ctx context.Context) error, err error)
+}
+
 // ConnectionObserver learns when a device connects and disconnects. For one device key the
 // calls alternate: when a new connection takes over, Disconnected for the old one returns
 // before Connected for the new one is called (unless the old one is stuck past the connect

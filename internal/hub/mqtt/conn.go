@@ -18,8 +18,10 @@ import (
 //
 //	reader (serve):  reads packets, enforces the topic space, answers PINGREQ/SUBSCRIBE,
 //	                 queues PUBLISHes as jobs, tears the connection down at the end
-//	worker (work):   runs jobs through the Handler one at a time, in order, and queues the
-//	                 PUBACK after each; also calls Connected first
+//	worker (work):   runs jobs through the Handler in order and queues the PUBACK after each;
+//	                 telemetry already received is started as a batch when the Handler is a
+//	                 TelemetryStarter (PUBACKs still in order, each after its own store); also
+//	                 calls Connected first
 //	writer (write):  writes queued frames, batching them into as few flushes as it can
 //
 // Ending a connection: a read error (EOF, keep-alive timeout, protocol violation, takeover,
@@ -64,6 +66,7 @@ type conn struct {
 	slots      chan struct{} // in-flight QoS 1 deliveries
 
 	takenOver  atomic.Bool
+	refused    atomic.Bool // a message was refused: skip the jobs that follow it
 	disconnect bool // a DISCONNECT packet arrived (reader only)
 
 	mu       sync.Mutex
@@ -139,6 +142,15 @@ func (c *conn) drain() {
 	}
 	c.setReason(ErrServerClosed)
 	c.drainOnce.Do(func() { close(c.drainCh) })
+}
+
+// refuse ends the connection after a message was not accepted: the PUBACKs already queued for
+// earlier messages still go out, the jobs received after it are skipped, and the device sends the
+// unacknowledged messages again when it reconnects.
+func (c *conn) refuse(err error) {
+	c.setReason(err)
+	c.refused.Store(true)
+	c.flushAndClose()
 }
 
 func (c *conn) flushAndClose() {
@@ -376,14 +388,84 @@ func (c *conn) work(old *conn) {
 			if !ok {
 				return
 			}
-			c.run(j)
-			c.pending.Add(-1)
+			c.pending.Add(-c.handle(j))
 		case <-drainCh:
 			drainCh = nil
 		}
 		if drainCh == nil && c.pending.Load() == 0 {
 			c.flushAndClose()
 		}
+	}
+}
+
+// maxTelemetryBatch bounds the telemetry a connection has being stored at once.
+const maxTelemetryBatch = 64
+
+// handle runs j and, when j is telemetry and the Handler can start telemetry, every further
+// telemetry job already queued (up to a batch). It returns how many jobs it consumed.
+func (c *conn) handle(j job) int64 {
+	if c.refused.Load() {
+		return 1
+	}
+	st, ok := c.s.h.(TelemetryStarter)
+	if !ok || j.kind != pubTelemetry {
+		c.run(j)
+		return 1
+	}
+	batch := []job{j}
+	var next *job
+collect:
+	for len(batch) < maxTelemetryBatch {
+		select {
+		case more, ok := <-c.jobs:
+			if !ok {
+				break collect // the reader is done; the worker's loop sees the close next
+			}
+			if more.kind != pubTelemetry {
+				next = &more
+				break collect
+			}
+			batch = append(batch, more)
+		default:
+			break collect
+		}
+	}
+	c.runTelemetry(st, batch)
+	if next == nil {
+		return int64(len(batch))
+	}
+	c.run(*next)
+	return int64(len(batch)) + 1
+}
+
+// runTelemetry starts storing every message of batch, then waits for each in order and queues
+// its PUBACK; the first failure closes the connection, leaving it and the rest unacknowledged.
+func (c *conn) runTelemetry(st TelemetryStarter, batch []job) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	waits := make([]func(context.Context) error, 0, len(batch))
+	var startErr error
+	for _, j := range batch {
+		wait, err := st.StartTelemetry(c.id, Message{Topic: j.topic, Properties: j.props, Payload: j.payload, QoS: j.qos})
+		if err != nil {
+			startErr = err
+			break
+		}
+		waits = append(waits, wait)
+	}
+	for i, wait := range waits {
+		if err := wait(c.ctx); err != nil {
+			startErr = err
+			break
+		}
+		if batch[i].qos == 1 {
+			c.send(c.ctx, encodePuback(batch[i].id))
+		}
+	}
+	if startErr != nil {
+		c.s.log.Warn("mqtt: telemetry not accepted; closing the connection", "device", c.id.DeviceID, "err", startErr)
+		c.refuse(fmt.Errorf("telemetry handler: %w", startErr))
 	}
 }
 
@@ -398,7 +480,7 @@ func (c *conn) run(j job) {
 		msg := Message{Topic: j.topic, Properties: j.props, Payload: j.payload, QoS: j.qos}
 		if err := s.h.Telemetry(c.ctx, c.id, msg); err != nil {
 			s.log.Warn("mqtt: telemetry not accepted; closing the connection", "device", c.id.DeviceID, "err", err)
-			c.abort(fmt.Errorf("telemetry handler: %w", err))
+			c.refuse(fmt.Errorf("telemetry handler: %w", err))
 			return
 		}
 	case pubTwinGet:

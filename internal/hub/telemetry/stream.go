@@ -131,6 +131,23 @@ func (s *Streams) Publish(ctx context.Context, partitions int, m Message) (Messa
 	return m, nil
 }
 
+// PublishAsync starts storing a device-to-cloud message and returns a wait
+// for the outcome; see bus.PublishAsync.
+func (s *Streams) PublishAsync(partitions int, m Message) (func(ctx context.Context) error, error) {
+	m.Enqueued = s.now().UTC()
+	m.Partition = Partition(m.DeviceID, partitions)
+	wait, err := s.bus.PublishAsync(logicalSubject(m.Hub, m.Partition), m.Payload, headers(m, "Telemetry"))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: publish for %s/%s: %w", m.Hub, m.DeviceID, err)
+	}
+	return func(ctx context.Context) error {
+		if _, err := wait(ctx); err != nil {
+			return fmt.Errorf("telemetry: publish for %s/%s: %w", m.Hub, m.DeviceID, err)
+		}
+		return nil
+	}, nil
+}
+
 // headers stamps a message's system and application properties. source is
 // the iothub-message-source, unless the message already carries one.
 func headers(m Message, source string) nats.Header {
