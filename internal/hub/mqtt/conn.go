@@ -67,7 +67,7 @@ type conn struct {
 
 	takenOver  atomic.Bool
 	refused    atomic.Bool // a message was refused: skip the jobs that follow it
-	disconnect bool // a DISCONNECT packet arrived (reader only)
+	disconnect bool        // a DISCONNECT packet arrived (reader only)
 
 	mu       sync.Mutex
 	live     bool
