@@ -13,8 +13,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
 
