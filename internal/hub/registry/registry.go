@@ -110,7 +110,14 @@ func (s *Service) PutIdentity(ctx context.Context, hub, deviceID, moduleID strin
 		return Identity{}, false, errorf(http.StatusBadRequest, "ArgumentInvalid", "status '%s' must be enabled or disabled.", in.Status)
 	}
 	now := s.now()
-	_, err := s.devices.Get(ctx, hub, deviceID, moduleID)
+	var err error
+	if ifMatch != "" || moduleID != "" {
+		// A create-or-update, or a module (whose device must exist): look first.
+		_, err = s.devices.Get(ctx, hub, deviceID, moduleID)
+	} else {
+		// A PUT without If-Match is a create: skip the read, the batch checks.
+		err = store.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if ifMatch != "" && ifMatch != "*" {
@@ -123,7 +130,8 @@ func (s *Service) PutIdentity(ctx context.Context, hub, deviceID, moduleID strin
 		d, err := s.devices.Create(ctx, store.Device{Hub: hub, DeviceID: deviceID, ModuleID: moduleID,
 			Enabled: in.Status == "enabled", Identity: body, Twin: twinDoc{}.encode()})
 		if errors.Is(err, store.ErrAlreadyExists) {
-			return Identity{}, false, errorf(http.StatusConflict, alreadyExistsCode(moduleID), "%s already exists.", describe(deviceID, moduleID))
+			return Identity{}, false, errorf(http.StatusConflict, alreadyExistsCode(moduleID),
+				"%s already exists. To update it, send If-Match: \"*\" or its etag.", describe(deviceID, moduleID))
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			return Identity{}, false, errorf(http.StatusNotFound, "DeviceNotFound", "Device %s not found; create the device before its modules.", deviceID)
