@@ -1,0 +1,181 @@
+package storage_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/identity"
+	"github.com/outpost-iot/outpost/internal/identity/msi"
+	"github.com/outpost-iot/outpost/internal/server"
+	"github.com/outpost-iot/outpost/internal/store/sqlstore"
+	"github.com/outpost-iot/outpost/internal/targets/storage"
+)
+
+type allowAll struct{}
+
+func (allowAll) AuthorizeAction(context.Context, arm.Principal, string, string) error { return nil }
+
+type fixture struct {
+	srv  *httptest.Server
+	sub  string
+	dirs *storage.Directory
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.DiscardHandler)
+	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: t.TempDir() + "/db"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := arm.EnsureInstallation(ctx, st, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := identity.NewDirectory(st.Principals(), time.Now)
+	manager := msi.NewManager(st.Resources(), st.Principals(), dir, allowAll{}, inst.TenantID)
+	f := &fixture{sub: inst.SubscriptionID, dirs: storage.NewDirectory(st.Resources())}
+	accounts := storage.NewAccounts(storage.Config{DNSSuffix: "outpost.test", Identities: manager, Resources: st.Resources(), Directory: f.dirs})
+	reg, err := arm.NewRegistry(accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pa := range accounts.ProviderActions() {
+		reg.AddProviderAction(pa)
+	}
+	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
+	paths := &server.PathRouter{}
+	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
+	f.srv = httptest.NewTLSServer(paths)
+	t.Cleanup(func() { f.srv.Close(); cancel(); st.Close() })
+	for _, g := range []string{"rg", "rg2"} {
+		f.call(t, "PUT", "/subscriptions/"+f.sub+"/resourcegroups/"+g+"?api-version=2021-04-01", `{"location":"westus"}`, 201)
+	}
+	return f
+}
+
+const v = "?api-version=2023-05-01"
+
+func (f *fixture) id(group, name string) string {
+	return "/subscriptions/" + f.sub + "/resourceGroups/" + group + "/providers/Microsoft.Storage/storageAccounts/" + name
+}
+
+func (f *fixture) call(t *testing.T, method, path, body string, want int) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+func at(v any, path ...string) any {
+	for _, p := range path {
+		m, _ := v.(map[string]any)
+		v = m[p]
+	}
+	return v
+}
+
+func TestAccountDefaultsKeysAndNames(t *testing.T) {
+	f := newFixture(t)
+	acct := f.call(t, "PUT", f.id("rg", "acct1")+v, `{"location":"West US","identity":{"type":"SystemAssigned"}}`, 201)
+	for path, want := range map[string]any{
+		"kind": "StorageV2", "location": "westus",
+		"sku/name": "Standard_LRS", "sku/tier": "Standard",
+		"properties/provisioningState": "Succeeded", "properties/statusOfPrimary": "available",
+		"properties/primaryEndpoints/blob": "https://acct1.blob.outpost.test/",
+		"properties/publicNetworkAccess":   "Enabled", "properties/networkAcls/bypass": "AzureServices",
+		"properties/networkAcls/defaultAction": "Allow", "properties/supportsHttpsTrafficOnly": true,
+		"properties/accessTier": "Hot", "properties/minimumTlsVersion": "TLS1_2", "identity/type": "SystemAssigned",
+	} {
+		if got := at(acct, strings.Split(path, "/")...); got != want {
+			t.Errorf("%s = %v, want %v", path, got, want)
+		}
+	}
+	if at(acct, "identity", "principalId") == nil || at(acct, "properties", "allowSharedKeyAccess") != nil {
+		t.Errorf("identity or allowSharedKeyAccess wrong: %v", acct)
+	}
+	got := f.call(t, "GET", f.id("rg", "acct1")+v, "", 200)
+	if strings.Contains(toJSON(got), "outpostSecrets") || strings.Contains(toJSON(acct), "outpostSecrets") {
+		t.Fatal("keys leak through GET/PUT")
+	}
+	keys := f.call(t, "POST", f.id("rg", "acct1")+"/listKeys"+v, "", 200)["keys"].([]any)
+	k1 := keys[0].(map[string]any)
+	if b, err := base64.StdEncoding.DecodeString(k1["value"].(string)); err != nil || len(b) != 64 || k1["keyName"] != "key1" || k1["permissions"] != "FULL" {
+		t.Fatalf("listKeys = %v", keys)
+	}
+	// Keys survive a PUT; regenerateKey changes only the named one.
+	f.call(t, "PUT", f.id("rg", "acct1")+v, `{"location":"westus","properties":{"allowSharedKeyAccess":false}}`, 200)
+	again := f.call(t, "POST", f.id("rg", "acct1")+"/listKeys"+v, "", 200)["keys"].([]any)
+	if again[0].(map[string]any)["value"] != k1["value"] {
+		t.Fatal("a PUT changed the keys")
+	}
+	regen := f.call(t, "POST", f.id("rg", "acct1")+"/regenerateKey"+v, `{"keyName":"key1"}`, 200)["keys"].([]any)
+	if regen[0].(map[string]any)["value"] == k1["value"] || regen[1].(map[string]any)["value"] != again[1].(map[string]any)["value"] {
+		t.Fatal("regenerateKey did not change exactly key1")
+	}
+	a, ok, err := f.dirs.Get(context.Background(), "ACCT1")
+	if err != nil || !ok || a.AllowSharedKeyAccess || a.Keys[0] != regen[0].(map[string]any)["value"] || !a.Network.TrustedServices {
+		t.Fatalf("directory: %+v %v %v", a, ok, err)
+	}
+
+	f.call(t, "PUT", f.id("rg", "Bad_Name")+v, `{"location":"westus"}`, 400)
+	e := f.call(t, "PUT", f.id("rg2", "acct1")+v, `{"location":"westus"}`, 409)
+	if at(e, "error", "code") != "StorageAccountAlreadyTaken" {
+		t.Fatalf("taken: %v", e)
+	}
+	check := func(name string) map[string]any {
+		return f.call(t, "POST", "/subscriptions/"+f.sub+"/providers/Microsoft.Storage/checkNameAvailability"+v, `{"name":"`+name+`","type":"Microsoft.Storage/storageAccounts"}`, 200)
+	}
+	if r := check("acct1"); r["nameAvailable"] != false || r["reason"] != "AlreadyExists" {
+		t.Errorf("check taken = %v", r)
+	}
+	if r := check("UPPER"); r["nameAvailable"] != false || r["reason"] != "AccountNameInvalid" {
+		t.Errorf("check invalid = %v", r)
+	}
+	if r := check("freename"); r["nameAvailable"] != true {
+		t.Errorf("check free = %v", r)
+	}
+	// The default blob service always exists; a PUT keeps its properties.
+	bs := f.call(t, "GET", f.id("rg", "acct1")+"/blobServices/default"+v, "", 200)
+	if at(bs, "properties", "deleteRetentionPolicy", "enabled") != false {
+		t.Errorf("blob service = %v", bs)
+	}
+	f.call(t, "PUT", f.id("rg", "acct1")+"/blobServices/default"+v, `{"properties":{"deleteRetentionPolicy":{"enabled":true,"days":7}}}`, 201)
+	bs = f.call(t, "GET", f.id("rg", "acct1")+"/blobServices/default"+v, "", 200)
+	if at(bs, "properties", "deleteRetentionPolicy", "days") != 7.0 {
+		t.Errorf("blob service after PUT = %v", bs)
+	}
+	// Containers: name rules and public access needs the account's consent.
+	f.call(t, "PUT", f.id("rg", "acct1")+"/blobServices/default/containers/ok-name"+v, `{}`, 201)
+	f.call(t, "PUT", f.id("rg", "acct1")+"/blobServices/default/containers/Bad--Name"+v, `{}`, 400)
+	f.call(t, "PUT", f.id("rg", "acct1")+"/blobServices/default/containers/pub"+v, `{"properties":{"publicAccess":"Blob"}}`, 409)
+	list := f.call(t, "GET", f.id("rg", "acct1")+"/blobServices/default/containers"+v, "", 200)
+	if n := len(list["value"].([]any)); n != 1 {
+		t.Errorf("containers listed: %d", n)
+	}
+	// Network rules are validated.
+	f.call(t, "PUT", f.id("rg", "acct1")+v, `{"location":"westus","properties":{"networkAcls":{"defaultAction":"Deny","ipRules":[{"value":"nope"}]}}}`, 400)
+}
+
+func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
