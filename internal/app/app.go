@@ -40,6 +40,7 @@ type App struct {
 	arm          *arm.Service
 	runner       *arm.OperationRunner
 	server       *server.Server
+	blobServer   *server.Server
 	endpoint     string
 	fellBack     bool
 
@@ -56,6 +57,7 @@ type App struct {
 	msiLn     net.Listener
 	operator  Operator
 	hub       hubPlane
+	targets   targetsPlane
 	started   time.Time
 }
 
@@ -79,6 +81,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	a.fellBack = fellBack
+	a.endpoint = endpointURL(ln.Addr())
 	defer func() {
 		if err != nil {
 			ln.Close()
@@ -126,6 +129,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	a.buildHub()
+	if err := a.buildTargets(); err != nil {
+		return nil, err
+	}
 	registry, err := arm.NewRegistry(a.resourceTypes()...)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -148,6 +154,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.listenMQTT(); err != nil {
 		return nil, err
 	}
+	if err := a.listenBlob(); err != nil {
+		return nil, err
+	}
+	if err := a.buildEgress(ln.Addr()); err != nil {
+		return nil, err
+	}
 	if a.msiLn, err = net.Listen("tcp", cfg.Identity.ManagedIdentityListen); err != nil {
 		return nil, fmt.Errorf("app: managed identity endpoint: %w", err)
 	}
@@ -156,23 +168,37 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
+	readiness := map[string]server.Checker{
+		"store": server.CheckFunc(a.store.Ping),
+		"bus":   server.CheckFunc(a.bus.Ready),
+	}
+	if a.targets.blobLn != nil {
+		// The path-style port serves only blobs; its handler bounds bodies
+		// itself. Its metrics are its own registry's (/metrics on that port).
+		a.blobServer = server.New(server.Config{
+			Listener: a.targets.blobLn, TLS: a.ca.ServerTLSConfig(), Handler: a.targets.blob.PathStyle(),
+			Readiness: readiness, Registry: prometheus.NewRegistry(), Log: log.With("component", "blob-http"),
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+		})
+	}
 	routes := &server.HostRouter{Default: a.defaultMux()}
+	routes.Handle("blob."+cfg.DNSSuffix, a.targets.blob)
+	routes.Handle("servicebus."+cfg.DNSSuffix, messagingHost{
+		suffix: cfg.DNSSuffix, eventHubs: a.targets.eventHubs, serviceBus: a.targets.serviceBus,
+	})
 	metrics := prometheus.NewRegistry()
 	a.server = server.New(server.Config{
-		Listener: ln,
-		TLS:      a.ca.ServerTLSConfig(),
-		Handler:  routes,
-		Readiness: map[string]server.Checker{
-			"store": server.CheckFunc(a.store.Ping),
-			"bus":   server.CheckFunc(a.bus.Ready),
-		},
+		Listener:          ln,
+		TLS:               a.ca.ServerTLSConfig(),
+		Handler:           routes,
+		Readiness:         readiness,
 		Registry:          metrics,
 		Log:               log.With("component", "http"),
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		Unbounded:         a.isBlobHost,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 	})
-	a.endpoint = endpointURL(ln.Addr())
 	if err := a.writeRuntime(); err != nil {
 		return nil, err
 	}
@@ -206,6 +232,10 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.runner.Run(gctx) })
 	g.Go(func() error { return a.serveMQTT(gctx) })
 	g.Go(func() error { return a.hub.sessions.RunC2D(gctx) })
+	g.Go(func() error { return a.targets.serviceBus.Run(gctx) })
+	if a.blobServer != nil {
+		g.Go(func() error { return a.blobServer.Run(gctx, a.cfg.ShutdownTimeout) })
+	}
 	g.Go(func() error {
 		return a.keys.Run(gctx, time.Minute, func(err error) { a.log.Warn("refresh signing keys", "err", err) })
 	})
@@ -241,6 +271,12 @@ func (a *App) close(ctx context.Context) error {
 	}
 	if a.hub.mqttLn != nil && a.server == nil {
 		a.hub.mqttLn.Close()
+	}
+	if a.targets.blobLn != nil && a.blobServer == nil {
+		a.targets.blobLn.Close()
+	}
+	if a.targets.egress != nil {
+		a.targets.egress.Close()
 	}
 	if a.bus != nil {
 		errs = append(errs, a.bus.Close(ctx))

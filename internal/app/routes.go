@@ -18,7 +18,8 @@ import (
 // capability adds its types here.
 func (a *App) resourceTypes() []arm.ResourceType {
 	now := time.Now
-	return []arm.ResourceType{
+	targets, _ := a.targetTypes()
+	return append([]arm.ResourceType{
 		msi.NewUserAssignedIdentities(a.msi),
 		rbac.NewRoleAssignments(a.rbac, a.directory, a.installation.TenantID, now),
 		rbac.NewRoleDefinitions(a.rbac, now),
@@ -29,13 +30,14 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		hubresource.NewConsumerGroups(a.store.Resources(), func(ctx context.Context, parent string) ([]store.Resource, error) {
 			return a.store.Resources().List(ctx, store.ResourceFilter{ParentID: parent, Type: hubresource.ConsumerGroupType})
 		}, now),
-	}
+	}, targets...)
 }
 
 // providerActions are the operations on a provider rather than a resource
 // (checkNameAvailability, usages); app.go registers them with the types.
 func (a *App) providerActions() []arm.ProviderAction {
-	return a.iotHubs().ProviderActions()
+	_, targets := a.targetTypes()
+	return append(a.iotHubs().ProviderActions(), targets...)
 }
 
 // iotHubs is the Microsoft.Devices/IotHubs type (it holds no state, so the

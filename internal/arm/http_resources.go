@@ -229,6 +229,9 @@ func (h *Handler) providerPath(rt route) error {
 			return err
 		}
 		status := createdStatus(res.Created)
+		if res.Created && info.CreateStatus != 0 && res.Operation == nil {
+			status = info.CreateStatus
+		}
 		if res.Operation != nil {
 			h.setOperationHeaders(rt, id, res.Resource, res.Operation.ID, apiVersion)
 		}

@@ -30,6 +30,11 @@ type TypeInfo struct {
 	Reads []string
 	// Capabilities is the provider-metadata capabilities string.
 	Capabilities string
+	// CreateStatus is the status of a PUT that creates: 0 means 201
+	// Created. Some providers' specs allow only 200 (storage accounts,
+	// Event Hubs and Service Bus entities and rules), and their generated
+	// clients fail on any status the spec does not list.
+	CreateStatus int
 }
 
 // FullType is "Namespace/Type".

@@ -40,7 +40,10 @@ type Config struct {
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 
-	MaxBodyBytes      int64
+	MaxBodyBytes int64
+	// Unbounded exempts requests from MaxBodyBytes whose handler bounds
+	// bodies itself (blob uploads of up to 4000 MiB a block).
+	Unbounded         func(r *http.Request) bool
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
 }
@@ -145,7 +148,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if cid := r.Header.Get("x-ms-client-request-id"); cid != "" {
 			h.Set("x-ms-client-request-id", cid)
 		}
-		if r.Body != nil && s.cfg.MaxBodyBytes > 0 {
+		if r.Body != nil && s.cfg.MaxBodyBytes > 0 && (s.cfg.Unbounded == nil || !s.cfg.Unbounded(r)) {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

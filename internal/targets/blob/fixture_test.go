@@ -153,7 +153,7 @@ func (f *fixture) account(tb testing.TB, name, props string) string {
 	if props == "" {
 		props = "{}"
 	}
-	f.call(tb, "PUT", f.accountID(name)+apiV, `{"location":"westus","sku":{"name":"Standard_LRS"},"kind":"StorageV2","properties":`+props+`}`, 201)
+	f.call(tb, "PUT", f.accountID(name)+apiV, `{"location":"westus","sku":{"name":"Standard_LRS"},"kind":"StorageV2","properties":`+props+`}`, 200)
 	keys := f.call(tb, "POST", f.accountID(name)+"/listKeys"+apiV, "", 200)
 	return keys["keys"].([]any)[0].(map[string]any)["value"].(string)
 }

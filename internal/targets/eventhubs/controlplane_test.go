@@ -108,7 +108,7 @@ func TestNamespaceNames(t *testing.T) {
 func TestEventHubsAndConsumerGroups(t *testing.T) {
 	f := newFixture(t)
 	f.call(t, "PUT", f.nsID("eh-space")+v, `{"location":"westus"}`, 201)
-	eh := f.call(t, "PUT", f.nsID("eh-space")+"/eventhubs/hub.one"+v, `{}`, 201)
+	eh := f.call(t, "PUT", f.nsID("eh-space")+"/eventhubs/hub.one"+v, `{}`, 200)
 	if at(eh, "properties", "partitionCount") != float64(4) || at(eh, "properties", "messageRetentionInDays") != float64(1) ||
 		len(at(eh, "properties", "partitionIds").([]any)) != 4 || at(eh, "properties", "status") != "Active" ||
 		at(eh, "properties", "retentionDescription", "retentionTimeInHours") != float64(24) {
@@ -125,7 +125,7 @@ func TestEventHubsAndConsumerGroups(t *testing.T) {
 	if def["name"] != "$Default" {
 		t.Errorf("$Default = %v", def)
 	}
-	f.call(t, "PUT", f.nsID("eh-space")+"/eventhubs/hub.one/consumergroups/readers"+v, `{"properties":{"userMetadata":"cli"}}`, 201)
+	f.call(t, "PUT", f.nsID("eh-space")+"/eventhubs/hub.one/consumergroups/readers"+v, `{"properties":{"userMetadata":"cli"}}`, 200)
 	groups := f.call(t, "GET", f.nsID("eh-space")+"/eventhubs/hub.one/consumergroups"+v, "", 200)
 	if vals, _ := groups["value"].([]any); len(vals) != 2 {
 		t.Errorf("consumer groups = %v", groups)
@@ -134,7 +134,7 @@ func TestEventHubsAndConsumerGroups(t *testing.T) {
 
 	// Basic has only $Default.
 	f.call(t, "PUT", f.nsID("basic-space")+v, `{"location":"westus","sku":{"name":"basic"}}`, 201)
-	f.call(t, "PUT", f.nsID("basic-space")+"/eventhubs/h"+v, `{}`, 201)
+	f.call(t, "PUT", f.nsID("basic-space")+"/eventhubs/h"+v, `{}`, 200)
 	f.call(t, "PUT", f.nsID("basic-space")+"/eventhubs/h/consumergroups/extra"+v, `{}`, 400)
 
 	// The data plane reads a consumer group that was just created.

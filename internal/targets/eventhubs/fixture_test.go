@@ -151,7 +151,7 @@ func (f *fixture) call(t testing.TB, method, path, body string, want int) map[st
 func (f *fixture) namespace(t testing.TB, ns, eh, sku string) string {
 	t.Helper()
 	f.call(t, "PUT", f.nsID(ns)+v, `{"location":"westus","sku":{"name":"`+sku+`"}}`, 201)
-	f.call(t, "PUT", f.nsID(ns)+"/eventhubs/"+eh+v, `{"properties":{"partitionCount":4}}`, 201)
+	f.call(t, "PUT", f.nsID(ns)+"/eventhubs/"+eh+v, `{"properties":{"partitionCount":4}}`, 200)
 	keys := f.call(t, "POST", f.nsID(ns)+"/authorizationRules/RootManageSharedAccessKey/listKeys"+v, "", 200)
 	return keys["primaryKey"].(string)
 }

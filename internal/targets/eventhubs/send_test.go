@@ -122,12 +122,12 @@ func TestSendBatchPartitionsAndSequences(t *testing.T) {
 func TestSendRefusals(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace(t, "ns-refuse", "events", "Standard")
-	f.call(t, "PUT", f.nsID("ns-refuse")+"/eventhubs/other"+v, `{}`, 201)
+	f.call(t, "PUT", f.nsID("ns-refuse")+"/eventhubs/other"+v, `{}`, 200)
 	good := sign("ns-refuse", "events", "RootManageSharedAccessKey", key, time.Now().Add(time.Hour))
 
 	// Entity-level rules: Send works on its own event hub, Listen does not send.
-	f.call(t, "PUT", f.nsID("ns-refuse")+"/eventhubs/events/authorizationRules/sender"+v, `{"properties":{"rights":["Send"]}}`, 201)
-	f.call(t, "PUT", f.nsID("ns-refuse")+"/eventhubs/events/authorizationRules/listener"+v, `{"properties":{"rights":["Listen"]}}`, 201)
+	f.call(t, "PUT", f.nsID("ns-refuse")+"/eventhubs/events/authorizationRules/sender"+v, `{"properties":{"rights":["Send"]}}`, 200)
+	f.call(t, "PUT", f.nsID("ns-refuse")+"/eventhubs/events/authorizationRules/listener"+v, `{"properties":{"rights":["Listen"]}}`, 200)
 	sk := f.call(t, "POST", f.nsID("ns-refuse")+"/eventhubs/events/authorizationRules/sender/listKeys"+v, "", 200)
 	if cs := sk["primaryConnectionString"].(string); !strings.HasSuffix(cs, ";EntityPath=events") || !strings.HasPrefix(cs, "Endpoint=sb://ns-refuse.servicebus."+suffix+"/;") {
 		t.Errorf("entity connection string = %s", cs)
@@ -213,7 +213,7 @@ func TestSendBearer(t *testing.T) {
 	}
 
 	// Network rules apply after authorization: deny everything but another address.
-	f.call(t, "PUT", f.nsID("ns-bearer")+"/networkRuleSets/default"+v, `{"properties":{"defaultAction":"Deny","ipRules":[{"ipMask":"203.0.113.0/24","action":"Allow"}]}}`, 201)
+	f.call(t, "PUT", f.nsID("ns-bearer")+"/networkRuleSets/default"+v, `{"properties":{"defaultAction":"Deny","ipRules":[{"ipMask":"203.0.113.0/24","action":"Allow"}]}}`, 200)
 	if status, body := f.send(t, "ns-bearer", "/events/messages", "Bearer "+ehTok.AccessToken, "", "x"); status != 403 || !strings.Contains(body, "127.0.0.1") {
 		t.Errorf("denied address = %d %s", status, body)
 	}

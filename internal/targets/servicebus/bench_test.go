@@ -10,7 +10,7 @@ import (
 func BenchmarkSendReceive(b *testing.B) {
 	f := newFixture(b)
 	key := f.namespace("sbns-bench", "")
-	f.armDo("PUT", f.nsBase+"sbns-bench/queues/q"+apiVersion, `{"properties":{}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-bench/queues/q"+apiVersion, `{"properties":{}}`, 200)
 	auth := f.sas("sbns-bench", "", "RootManageSharedAccessKey", key)
 	headers := map[string]string{"BrokerProperties": `{"Label":"bench"}`, "Color": `"red"`}
 	b.Run("sequential", func(b *testing.B) {

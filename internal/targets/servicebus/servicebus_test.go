@@ -30,7 +30,7 @@ func TestARMDefaultsAndKeys(t *testing.T) {
 	f.armDo("PUT", f.nsBase+"bad-name-sb"+apiVersion, `{"location":"westus"}`, 400)
 	f.armDo("PUT", "/subscriptions/"+f.sub+"/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/SBNS-ARM"+apiVersion+"&x=1", `{"location":"westus"}`, 200)
 
-	q := f.armDo("PUT", f.nsBase+"sbns-arm/queues/q1"+apiVersion, `{"properties":{}}`, 201)
+	q := f.armDo("PUT", f.nsBase+"sbns-arm/queues/q1"+apiVersion, `{"properties":{}}`, 200)
 	qp := q["properties"].(map[string]any)
 	if qp["lockDuration"] != "PT1M" || qp["maxDeliveryCount"] != float64(10) || qp["requiresSession"] != false {
 		t.Errorf("queue defaults = %v", qp)
@@ -53,15 +53,15 @@ func TestARMDefaultsAndKeys(t *testing.T) {
 		t.Errorf("regenerate = %v (was %v)", regen, keys)
 	}
 	f.armDo("PUT", f.nsBase+"sbns-arm/authorizationRules/bad"+apiVersion, `{"properties":{"rights":["Manage"]}}`, 400)
-	f.armDo("PUT", f.nsBase+"sbns-arm/queues/q1/authorizationRules/send"+apiVersion, `{"properties":{"rights":["Send"]}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-arm/queues/q1/authorizationRules/send"+apiVersion, `{"properties":{"rights":["Send"]}}`, 200)
 	ek := f.armDo("POST", f.nsBase+"sbns-arm/queues/q1/authorizationRules/send/listKeys"+apiVersion, "", 200)
 	if !strings.HasSuffix(ek["primaryConnectionString"].(string), ";EntityPath=q1") {
 		t.Errorf("entity connection string = %v", ek["primaryConnectionString"])
 	}
 
 	// Topic, subscription with $Default, rule validation, network rules.
-	f.armDo("PUT", f.nsBase+"sbns-arm/topics/t1"+apiVersion, `{"properties":{}}`, 201)
-	f.armDo("PUT", f.nsBase+"sbns-arm/topics/t1/subscriptions/s1"+apiVersion, `{"properties":{}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-arm/topics/t1"+apiVersion, `{"properties":{}}`, 200)
+	f.armDo("PUT", f.nsBase+"sbns-arm/topics/t1/subscriptions/s1"+apiVersion, `{"properties":{}}`, 200)
 	def := f.armDo("GET", f.nsBase+"sbns-arm/topics/t1/subscriptions/s1/rules/$Default"+apiVersion, "", 200)
 	if def["properties"].(map[string]any)["sqlFilter"].(map[string]any)["sqlExpression"] != "1=1" {
 		t.Errorf("$Default = %v", def)
@@ -85,7 +85,7 @@ func mustJSON(v any) string {
 func TestQueueSendReceiveAndDelete(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace("sbns-q", "")
-	f.armDo("PUT", f.nsBase+"sbns-q/queues/orders"+apiVersion, `{"properties":{}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-q/queues/orders"+apiVersion, `{"properties":{}}`, 200)
 	auth := f.sas("sbns-q", "", "RootManageSharedAccessKey", key)
 
 	f.expect("POST", "sbns-q", "/orders/messages", auth, "hello", map[string]string{
@@ -125,7 +125,7 @@ func TestQueueSendReceiveAndDelete(t *testing.T) {
 func TestPeekLockCompleteAbandonRenew(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace("sbns-lock", "")
-	f.armDo("PUT", f.nsBase+"sbns-lock/queues/work"+apiVersion, `{"properties":{"lockDuration":"PT5S"}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-lock/queues/work"+apiVersion, `{"properties":{"lockDuration":"PT5S"}}`, 200)
 	auth := f.sas("sbns-lock", "work", "RootManageSharedAccessKey", key)
 	f.expect("POST", "sbns-lock", "/work/messages", auth, "job", nil, 201)
 
@@ -157,7 +157,7 @@ func TestPeekLockCompleteAbandonRenew(t *testing.T) {
 func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace("sbns-dlq", "")
-	f.armDo("PUT", f.nsBase+"sbns-dlq/queues/q"+apiVersion, `{"properties":{"maxDeliveryCount":2}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-dlq/queues/q"+apiVersion, `{"properties":{"maxDeliveryCount":2}}`, 200)
 	auth := f.sas("sbns-dlq", "", "RootManageSharedAccessKey", key)
 	f.expect("POST", "sbns-dlq", "/q/messages", auth, "poison", map[string]string{"BrokerProperties": `{"MessageId":"p1"}`}, 201)
 	for i := 0; i < 2; i++ {
@@ -180,8 +180,8 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 func TestTTLExpiry(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace("sbns-ttl", "")
-	f.armDo("PUT", f.nsBase+"sbns-ttl/queues/drop"+apiVersion, `{"properties":{}}`, 201)
-	f.armDo("PUT", f.nsBase+"sbns-ttl/queues/keep"+apiVersion, `{"properties":{"deadLetteringOnMessageExpiration":true,"defaultMessageTimeToLive":"PT1S"}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-ttl/queues/drop"+apiVersion, `{"properties":{}}`, 200)
+	f.armDo("PUT", f.nsBase+"sbns-ttl/queues/keep"+apiVersion, `{"properties":{"deadLetteringOnMessageExpiration":true,"defaultMessageTimeToLive":"PT1S"}}`, 200)
 	auth := f.sas("sbns-ttl", "", "RootManageSharedAccessKey", key)
 	f.expect("POST", "sbns-ttl", "/drop/messages", auth, "short", map[string]string{"BrokerProperties": `{"TimeToLive":0.5}`}, 201)
 	f.expect("POST", "sbns-ttl", "/keep/messages", auth, "entity-ttl", nil, 201)
@@ -199,16 +199,16 @@ func TestTopicFilters(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace("sbns-topic", "")
 	base := f.nsBase + "sbns-topic/topics/events"
-	f.armDo("PUT", base+apiVersion, `{"properties":{}}`, 201)
+	f.armDo("PUT", base+apiVersion, `{"properties":{}}`, 200)
 	for _, s := range []string{"all", "red", "corr"} {
-		f.armDo("PUT", base+"/subscriptions/"+s+apiVersion, `{"properties":{}}`, 201)
+		f.armDo("PUT", base+"/subscriptions/"+s+apiVersion, `{"properties":{}}`, 200)
 	}
 	f.armDo("DELETE", base+"/subscriptions/red/rules/$Default"+apiVersion, "", 200)
 	f.armDo("PUT", base+"/subscriptions/red/rules/red"+apiVersion,
-		`{"properties":{"filterType":"SqlFilter","sqlFilter":{"sqlExpression":"color = 'red' AND size > 5 AND sys.Label LIKE 'ev%'"}}}`, 201)
+		`{"properties":{"filterType":"SqlFilter","sqlFilter":{"sqlExpression":"color = 'red' AND size > 5 AND sys.Label LIKE 'ev%'"}}}`, 200)
 	f.armDo("DELETE", base+"/subscriptions/corr/rules/$Default"+apiVersion, "", 200)
 	f.armDo("PUT", base+"/subscriptions/corr/rules/c"+apiVersion,
-		`{"properties":{"filterType":"CorrelationFilter","correlationFilter":{"correlationId":"order-7","properties":{"region":"eu"}}}}`, 201)
+		`{"properties":{"filterType":"CorrelationFilter","correlationFilter":{"correlationId":"order-7","properties":{"region":"eu"}}}}`, 200)
 	auth := f.sas("sbns-topic", "events", "RootManageSharedAccessKey", key)
 	send := func(body, bp string, extra map[string]string) {
 		h := map[string]string{"BrokerProperties": bp}
@@ -245,8 +245,8 @@ func TestTopicFilters(t *testing.T) {
 func TestSASRefusals(t *testing.T) {
 	f := newFixture(t)
 	key := f.namespace("sbns-auth", "")
-	f.armDo("PUT", f.nsBase+"sbns-auth/queues/q"+apiVersion, `{"properties":{}}`, 201)
-	f.armDo("PUT", f.nsBase+"sbns-auth/authorizationRules/listen"+apiVersion, `{"properties":{"rights":["Listen"]}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-auth/queues/q"+apiVersion, `{"properties":{}}`, 200)
+	f.armDo("PUT", f.nsBase+"sbns-auth/authorizationRules/listen"+apiVersion, `{"properties":{"rights":["Listen"]}}`, 200)
 	lk := f.armDo("POST", f.nsBase+"sbns-auth/authorizationRules/listen/listKeys"+apiVersion, "", 200)
 
 	listen := f.sas("sbns-auth", "q", "listen", lk["primaryKey"].(string))
@@ -270,14 +270,14 @@ func TestSASRefusals(t *testing.T) {
 
 	// Network rules apply to key-based requests too.
 	f.armDo("PUT", f.nsBase+"sbns-auth"+apiVersion, `{"location":"westus","properties":{"disableLocalAuth":false}}`, 200)
-	f.armDo("PUT", f.nsBase+"sbns-auth/networkRuleSets/default"+apiVersion, `{"properties":{"defaultAction":"Deny","ipRules":[{"ipMask":"10.0.0.0/8"}]}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-auth/networkRuleSets/default"+apiVersion, `{"properties":{"defaultAction":"Deny","ipRules":[{"ipMask":"10.0.0.0/8"}]}}`, 200)
 	f.expect("POST", "sbns-auth", "/q/messages", f.sas("sbns-auth", "", "RootManageSharedAccessKey", key), "x", nil, 403)
 }
 
 func TestBearer(t *testing.T) {
 	f := newFixture(t)
 	f.namespace("sbns-aad", "")
-	f.armDo("PUT", f.nsBase+"sbns-aad/queues/q"+apiVersion, `{"properties":{}}`, 201)
+	f.armDo("PUT", f.nsBase+"sbns-aad/queues/q"+apiVersion, `{"properties":{}}`, 200)
 	ctx := context.Background()
 	sp, _, err := f.dir.CreateServicePrincipal(ctx, "sender")
 	if err != nil {

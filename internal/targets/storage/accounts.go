@@ -97,6 +97,8 @@ func (a *Accounts) Info() arm.TypeInfo {
 		Namespace: Namespace, Type: "storageAccounts", APIVersions: APIVersions(),
 		Actions:      []string{"listKeys", "regenerateKey"},
 		Capabilities: "SupportsTags, SupportsLocation",
+		// The spec lists 200 and 202 for Create; armstorage fails on 201.
+		CreateStatus: http.StatusOK,
 	}
 }
 

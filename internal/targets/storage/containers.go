@@ -334,7 +334,7 @@ func NewBlobServices(resources store.Resources) *BlobServices {
 
 // Info implements arm.ResourceType.
 func (b *BlobServices) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: "storageAccounts/blobServices", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: Namespace, Type: "storageAccounts/blobServices", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 func errNotDefault(name string) *arm.Error {

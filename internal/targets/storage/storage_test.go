@@ -98,7 +98,7 @@ func at(v any, path ...string) any {
 
 func TestAccountDefaultsKeysAndNames(t *testing.T) {
 	f := newFixture(t)
-	acct := f.call(t, "PUT", f.id("rg", "acct1")+v, `{"location":"West US","identity":{"type":"SystemAssigned"}}`, 201)
+	acct := f.call(t, "PUT", f.id("rg", "acct1")+v, `{"location":"West US","identity":{"type":"SystemAssigned"}}`, 200)
 	for path, want := range map[string]any{
 		"kind": "StorageV2", "location": "westus",
 		"sku/name": "Standard_LRS", "sku/tier": "Standard",
@@ -161,7 +161,7 @@ func TestAccountDefaultsKeysAndNames(t *testing.T) {
 	if at(bs, "properties", "deleteRetentionPolicy", "enabled") != false {
 		t.Errorf("blob service = %v", bs)
 	}
-	f.call(t, "PUT", f.id("rg", "acct1")+"/blobServices/default"+v, `{"properties":{"deleteRetentionPolicy":{"enabled":true,"days":7}}}`, 201)
+	f.call(t, "PUT", f.id("rg", "acct1")+"/blobServices/default"+v, `{"properties":{"deleteRetentionPolicy":{"enabled":true,"days":7}}}`, 200)
 	bs = f.call(t, "GET", f.id("rg", "acct1")+"/blobServices/default"+v, "", 200)
 	if at(bs, "properties", "deleteRetentionPolicy", "days") != 7.0 {
 		t.Errorf("blob service after PUT = %v", bs)

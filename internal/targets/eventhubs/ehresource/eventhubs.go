@@ -23,7 +23,7 @@ var _ arm.ResourceType = (*EventHubs)(nil)
 
 // Info implements arm.ResourceType.
 func (e *EventHubs) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: ProviderNamespace, Type: "namespaces/eventhubs", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: ProviderNamespace, Type: "namespaces/eventhubs", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // entityName: 1-256 letters, digits, '.', '-' and '_', starting and ending
@@ -238,7 +238,7 @@ var (
 
 // Info implements arm.ResourceType.
 func (c *ConsumerGroups) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: ProviderNamespace, Type: "namespaces/eventhubs/consumergroups", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: ProviderNamespace, Type: "namespaces/eventhubs/consumergroups", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // maxConsumerGroups per event hub, by tier (Azure's quotas).

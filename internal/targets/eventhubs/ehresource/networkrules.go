@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -24,7 +25,7 @@ var (
 
 // Info implements arm.ResourceType.
 func (n *NetworkRuleSets) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: ProviderNamespace, Type: "namespaces/networkRuleSets", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: ProviderNamespace, Type: "namespaces/networkRuleSets", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // IPRule is one entry of ipRules.

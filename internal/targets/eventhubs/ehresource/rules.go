@@ -38,7 +38,8 @@ var (
 func (a *AuthorizationRules) Info() arm.TypeInfo {
 	return arm.TypeInfo{
 		Namespace: ProviderNamespace, Type: a.typ, APIVersions: APIVersions(),
-		Actions: []string{"listKeys", "regenerateKeys"},
+		Actions:      []string{"listKeys", "regenerateKeys"},
+		CreateStatus: http.StatusOK,
 	}
 }
 

@@ -67,7 +67,7 @@ func DecodeAuthRule(res store.Resource) AuthRule {
 
 // Info implements arm.ResourceType.
 func (a *AuthorizationRules) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: a.typ, APIVersions: APIVersions(), Actions: []string{"listKeys", "regenerateKeys"}}
+	return arm.TypeInfo{Namespace: Namespace, Type: a.typ, APIVersions: APIVersions(), CreateStatus: http.StatusOK, Actions: []string{"listKeys", "regenerateKeys"}}
 }
 
 var ruleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$`)

@@ -82,7 +82,7 @@ type Queues struct{ cfg Config }
 
 // Info implements arm.ResourceType.
 func (q *Queues) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/queues", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/queues", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // Prepare implements arm.ResourceType.
@@ -145,7 +145,7 @@ type Topics struct{ cfg Config }
 
 // Info implements arm.ResourceType.
 func (t *Topics) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/topics", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/topics", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // Prepare implements arm.ResourceType.
@@ -202,7 +202,7 @@ type Subscriptions struct{ cfg Config }
 
 // Info implements arm.ResourceType.
 func (s *Subscriptions) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/topics/subscriptions", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/topics/subscriptions", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // Prepare implements arm.ResourceType.
@@ -288,7 +288,7 @@ type Rules struct{ cfg Config }
 
 // Info implements arm.ResourceType.
 func (r *Rules) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/topics/subscriptions/rules", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/topics/subscriptions/rules", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // CorrelationFilter matches system and user properties exactly.

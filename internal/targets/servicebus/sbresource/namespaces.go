@@ -362,7 +362,7 @@ type NetworkRuleSets struct{ cfg Config }
 
 // Info implements arm.ResourceType.
 func (s *NetworkRuleSets) Info() arm.TypeInfo {
-	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/networkRuleSets", APIVersions: APIVersions()}
+	return arm.TypeInfo{Namespace: Namespace, Type: "namespaces/networkRuleSets", APIVersions: APIVersions(), CreateStatus: http.StatusOK}
 }
 
 // NetworkRules is the decoded network rule set of a namespace.

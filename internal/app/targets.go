@@ -1,0 +1,194 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/egress"
+	"github.com/outpost-iot/outpost/internal/store"
+	"github.com/outpost-iot/outpost/internal/targets/access"
+	"github.com/outpost-iot/outpost/internal/targets/blob"
+	"github.com/outpost-iot/outpost/internal/targets/eventhubs"
+	"github.com/outpost-iot/outpost/internal/targets/eventhubs/ehresource"
+	"github.com/outpost-iot/outpost/internal/targets/servicebus"
+	"github.com/outpost-iot/outpost/internal/targets/servicebus/sbresource"
+	"github.com/outpost-iot/outpost/internal/targets/storage"
+)
+
+// targetsPlane is the services the hub's egress reaches — blob storage,
+// Event Hubs, Service Bus — and the egress client itself.
+type targetsPlane struct {
+	access     *access.Checker
+	egress     *egress.Client
+	serviceBus *servicebus.Handler
+	eventHubs  *eventhubs.Handler
+	ehStreams  *eventhubs.Streams
+	accounts   *storage.Directory
+	disk       *blob.Disk
+	blob       *blob.Handler
+	// blobLn is the path-style blob listener (nil when off).
+	blobLn net.Listener
+}
+
+// buildTargets wires the egress targets' data planes. The ARM types come
+// from targetTypes.
+func (a *App) buildTargets() error {
+	a.targets.access = access.New(a.validator, a.rbac, a.log.With("component", "access"))
+	disk, err := blob.NewDisk(filepath.Join(a.cfg.DataDir, "blobs"))
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.targets.disk = disk
+	a.targets.accounts = storage.NewDirectory(a.store.Resources())
+	a.targets.blob = blob.New(blob.Config{
+		DNSSuffix: a.cfg.DNSSuffix, Accounts: a.targets.accounts,
+		Containers: storage.NewContainers(a.store.Resources(), nil), Blobs: disk, Access: a.targets.access,
+		AuthorityURL: a.endpoint, TenantID: a.installation.TenantID, Log: a.log.With("component", "blob"),
+	})
+	sb, err := servicebus.New(servicebus.Config{
+		Resources: a.store.Resources(), Bus: a.bus, Access: a.targets.access,
+		DNSSuffix: a.cfg.DNSSuffix, Log: a.log.With("component", "servicebus"),
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.targets.serviceBus = sb
+	if a.targets.ehStreams, err = eventhubs.NewStreams(a.bus); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.targets.eventHubs, err = eventhubs.New(eventhubs.Config{
+		Resources: a.store.Resources(), Streams: a.targets.ehStreams, Access: a.targets.access,
+		DNSSuffix: a.cfg.DNSSuffix, Log: a.log.With("component", "eventhubs"),
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	return nil
+}
+
+// targetTypes are the egress targets' ARM types and provider actions.
+func (a *App) targetTypes() ([]arm.ResourceType, []arm.ProviderAction) {
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(a.endpoint, "https://"))
+	accounts := storage.NewAccounts(storage.Config{
+		DNSSuffix: a.cfg.DNSSuffix, Port: port, Identities: a.msi, Resources: a.store.Resources(),
+		Blobs: a.targets.disk, Directory: a.targets.accounts,
+	})
+	eh := ehresource.New(ehresource.Config{
+		DNSSuffix: a.cfg.DNSSuffix, Identities: a.msi, Resources: a.store.Resources(),
+		Runtime: a.targets.ehStreams, Changed: a.targets.eventHubs.Invalidate,
+		NameTaken: a.namespaceTaken(sbresource.Namespace + "/namespaces"),
+	})
+	types, actions := sbresource.Types(sbresource.Config{
+		DNSSuffix: a.cfg.DNSSuffix, Identities: a.msi, Resources: a.store.Resources(),
+		Runtime: a.targets.serviceBus, NameTaken: eh.Holds,
+	})
+	types = append(types, eh.Types()...)
+	types = append(types, accounts, storage.NewBlobServices(a.store.Resources()),
+		storage.NewContainerType(a.store.Resources(), a.targets.disk, nil))
+	actions = append(actions, eh.ProviderActions()...)
+	return types, append(actions, accounts.ProviderActions()...)
+}
+
+// listenBlob binds the path-style blob listener (https://host:port/{account}/…,
+// as Azurite serves), unless it is off.
+func (a *App) listenBlob() error {
+	addr := a.cfg.BlobAddress()
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("app: blob listen %s (set --blob-listen, or off): %w", addr, err)
+	}
+	a.targets.blobLn = ln
+	return nil
+}
+
+// BlobAddr is the path-style blob address, nil when it is off.
+func (a *App) BlobAddr() net.Addr {
+	if a.targets.blobLn == nil {
+		return nil
+	}
+	return a.targets.blobLn.Addr()
+}
+
+// buildEgress builds the client the hub's egress uses: Outpost's own names
+// are dialed at its own listeners, and the operator's allow-list and public
+// addresses (unless denied) are reachable; nothing else.
+func (a *App) buildEgress(self net.Addr) error {
+	cfg := egress.DefaultConfig()
+	cfg.ServedSuffixes = []string{a.cfg.DNSSuffix}
+	cfg.ServedNames = []string{"localhost"}
+	cfg.SelfAddr = self.String()
+	if b := a.BlobAddr(); b != nil {
+		cfg.ExtraSelf = []string{b.String()}
+	}
+	cfg.Allow = a.cfg.Egress.Allow
+	cfg.AllowPublic = !a.cfg.Egress.DenyPublic
+	cfg.TLS = &tls.Config{RootCAs: a.ca.CertPool(), MinVersion: tls.VersionTLS12}
+	cfg.Log = a.log.With("component", "egress")
+	c, err := egress.New(cfg)
+	if err != nil {
+		return fmt.Errorf("app: egress: %w", err)
+	}
+	a.targets.egress = c
+	return nil
+}
+
+// Egress is the client the hub's egress uses (tests use it to check what it
+// refuses).
+func (a *App) Egress() *egress.Client { return a.targets.egress }
+
+// isBlobHost reports whether a request is for the blob service, whose
+// handler bounds bodies itself (blocks of up to 4000 MiB).
+func (a *App) isBlobHost(r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.HasSuffix(strings.ToLower(host), ".blob."+a.cfg.DNSSuffix)
+}
+
+// namespaceTaken reports whether a namespace of another provider holds a
+// name: Event Hubs and Service Bus namespaces share the servicebus DNS zone,
+// so a name is unique across both.
+func (a *App) namespaceTaken(otherType string) func(ctx context.Context, name string) (bool, error) {
+	return func(ctx context.Context, name string) (bool, error) {
+		list, err := a.store.Resources().List(ctx, store.ResourceFilter{Type: otherType})
+		if err != nil {
+			return false, fmt.Errorf("app: list %s: %w", otherType, err)
+		}
+		for _, r := range list {
+			if strings.EqualFold(r.Name, name) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+// messagingHost serves {namespace}.servicebus.{suffix}: Event Hubs and
+// Service Bus share the host name zone (a name is unique across both), so
+// the namespace decides. An unknown namespace reaches Service Bus, whose
+// error names it.
+type messagingHost struct {
+	suffix     string
+	eventHubs  *eventhubs.Handler
+	serviceBus *servicebus.Handler
+}
+
+func (m messagingHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ns := eventhubs.NamespaceFromHost(r.Host, m.suffix); ns != "" {
+		if ok, err := m.eventHubs.Serves(r.Context(), ns); err == nil && ok {
+			m.eventHubs.ServeHTTP(w, r)
+			return
+		}
+	}
+	m.serviceBus.ServeHTTP(w, r)
+}
