@@ -11,6 +11,7 @@ import (
 
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/egress"
+	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/store"
 	"github.com/outpost-iot/outpost/internal/targets/access"
 	"github.com/outpost-iot/outpost/internal/targets/blob"
@@ -191,4 +192,17 @@ func (m messagingHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m.serviceBus.ServeHTTP(w, r)
+}
+
+// ManagedIdentityToken mints a token for a managed identity of resourceID —
+// its system-assigned identity, or the user-assigned one named by
+// userAssignedID — for resource (e.g. "https://storage.azure.com/"). It is
+// the in-process path the hub's egress uses; `outpost run --as` reaches the
+// same TokenSource over the managed identity endpoint.
+func (a *App) ManagedIdentityToken(ctx context.Context, resourceID, userAssignedID, resource string) (string, error) {
+	tok, _, err := a.tokens.Token(ctx, resourceID, msi.Selector{ResourceID: userAssignedID}, resource)
+	if err != nil {
+		return "", fmt.Errorf("app: managed identity token for %s: %w", resourceID, err)
+	}
+	return tok.AccessToken, nil
 }
