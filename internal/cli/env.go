@@ -34,26 +34,17 @@ func newEnvCommand() *cobra.Command {
 			return writeExports(cmd.OutOrStdout(), EnvVars(rt))
 		},
 	}
-	cmd.Flags().BoolVar(&hosts, "hosts", false, "print /etc/hosts lines for every hub's host name instead (device SDKs resolve them; *.localhost does not resolve on Debian)")
+	cmd.Flags().BoolVar(&hosts, "hosts", false, "print /etc/hosts lines for every hub, storage account and namespace host name instead (SDKs resolve them; *.localhost does not resolve on Debian)")
 	return cmd
 }
 
-// writeHosts prints an /etc/hosts line per hub, pointing at the address the
-// node listens on.
+// writeHosts prints an /etc/hosts line for every host name Outpost
+// answers to — each hub, each storage account's blob endpoint, each Event
+// Hubs and Service Bus namespace — pointing at the address the node listens
+// on.
 func writeHosts(cmd *cobra.Command, rt app.Runtime) error {
 	c, err := newAPIClient(cmd)
 	if err != nil {
-		return err
-	}
-	var list struct {
-		Value []struct {
-			Properties struct {
-				HostName string `json:"hostName"`
-			} `json:"properties"`
-		} `json:"value"`
-	}
-	path := "/subscriptions/" + rt.SubscriptionID + "/providers/Microsoft.Devices/IotHubs?api-version=2023-06-30"
-	if err := c.do(cmd.Context(), "GET", path, nil, &list); err != nil {
 		return err
 	}
 	ip := "127.0.0.1"
@@ -62,12 +53,45 @@ func writeHosts(cmd *cobra.Command, rt app.Runtime) error {
 			ip = addr.String()
 		}
 	}
-	for _, h := range list.Value {
-		if h.Properties.HostName != "" {
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ip, h.Properties.HostName)
+	sources := []struct {
+		typ, apiVersion string
+		host            func(props map[string]any) string
+	}{
+		{"Microsoft.Devices/IotHubs", "2023-06-30", func(p map[string]any) string { s, _ := p["hostName"].(string); return s }},
+		{"Microsoft.Storage/storageAccounts", "2023-05-01", func(p map[string]any) string {
+			e, _ := p["primaryEndpoints"].(map[string]any)
+			return hostOf(e["blob"])
+		}},
+		{"Microsoft.EventHub/namespaces", "2024-01-01", func(p map[string]any) string { return hostOf(p["serviceBusEndpoint"]) }},
+		{"Microsoft.ServiceBus/namespaces", "2022-10-01-preview", func(p map[string]any) string { return hostOf(p["serviceBusEndpoint"]) }},
+	}
+	for _, src := range sources {
+		var list struct {
+			Value []struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"value"`
+		}
+		path := "/subscriptions/" + rt.SubscriptionID + "/providers/" + src.typ + "?api-version=" + src.apiVersion
+		if err := c.do(cmd.Context(), "GET", path, nil, &list); err != nil {
+			return err
+		}
+		for _, r := range list.Value {
+			if h := src.host(r.Properties); h != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ip, h)
+			}
 		}
 	}
 	return nil
+}
+
+// hostOf is the host name of an endpoint URL ("" when it is none).
+func hostOf(v any) string {
+	s, _ := v.(string)
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }
 
 // EnvVars are the variables `outpost env` prints for a running node.

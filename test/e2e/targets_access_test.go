@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +207,14 @@ func TestStorageAccountIdentityRunAs(t *testing.T) {
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
 	_, doc := op.do("GET", acct.ID+"?api-version="+storageAPI, "")
 	principal, _ := doc["identity"].(map[string]any)["principalId"].(string)
+	hosts := exec.Command(bin, "env", "--hosts", "--data-dir", s.Config.DataDir)
+	hosts.Env = os.Environ()
+	for k, v := range s.Env() {
+		hosts.Env = append(hosts.Env, k+"="+v)
+	}
+	if out, err := hosts.Output(); err != nil || !strings.Contains(string(out), s.IP+" "+acct.Name+".blob."+s.Config.DNSSuffix+"\n") {
+		t.Errorf("outpost env --hosts = %q, %v; want the account's blob host", out, err)
+	}
 	claims := runAs(t, s, bin, whoami, acct.ID)
 	if principal == "" || claims["oid"] != principal || !strings.EqualFold(claims["xms_mirid"].(string), acct.ID) {
 		t.Fatalf("claims under outpost run --as <account> = %v (principal %q)", claims, principal)
