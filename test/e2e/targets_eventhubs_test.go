@@ -86,4 +86,3 @@ func TestEventHubsBatchAndReadCLI(t *testing.T) {
 		seen[n] = true
 	}
 }
-

@@ -22,8 +22,8 @@ const (
 
 // Built-in data roles the tests grant.
 const (
-	eventHubsDataSender        = "2b629674-e913-4c01-ae53-ef4638d8f975"
-	serviceBusDataSender       = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"
+	eventHubsDataSender  = "2b629674-e913-4c01-ae53-ef4638d8f975"
+	serviceBusDataSender = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"
 )
 
 // ensureGroup creates a resource group (or finds it there).
