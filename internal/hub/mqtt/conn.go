@@ -516,11 +516,10 @@ func (c *conn) twinReply(rid string, r TwinResponse) []byte {
 // write is the writer goroutine.
 func (c *conn) write() {
 	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.nc, 16<<10)
 	for {
 		select {
 		case f := <-c.out:
-			if err := c.writeBatch(bw, f); err != nil {
+			if err := c.writeBatch(f); err != nil {
 				c.abort(fmt.Errorf("write: %w", err))
 				return
 			}
@@ -528,7 +527,7 @@ func (c *conn) write() {
 			for {
 				select {
 				case f := <-c.out:
-					if err := c.writeBatch(bw, f); err != nil {
+					if err := c.writeBatch(f); err != nil {
 						c.abort(fmt.Errorf("write: %w", err))
 						return
 					}
@@ -544,8 +543,15 @@ func (c *conn) write() {
 	}
 }
 
-// writeBatch writes f and whatever else is queued, then flushes once.
-func (c *conn) writeBatch(bw *bufio.Writer, f []byte) error {
+// writeBatch writes f and whatever else is queued, then flushes once, through a buffer borrowed
+// for the batch.
+func (c *conn) writeBatch(f []byte) error {
+	bw := c.s.writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		bw.Reset(nil)
+		c.s.writers.Put(bw)
+	}()
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	if _, err := bw.Write(f); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ type Server struct {
 	log  *slog.Logger
 
 	wg sync.WaitGroup // one count per connection being served
+	// writers lends connections a write buffer only while they write: an
+	// idle device then holds no 16 KiB buffer of its own.
+	writers sync.Pool
 
 	mu        sync.Mutex // guards the fields below; see doc.go for the lock order
 	closing   bool
@@ -40,7 +44,7 @@ func New(cfg Config, auth Authenticator, h Handler, logger *slog.Logger) (*Serve
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg.withDefaults(),
 		auth:      auth,
 		h:         h,
@@ -49,8 +53,13 @@ func New(cfg Config, auth Authenticator, h Handler, logger *slog.Logger) (*Serve
 		conns:     map[*conn]struct{}{},
 		live:      map[DeviceKey]*conn{},
 		sessions:  map[DeviceKey]*session{},
-	}, nil
+	}
+	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
+	return s, nil
 }
+
+// writeBufferSize is the size of the write buffers connections borrow.
+const writeBufferSize = 16 << 10
 
 // Serve accepts connections from ln (normally a tls.Listener with Outpost's certificates, which
 // should request client certificates for X.509 devices) and serves each on its own goroutine.
