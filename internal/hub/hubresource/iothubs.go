@@ -44,11 +44,23 @@ type Config struct {
 	Runtime Runtime
 	// Devices answers IotHubStats (NoDevices when nil).
 	Devices DeviceCounter
+	// FileUpload checks changed file upload storage settings with a real
+	// call (nil skips the check).
+	FileUpload FileUploadChecker
 	// Locations are the accepted locations (arm.DefaultLocations when nil).
 	Locations []arm.Location
 	// Now defaults to time.Now; Random (key material) to crypto/rand.
 	Now    func() time.Time
 	Random io.Reader
+}
+
+// FileUploadChecker reaches the file upload container with the credentials
+// the settings name — the hub's identity or the account key — and says
+// exactly what is missing (role, network rule, container) when it can't.
+// storage is the hub's properties.storageEndpoints.$default as it will be
+// stored.
+type FileUploadChecker interface {
+	CheckFileUpload(ctx context.Context, hubID string, storage json.RawMessage) error
 }
 
 // IotHubs is the Microsoft.Devices/IotHubs resource type.
@@ -153,6 +165,9 @@ func (h *IotHubs) Prepare(ctx context.Context, req arm.PutRequest) (arm.Document
 	if err != nil {
 		return nil, err
 	}
+	if err := h.checkFileUpload(ctx, req, b, props, currentProps); err != nil {
+		return nil, err
+	}
 	id := req.ID
 	if req.Current != nil {
 		if cid, err := arm.ParseResourceID(req.Current.ID); err == nil {
@@ -170,6 +185,38 @@ func (h *IotHubs) Prepare(ctx context.Context, req arm.PutRequest) (arm.Document
 	doc.Set("subscriptionid", id.Subscription)
 	doc.Set("systemData", h.systemData(req.Principal, current))
 	return doc, nil
+}
+
+// checkFileUpload runs the FileUploadChecker when an existing hub's file
+// upload storage settings change. On create the hub's identities don't exist
+// yet, so there is nothing to check them with; the settings are checked
+// the first time an update changes them (Azure's flow too: enable the
+// identity, grant its role, then save the file upload settings).
+func (h *IotHubs) checkFileUpload(ctx context.Context, req arm.PutRequest, b *propertiesBuilder, props, currentProps object) error {
+	if h.cfg.FileUpload == nil || req.Current == nil || !b.fileUploadReady {
+		return nil
+	}
+	next := storageDefault(props)
+	if next == nil || string(next) == string(storageDefault(currentProps)) {
+		return nil
+	}
+	if err := h.cfg.FileUpload.CheckFileUpload(ctx, req.ID.String(), next); err != nil {
+		return invalid("The file upload storage settings were not saved: %v", err)
+	}
+	return nil
+}
+
+// storageDefault is properties.storageEndpoints.$default, nil when absent.
+func storageDefault(props object) json.RawMessage {
+	if props == nil {
+		return nil
+	}
+	eps, err := props.sub("storageEndpoints", "properties")
+	if err != nil || eps == nil {
+		return nil
+	}
+	def, _ := eps.get("$default")
+	return def
 }
 
 // checkNameFree refuses a name another hub of the installation holds.
