@@ -3,24 +3,7 @@ package hubresource
 import (
 	"bytes"
 	"testing"
-	"time"
 )
-
-func TestParseISODuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{
-		"PT1H": time.Hour, "PT5S": 5 * time.Second, "pt1m": time.Minute, "P1DT2H": 26 * time.Hour,
-		"PT0.5S": 500 * time.Millisecond, "P1W": 7 * 24 * time.Hour, "PT1H30M": 90 * time.Minute,
-	} {
-		if got, err := parseISODuration(in); err != nil || got != want {
-			t.Errorf("parseISODuration(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "P", "PT", "1H", "PT1", "PTH", "P1H", "PT1D", "PT1H1H1X", "01:00:00", "PT99999999999999999999H"} {
-		if _, err := parseISODuration(bad); err == nil {
-			t.Errorf("parseISODuration(%q) succeeded", bad)
-		}
-	}
-}
 
 func TestCanonicalRights(t *testing.T) {
 	for in, want := range map[string]string{
@@ -62,18 +45,6 @@ func FuzzNameProblem(f *testing.F) {
 		}
 		if ok != want {
 			t.Errorf("nameProblem(%q) ok=%v, want %v", name, ok, want)
-		}
-	})
-}
-
-func FuzzParseISODuration(f *testing.F) {
-	for _, s := range []string{"PT1H", "P1DT2H3M4.5S", "PT", "P"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := parseISODuration(s)
-		if err == nil && d < 0 {
-			t.Errorf("parseISODuration(%q) = %v", s, d)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package sbresource
 
 import (
 	"encoding/json"
+	"github.com/outpost-iot/outpost/internal/isoduration"
 	"math"
 	"strings"
 	"time"
@@ -41,16 +42,16 @@ func DecodeSettings(body []byte) Settings {
 		DeadLetterOnExpiration: p.DeadLetteringOnExpiration, RequiresDuplicateDetection: p.RequiresDuplicateDetection,
 		DuplicateWindow: 10 * time.Minute, Status: p.Status,
 	}
-	if d, err := ParseDuration(p.LockDuration); err == nil && d > 0 {
+	if d, err := isoduration.Parse(p.LockDuration); err == nil && d > 0 {
 		s.LockDuration = d
 	}
 	if p.MaxDeliveryCount > 0 {
 		s.MaxDeliveryCount = p.MaxDeliveryCount
 	}
-	if d, err := ParseDuration(p.DefaultMessageTimeToLive); err == nil && d > 0 {
+	if d, err := isoduration.Parse(p.DefaultMessageTimeToLive); err == nil && d > 0 {
 		s.DefaultTTL = d
 	}
-	if d, err := ParseDuration(p.DuplicateWindow); err == nil && d > 0 {
+	if d, err := isoduration.Parse(p.DuplicateWindow); err == nil && d > 0 {
 		s.DuplicateWindow = d
 	}
 	if s.Status == "" {
@@ -203,14 +204,14 @@ func checkProp(what string, sp propSpec, raw json.RawMessage) (any, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, invalid("The property '%s' of the %s must be an ISO 8601 duration string such as \"PT1M\", got %s.", sp.name, what, raw)
 		}
-		d, err := ParseDuration(s)
+		d, err := isoduration.Parse(s)
 		if err != nil {
 			return nil, invalid("The property '%s' of the %s is invalid: %v.", sp.name, what, err)
 		}
 		if d < sp.min || (sp.max > 0 && d > sp.max) {
-			limit := "at least " + FormatDuration(sp.min)
+			limit := "at least " + isoduration.Format(sp.min)
 			if sp.max > 0 {
-				limit = "between " + FormatDuration(sp.min) + " and " + FormatDuration(sp.max)
+				limit = "between " + isoduration.Format(sp.min) + " and " + isoduration.Format(sp.max)
 			}
 			return nil, invalid("The property '%s' of the %s is %s; it must be %s.", sp.name, what, s, limit)
 		}
