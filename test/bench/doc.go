@@ -1,5 +1,6 @@
 // Package bench holds benchmarks that compare Outpost with the emulators it
-// replaces: start-up time (exec to the first ready answer) and idle memory.
+// replaces: start-up time (exec to the first ready answer), idle memory,
+// and blob upload and download throughput through the Go azblob client.
 // They only produce figures for docs/benchmarks.md; nothing asserts them,
 // and plain `go test ./...` runs none of them. Run them side by side in one
 // invocation, because the figures that matter are ratios on the same
