@@ -128,7 +128,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.buildIdentity(ctx); err != nil {
 		return nil, err
 	}
-	a.buildHub()
+	// The egress client (which file upload and jobs use) needs every
+	// listener Outpost serves on, so the blob listener is bound first.
+	if err := a.listenBlob(); err != nil {
+		return nil, err
+	}
+	if err := a.buildEgress(ln.Addr()); err != nil {
+		return nil, err
+	}
+	if err := a.buildHub(); err != nil {
+		return nil, err
+	}
 	if err := a.buildTargets(); err != nil {
 		return nil, err
 	}
@@ -154,12 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.listenMQTT(); err != nil {
 		return nil, err
 	}
-	if err := a.listenBlob(); err != nil {
-		return nil, err
-	}
-	if err := a.buildEgress(ln.Addr()); err != nil {
-		return nil, err
-	}
+
 	if a.msiLn, err = net.Listen("tcp", cfg.Identity.ManagedIdentityListen); err != nil {
 		return nil, fmt.Errorf("app: managed identity endpoint: %w", err)
 	}
@@ -176,7 +181,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		// The path-style port serves only blobs; its handler bounds bodies
 		// itself. Its metrics are its own registry's (/metrics on that port).
 		a.blobServer = server.New(server.Config{
-			Listener: a.targets.blobLn, TLS: a.ca.ServerTLSConfig(), Handler: a.targets.blob.PathStyle(),
+			Listener: a.targets.blobLn, TLS: a.ca.ServerTLSConfig(), Handler: a.targets.blob.PathStyle(), HTTP1Only: true,
 			Readiness: readiness, Registry: prometheus.NewRegistry(), Log: log.With("component", "blob-http"),
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		})

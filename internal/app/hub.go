@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/c2d"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
+	"github.com/outpost-iot/outpost/internal/hub/fileupload"
 	"github.com/outpost-iot/outpost/internal/hub/hubresource"
 	"github.com/outpost-iot/outpost/internal/hub/mqtt"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
@@ -39,9 +42,10 @@ type hubPlane struct {
 	registry  *registry.Service
 	telemetry *telemetry.Streams
 	service   *serviceapi.Handler
+	files     *fileupload.Service
 }
 
-func (a *App) buildHub() {
+func (a *App) buildHub() error {
 	now := time.Now
 	a.hub.hubs = hub.NewDirectory(a.store.Resources(), a.cfg.DNSSuffix, "")
 	a.hub.presence = devicemqtt.NewPresence()
@@ -60,13 +64,22 @@ func (a *App) buildHub() {
 	a.hub.sessions.OnConnection(events.Connection)
 	a.hub.c2d = c2d.New(a.bus, now)
 	a.hub.sessions.EnableC2D(a.hub.c2d, a.hub.hubs)
+	files, err := fileupload.New(fileupload.Config{
+		Bus: a.bus, Egress: a.targets.egress, Tokens: a, Log: a.log.With("component", "fileupload"), Now: now,
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.hub.files = files
 	a.hub.service = serviceapi.New(serviceapi.Config{
 		C2D:     httpC2D{a.hub.c2d},
 		Methods: a.hub.sessions, Devices: a.hub.devices, Publisher: publisher,
 		Hubs: a.hub.hubs, Registry: a.hub.registry,
 		Bearer: iotHubBearer{a.validator}, Authz: dataAuthorizer{a.rbac},
-		Log: a.log.With("component", "hub-service"), Now: now,
+		Files: files,
+		Log:   a.log.With("component", "hub-service"), Now: now,
 	})
+	return nil
 }
 
 // listenMQTT binds the MQTT over TLS listener and builds the server.
@@ -115,6 +128,9 @@ func (r hubRuntime) EnsureHub(ctx context.Context, h hubresource.Hub) error {
 	if err := r.p.c2d.EnsureHub(ctx, h.Name); err != nil {
 		return err
 	}
+	if err := r.p.files.EnsureHub(ctx, h.Name); err != nil {
+		return err
+	}
 	r.p.hubs.Invalidate()
 	return nil
 }
@@ -128,6 +144,9 @@ func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
 		return err
 	}
 	if err := r.p.c2d.RemoveHub(ctx, name); err != nil {
+		return err
+	}
+	if err := r.p.files.RemoveHub(ctx, name); err != nil {
 		return err
 	}
 	r.p.hubs.Invalidate()
@@ -211,3 +230,24 @@ func (h httpC2D) Receive(r *http.Request, id deviceauth.Identity) (*c2d.Message,
 }
 
 func (h httpC2D) Settle(lockToken, how string) error { return h.q.Settle(lockToken, how) }
+
+// fileUploadChecker checks file upload storage settings before an IotHubs
+// PUT stores them, with the credentials they name.
+type fileUploadChecker struct{ files *fileupload.Service }
+
+func (c fileUploadChecker) CheckFileUpload(ctx context.Context, hubID string, storage json.RawMessage) error {
+	props, _ := json.Marshal(map[string]any{"storageEndpoints": map[string]json.RawMessage{"$default": storage}})
+	fu, err := hub.DecodeFileUpload(props)
+	if err != nil {
+		return err
+	}
+	id, err := arm.ParseResourceID(hubID)
+	if err != nil {
+		return err
+	}
+	st, err := fileupload.Interpret(id.Name(), fu)
+	if err != nil {
+		return err
+	}
+	return c.files.Check(ctx, st, hubID)
+}

@@ -48,6 +48,7 @@ func (a *App) iotHubs() *hubresource.IotHubs {
 	return hubresource.New(hubresource.Config{
 		DNSSuffix: a.cfg.DNSSuffix, Identities: a.msi, Resources: a.store.Resources(),
 		Runtime: hubRuntime{&a.hub}, Devices: a.store.Devices(),
+		FileUpload: fileUploadChecker{a.hub.files},
 	})
 }
 

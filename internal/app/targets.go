@@ -206,3 +206,21 @@ func (a *App) ManagedIdentityToken(ctx context.Context, resourceID, userAssigned
 	}
 	return tok.AccessToken, nil
 }
+
+// mainTLS is the main listener's TLS configuration: connections for a blob
+// host ({account}.blob.{suffix}, known from SNI) negotiate HTTP/1.1 only,
+// as Azure Storage does — large transfers cost several times less CPU than
+// over HTTP/2 — and every other host may use HTTP/2.
+func (a *App) mainTLS() *tls.Config {
+	base := a.ca.ServerTLSConfig()
+	blob := a.ca.ServerTLSConfig()
+	blob.NextProtos = []string{"http/1.1"}
+	suffix := ".blob." + a.cfg.DNSSuffix
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if strings.HasSuffix(strings.ToLower(hello.ServerName), suffix) {
+			return blob, nil
+		}
+		return nil, nil
+	}
+	return base
+}

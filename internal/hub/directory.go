@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/outpost-iot/outpost/internal/isoduration"
 	"github.com/outpost-iot/outpost/internal/store"
 )
 
@@ -43,6 +43,24 @@ type Hub struct {
 	// Cloud-to-device settings (cloudToDevice).
 	C2DMaxDeliveryCount int
 	C2DDefaultTTL       time.Duration
+	// FileUpload is the file upload configuration (storageEndpoints.$default,
+	// messagingEndpoints.fileNotifications, enableFileUploadNotifications)
+	// as stored; internal/hub/fileupload interprets it.
+	FileUpload FileUploadSettings
+}
+
+// FileUploadSettings are a hub's stored file upload settings. Durations
+// carry the control plane's defaults when the document has none.
+type FileUploadSettings struct {
+	ContainerName        string
+	ConnectionString     string
+	SASTTL               time.Duration
+	AuthenticationType   string // "keyBased" (also when empty) or "identityBased"
+	UserAssignedIdentity string // empty: the hub's system-assigned identity
+	Notifications        bool
+	LockDuration         time.Duration
+	TTL                  time.Duration
+	MaxDeliveryCount     int
 }
 
 // Policy returns the named policy.
@@ -121,7 +139,10 @@ func decodeHub(r store.Resource) (Hub, error) {
 				MaxDeliveryCount    int    `json:"maxDeliveryCount"`
 				DefaultTTLAsIso8601 string `json:"defaultTtlAsIso8601"`
 			} `json:"cloudToDevice"`
-			EventHubEndpoints map[string]struct {
+			StorageEndpoints              map[string]storageEndpointDoc   `json:"storageEndpoints"`
+			MessagingEndpoints            map[string]messagingEndpointDoc `json:"messagingEndpoints"`
+			EnableFileUploadNotifications bool                            `json:"enableFileUploadNotifications"`
+			EventHubEndpoints             map[string]struct {
 				PartitionCount      int `json:"partitionCount"`
 				RetentionTimeInDays int `json:"retentionTimeInDays"`
 			} `json:"eventHubEndpoints"`
@@ -147,7 +168,65 @@ func decodeHub(r store.Resource) (Hub, error) {
 			h.RetentionDays = ev.RetentionTimeInDays
 		}
 	}
+	h.FileUpload = decodeFileUpload(doc.Properties.StorageEndpoints["$default"], doc.Properties.MessagingEndpoints["fileNotifications"])
+	h.FileUpload.Notifications = doc.Properties.EnableFileUploadNotifications
 	return h, nil
+}
+
+// DecodeFileUpload reads the file upload settings from an IotHubs
+// resource's properties object (as stored, or as a PUT validated it).
+func DecodeFileUpload(properties []byte) (FileUploadSettings, error) {
+	var p struct {
+		StorageEndpoints              map[string]storageEndpointDoc   `json:"storageEndpoints"`
+		MessagingEndpoints            map[string]messagingEndpointDoc `json:"messagingEndpoints"`
+		EnableFileUploadNotifications bool                            `json:"enableFileUploadNotifications"`
+	}
+	if err := json.Unmarshal(properties, &p); err != nil {
+		return FileUploadSettings{}, fmt.Errorf("hub: decode file upload settings: %w", err)
+	}
+	f := decodeFileUpload(p.StorageEndpoints["$default"], p.MessagingEndpoints["fileNotifications"])
+	f.Notifications = p.EnableFileUploadNotifications
+	return f, nil
+}
+
+type storageEndpointDoc struct {
+	ContainerName      string `json:"containerName"`
+	ConnectionString   string `json:"connectionString"`
+	SASTTLAsIso8601    string `json:"sasTtlAsIso8601"`
+	AuthenticationType string `json:"authenticationType"`
+	Identity           *struct {
+		UserAssignedIdentity string `json:"userAssignedIdentity"`
+	} `json:"identity"`
+}
+
+type messagingEndpointDoc struct {
+	LockDurationAsIso8601 string `json:"lockDurationAsIso8601"`
+	TTLAsIso8601          string `json:"ttlAsIso8601"`
+	MaxDeliveryCount      int    `json:"maxDeliveryCount"`
+}
+
+// decodeFileUpload applies IoT Hub's defaults (SAS TTL 1 hour; lock 1
+// minute, TTL 1 hour, 10 deliveries) to what the document holds.
+func decodeFileUpload(st storageEndpointDoc, fn messagingEndpointDoc) FileUploadSettings {
+	f := FileUploadSettings{ContainerName: st.ContainerName, ConnectionString: st.ConnectionString,
+		AuthenticationType: st.AuthenticationType, SASTTL: time.Hour,
+		LockDuration: time.Minute, TTL: time.Hour, MaxDeliveryCount: 10}
+	if st.Identity != nil {
+		f.UserAssignedIdentity = st.Identity.UserAssignedIdentity
+	}
+	if d, ok := ParseISODuration(st.SASTTLAsIso8601); ok && d > 0 {
+		f.SASTTL = d
+	}
+	if d, ok := ParseISODuration(fn.LockDurationAsIso8601); ok && d > 0 {
+		f.LockDuration = d
+	}
+	if d, ok := ParseISODuration(fn.TTLAsIso8601); ok && d > 0 {
+		f.TTL = d
+	}
+	if fn.MaxDeliveryCount > 0 {
+		f.MaxDeliveryCount = fn.MaxDeliveryCount
+	}
+	return f
 }
 
 // Get returns a hub by name.
@@ -201,34 +280,6 @@ func (d *Directory) Resolve(ctx context.Context, host string) (Hub, error) {
 // ParseISODuration reads the ISO 8601 durations IoT Hub settings use
 // (PT1H, PT1M, P1D, PT1H30M5S).
 func ParseISODuration(s string) (time.Duration, bool) {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if !strings.HasPrefix(s, "P") || len(s) < 3 {
-		return 0, false
-	}
-	var d time.Duration
-	inTime := false
-	num := ""
-	for _, c := range s[1:] {
-		switch {
-		case c == 'T':
-			inTime = true
-		case c >= '0' && c <= '9' || c == '.':
-			num += string(c)
-		default:
-			n, err := strconv.ParseFloat(num, 64)
-			if err != nil {
-				return 0, false
-			}
-			num = ""
-			unit := map[rune]time.Duration{'D': 24 * time.Hour, 'H': time.Hour, 'M': time.Minute, 'S': time.Second}[c]
-			if c == 'M' && !inTime {
-				unit = 30 * 24 * time.Hour
-			}
-			if unit == 0 {
-				return 0, false
-			}
-			d += time.Duration(n * float64(unit))
-		}
-	}
-	return d, num == ""
+	d, err := isoduration.Parse(s)
+	return d, err == nil
 }

@@ -41,6 +41,9 @@ type Config struct {
 	Log       *slog.Logger
 
 	MaxBodyBytes int64
+	// HTTP1Only turns HTTP/2 off (the blob service: Azure Storage speaks
+	// HTTP/1.1 only, and large transfers are several times cheaper over it).
+	HTTP1Only bool
 	// Unbounded exempts requests from MaxBodyBytes whose handler bounds
 	// bodies itself (blob uploads of up to 4000 MiB a block).
 	Unbounded         func(r *http.Request) bool
@@ -85,6 +88,13 @@ func New(cfg Config) *Server {
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+	}
+	if cfg.HTTP1Only {
+		// A non-nil, empty TLSNextProto keeps net/http from adding h2.
+		s.http.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		tc := cfg.TLS.Clone()
+		tc.NextProtos = []string{"http/1.1"}
+		s.http.TLSConfig = tc
 	}
 	return s
 }

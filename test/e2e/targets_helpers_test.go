@@ -44,6 +44,13 @@ func putAndWait(t *testing.T, s *testserver.Server, id, apiVersion, body string)
 	if code, resp := op.do("PUT", id+"?api-version="+apiVersion, body); code != 200 && code != 201 && code != 202 {
 		t.Fatalf("PUT %s: %d %v", id, code, resp)
 	}
+	return waitProvisioned(t, s, id, apiVersion)
+}
+
+// waitProvisioned polls a resource until its provisioning state is final.
+func waitProvisioned(t *testing.T, s *testserver.Server, id, apiVersion string) map[string]any {
+	t.Helper()
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, doc := op.do("GET", id+"?api-version="+apiVersion, "")

@@ -22,6 +22,7 @@ func sprintf(format string, args ...any) string { return fmt.Sprintf(format, arg
 // Handler serves the service REST API of every hub.
 type Handler struct {
 	c2d       C2D
+	files     FileUploads
 	methods   MethodInvoker
 	devices   *deviceauth.Authenticator
 	publisher Publisher
@@ -36,6 +37,7 @@ type Handler struct {
 // Config holds a Handler's dependencies.
 type Config struct {
 	C2D       C2D
+	Files     FileUploads // file upload; nil answers 501
 	Methods   MethodInvoker
 	Devices   *deviceauth.Authenticator
 	Publisher Publisher
@@ -52,11 +54,11 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{c2d: c.C2D, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+	return &Handler{c2d: c.C2D, files: c.Files, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
 }
 
 // Segments are the first path segments this surface serves.
-var Segments = []string{"devices", "twins", "statistics"}
+var Segments = []string{"devices", "twins", "statistics", "messages"}
 
 // PathRouter is what Mount needs.
 type PathRouter interface {
@@ -110,6 +112,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	name := target.Name
 	switch {
+	// file upload (device side) and file notifications (service side)
+	case len(seg) == 3 && seg[0] == "devices" && seg[2] == "files" && r.Method == http.MethodPost:
+		return h.fileStart(w, r, seg[1])
+	case len(seg) == 4 && seg[0] == "devices" && seg[2] == "files" && seg[3] == "notifications" && r.Method == http.MethodPost:
+		return h.fileComplete(w, r, seg[1], "")
+	case len(seg) == 5 && seg[0] == "devices" && seg[2] == "files" && seg[3] == "notifications" && r.Method == http.MethodPost:
+		return h.fileComplete(w, r, seg[1], seg[4])
+	case len(seg) >= 3 && seg[0] == "messages" && seg[1] == "servicebound" && seg[2] == "filenotifications":
+		return h.fileNotificationsAPI(w, r, target, seg[3:])
 	// devices and modules
 	case len(seg) == 1 && seg[0] == "devices" && r.Method == http.MethodGet:
 		if err := h.authorize(r, target, registryRead); err != nil {
