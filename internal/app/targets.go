@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -132,7 +134,11 @@ func (a *App) buildEgress(self net.Addr) error {
 	}
 	cfg.Allow = a.cfg.Egress.Allow
 	cfg.AllowPublic = !a.cfg.Egress.DenyPublic
-	cfg.TLS = &tls.Config{RootCAs: a.ca.CertPool(), MinVersion: tls.VersionTLS12}
+	roots, err := a.egressRoots()
+	if err != nil {
+		return err
+	}
+	cfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	cfg.Log = a.log.With("component", "egress")
 	c, err := egress.New(cfg)
 	if err != nil {
@@ -140,6 +146,26 @@ func (a *App) buildEgress(self net.Addr) error {
 	}
 	a.targets.egress = c
 	return nil
+}
+
+// egressRoots are the CAs egress trusts: the system's (real Azure), Outpost's
+// own, and the operator's --egress-ca-file certificates.
+func (a *App) egressRoots() (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(a.ca.CAPEM())
+	for _, f := range a.cfg.Egress.CAFiles {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("app: egress CA file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("app: egress CA file %s holds no PEM certificate", f)
+		}
+	}
+	return roots, nil
 }
 
 // Egress is the client the hub's egress uses (tests use it to check what it

@@ -63,6 +63,7 @@ func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Blob.Listen, "blob-listen", c.Blob.Listen, "path-style blob address https://host:port/{account} (default: the listen host, port 10000; off disables)")
 	fs.Int64Var(&c.Blob.MaxBlockBytes, "blob-max-block-bytes", c.Blob.MaxBlockBytes, "largest Put Blob / Put Block body")
 	fs.StringSliceVar(&c.Egress.Allow, "egress-allow", c.Egress.Allow, "extra host or host:port the hub's egress may reach although loopback/private (repeatable)")
+	fs.StringSliceVar(&c.Egress.CAFiles, "egress-ca-file", c.Egress.CAFiles, "PEM file of extra CA certificates the hub's egress trusts (repeatable)")
 	fs.BoolVar(&c.Egress.DenyPublic, "egress-deny-public", c.Egress.DenyPublic, "refuse egress to public addresses as well")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
 }

@@ -114,6 +114,10 @@ type Egress struct {
 	// DenyPublic refuses public addresses too (an installation that must
 	// only ever talk to itself).
 	DenyPublic bool `json:"denyPublic"`
+	// CAFiles are extra PEM files of CA certificates egress trusts, beside
+	// the system's roots and Outpost's own CA (a storage service with a
+	// private CA, an Azurite with a self-signed certificate).
+	CAFiles []string `json:"caFiles"`
 }
 
 // HTTP limits.
@@ -245,6 +249,11 @@ func (c Config) Validate() error {
 	}
 	if c.Blob.MaxBlockBytes < 1<<20 {
 		add("blob-max-block-bytes: %d is too small; use at least 1 MiB", c.Blob.MaxBlockBytes)
+	}
+	for _, f := range c.Egress.CAFiles {
+		if _, err := os.Stat(f); err != nil {
+			add("egress-ca-file: %v", err)
+		}
 	}
 	for _, a := range c.Egress.Allow {
 		if a == "" || strings.ContainsAny(a, "/ ") {

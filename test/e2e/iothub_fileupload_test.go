@@ -3,16 +3,24 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/outpost-iot/outpost/internal/config"
 
 	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/testserver"
@@ -181,5 +189,91 @@ func TestFileUploadIdentityBased(t *testing.T) {
 	runNodeTestEnv(t, s, "iothub-fileupload.test.mjs", map[string]string{
 		"IOTHUB_DEVICE_CONNECTION_STRING": deviceCS, "UPLOAD_TRANSPORTS": "http",
 		"UPLOAD_BYTES": "1024", "UPLOAD_PREFIX": "revoked", "UPLOAD_EXPECT": "refused",
+	})
+}
+
+// TestFileUploadIntoAzurite: key-based file upload settings naming an
+// Azurite (path-style, its own CA): the hub's check and notification reach
+// it through the egress allow-list, and the device SDK uploads into it.
+// (Identity-based settings can't target Azurite: it refuses the user
+// delegation SAS Go signs — see docs/architecture.md.)
+func TestFileUploadIntoAzurite(t *testing.T) {
+	endpoint, caFile := startAzurite(t)
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) {
+		c.Egress.Allow = []string{u.Host}
+		c.Egress.CAFiles = []string{caFile}
+	}))
+	h := createHub(t, s, "rg-fu-azurite")
+	key := createDevice(t, s, h, "uploader")
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	caPEM, _ := os.ReadFile(caFile)
+	pool.AppendCertsFromPEM(caPEM)
+	azurite := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	cred, _ := azblob.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	blobs, err := azblob.NewClientWithSharedKeyCredential(endpoint+"/", cred, &azblob.ClientOptions{ClientOptions: policy.ClientOptions{Transport: azurite}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.CreateContainer(context.Background(), "uploads", nil); err != nil {
+		t.Fatalf("create container in Azurite: %v", err)
+	}
+	conn := "DefaultEndpointsProtocol=https;AccountName=" + azuriteAccount + ";AccountKey=" + azuriteKey + ";BlobEndpoint=" + endpoint + ";"
+	if code, body := setHub(t, s, h, `{"type":"None"}`, `{"storageEndpoints":{"$default":{"connectionString":"`+conn+`","containerName":"uploads"}},"enableFileUploadNotifications":true}`); code >= 300 {
+		t.Fatalf("file upload settings: %d %v", code, body)
+	}
+	// Node must trust both Outpost (the hub) and Azurite (the upload).
+	bundle := filepath.Join(t.TempDir(), "cas.pem")
+	outpostCA, _ := os.ReadFile(s.App.CAFile())
+	if err := os.WriteFile(bundle, append(append(outpostCA, '\n'), caPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runNodeTestEnv(t, s, "iothub-fileupload.test.mjs", map[string]string{
+		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=uploader;SharedAccessKey=" + key,
+		"UPLOAD_TRANSPORTS":               "mqtt", "UPLOAD_BYTES": strconv.Itoa(1 << 20),
+		"UPLOAD_PREFIX": "azurite", "UPLOAD_EXPECT": "ok", "NODE_EXTRA_CA_CERTS": bundle,
+	})
+	n := fileNotification(t, s, h)
+	if n["blobName"] != "uploader/azurite/mqtt.bin" || n["blobSizeInBytes"] != float64(1<<20) || n["blobUri"] != endpoint+"/uploads/uploader/azurite/mqtt.bin" {
+		t.Fatalf("notification %v", n)
+	}
+	props, err := blobs.ServiceClient().NewContainerClient("uploads").NewBlobClient("uploader/azurite/mqtt.bin").GetProperties(context.Background(), nil)
+	if err != nil || *props.ContentLength != 1<<20 {
+		t.Fatalf("the blob in Azurite: %v", err)
+	}
+}
+
+// TestFileUploadPrivateStorage: storage closed to the public with the
+// trusted-services bypass. The hub's own calls (the settings check, the
+// notification's blob read) go through with its system-assigned identity,
+// but the device's upload with the SAS comes from the device's address and
+// is refused by the network rule — the honest consequence Azure documents.
+func TestFileUploadPrivateStorage(t *testing.T) {
+	s := testserver.Start(t)
+	h := createHub(t, s, "rg-fu-private")
+	key := createDevice(t, s, h, "uploader")
+	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, `{}`); code >= 300 {
+		t.Fatalf("enable identity: %d %v", code, body)
+	}
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
+	principal := doc["identity"].(map[string]any)["principalId"].(string)
+	acct := createStorageAccount(t, s, "rg-fu-private", `{"publicNetworkAccess":"Disabled","networkAcls":{"bypass":"AzureServices","defaultAction":"Deny"}}`, "")
+	putAndWait(t, s, acct.ID+"/blobServices/default/containers/uploads", storageAPI, `{"properties":{}}`)
+	assignRole(t, s, principal, storageBlobDataContributor, acct.ID)
+	settings := `{"storageEndpoints":{"$default":{"connectionString":"DefaultEndpointsProtocol=https;AccountName=` + acct.Name + `;EndpointSuffix=` + s.Config.DNSSuffix +
+		`","containerName":"uploads","authenticationType":"identityBased"}}}`
+	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, settings); code >= 300 {
+		t.Fatalf("settings on private storage (the hub's check goes through the trusted bypass): %d %v", code, body)
+	}
+	runNodeTestEnv(t, s, "iothub-fileupload.test.mjs", map[string]string{
+		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=uploader;SharedAccessKey=" + key,
+		"UPLOAD_TRANSPORTS":               "http", "UPLOAD_BYTES": "1024", "UPLOAD_PREFIX": "private", "UPLOAD_EXPECT": "refused",
 	})
 }
