@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/deploy"
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/config"
 	"github.com/outpost-iot/outpost/internal/identity"
@@ -58,6 +59,7 @@ type App struct {
 	operator  Operator
 	hub       hubPlane
 	targets   targetsPlane
+	deploys   *deploy.Deployments
 	started   time.Time
 }
 
@@ -142,6 +144,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.buildTargets(); err != nil {
 		return nil, err
 	}
+	if err := a.buildJobs(); err != nil {
+		return nil, err
+	}
+	a.deploys = deploy.New(deploy.Config{
+		Resources: a.store.Resources(), Authorizer: rbacAuthorizer{engine: a.rbac},
+		TenantID: a.installation.TenantID, Log: log.With("component", "deployments"),
+	})
 	registry, err := arm.NewRegistry(a.resourceTypes()...)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -152,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.arm = arm.NewService(arm.ServiceConfig{
 		Store: a.store, Registry: registry, Installation: a.installation, Log: log.With("component", "arm"),
 	})
+	a.deploys.Bind(a.arm)
 	a.runner = arm.NewOperationRunner(a.arm, log.With("component", "arm-operations"))
 	if a.operator, err = a.ensureOperator(ctx); err != nil {
 		return nil, err
@@ -237,6 +247,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.runner.Run(gctx) })
 	g.Go(func() error { return a.serveMQTT(gctx) })
 	g.Go(func() error { return a.hub.sessions.RunC2D(gctx) })
+	g.Go(func() error { return a.runJobs(gctx) })
 	g.Go(func() error { return a.targets.serviceBus.Run(gctx) })
 	if a.blobServer != nil {
 		g.Go(func() error { return a.blobServer.Run(gctx, a.cfg.ShutdownTimeout) })

@@ -23,6 +23,7 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		msi.NewUserAssignedIdentities(a.msi),
 		rbac.NewRoleAssignments(a.rbac, a.directory, a.installation.TenantID, now),
 		rbac.NewRoleDefinitions(a.rbac, now),
+		a.deploys,
 		a.iotHubs(),
 		hubresource.NewIotHubKeys(a.store.Resources()),
 		hubresource.NewCertificates(now),

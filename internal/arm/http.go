@@ -345,6 +345,18 @@ func (h *Handler) register(rt route, sub, ns string) error {
 // readBody reads and decodes a JSON object body. The size limit is applied
 // by the server's middleware; a body over it surfaces here.
 func readBody(r *http.Request) (Document, error) {
+	return readBodyWith(r, ParseDocument)
+}
+
+// readBodyFor reads a PUT body with the type's own parser, if it has one.
+func readBodyFor(r *http.Request, rt ResourceType) (Document, error) {
+	if bp, ok := rt.(BodyParser); ok {
+		return readBodyWith(r, bp.ParseBody)
+	}
+	return readBody(r)
+}
+
+func readBodyWith(r *http.Request, parse func([]byte) (Document, error)) (Document, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, bodyError(err)
@@ -352,7 +364,7 @@ func readBody(r *http.Request) (Document, error) {
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return Document{}, nil
 	}
-	doc, err := ParseDocument(b)
+	doc, err := parse(b)
 	if err != nil {
 		return nil, errInvalidContent(err)
 	}

@@ -215,7 +215,7 @@ func (h *Handler) providerPath(rt route) error {
 		if err := h.authz.Authorize(r, rt.p, info.FullType()+"/write", id.String()); err != nil {
 			return err
 		}
-		body, err := readBody(r)
+		body, err := readBodyFor(r, rtype)
 		if err != nil {
 			return err
 		}

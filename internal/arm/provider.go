@@ -25,6 +25,10 @@ type TypeInfo struct {
 	LongRunning bool
 	// Actions are the POST actions on one resource, e.g. "listkeys".
 	Actions []string
+	// DetachedActions are Actions that don't need the resource to exist
+	// (a deployment's validate): Action gets a Resource with only ID, Name
+	// and Type set when there is none.
+	DetachedActions []string
 	// Reads are GET sub-resources of one resource answered by the type's
 	// Action with a nil body, e.g. "IotHubStats", "skus".
 	Reads []string
@@ -75,6 +79,13 @@ type ResourceType interface {
 // ActionType is implemented by types with POST actions (TypeInfo.Actions).
 type ActionType interface {
 	Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error)
+}
+
+// BodyParser is implemented by types whose clients send bodies that are not
+// strict JSON (az sends a deployment's template file verbatim, comments and
+// an unquoted key included); the handler parses PUT bodies with it.
+type BodyParser interface {
+	ParseBody(b []byte) (Document, error)
 }
 
 // Renderer is implemented by types that show clients less than they store

@@ -399,6 +399,10 @@ func (s *Service) Action(ctx context.Context, id ResourceID, action string, body
 		return nil, errMethod(http.MethodPost, id.String()+"/"+action)
 	}
 	res, err := s.GetResource(ctx, id)
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && containsFold(rt.Info().DetachedActions, action) {
+		res, err = store.Resource{ID: id.String(), Name: id.Name(), Type: id.FullType()}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,374 @@
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/store"
+)
+
+// Type is the ARM type of deployments.
+const Type = "Microsoft.Resources/deployments"
+
+// APIVersions are the Microsoft.Resources/deployments api-versions clients
+// send (az 2.45 uses 2021-04-01; templates nest with 2020-10-01 and older).
+func APIVersions() []string {
+	return []string{"2025-04-01", "2024-03-01", "2023-07-01", "2022-09-01", "2021-04-01", "2021-01-01",
+		"2020-10-01", "2020-06-01", "2019-10-01", "2019-08-01", "2019-07-01", "2019-05-10", "2019-05-01",
+		"2018-05-01", "2018-02-01", "2017-05-10", "2016-09-01", "2016-02-01", "2015-11-01"}
+}
+
+// Service is the part of the resource manager a deployment drives;
+// *arm.Service implements it.
+type Service interface {
+	ResolveType(id arm.ResourceID) (arm.ResourceType, error)
+	PutResource(ctx context.Context, in arm.PutInput) (arm.PutResult, error)
+	GetResource(ctx context.Context, id arm.ResourceID) (store.Resource, error)
+	GetOperation(ctx context.Context, id string) (store.Operation, *arm.Error, error)
+	GetGroup(ctx context.Context, sub, name string) (store.Resource, error)
+	Action(ctx context.Context, id arm.ResourceID, action string, body json.RawMessage) (any, error)
+}
+
+// Authorizer decides whether the deploying principal may do what a template
+// asks; deployments act with the deployer's rights, as in Azure.
+type Authorizer interface {
+	AuthorizeAction(ctx context.Context, p arm.Principal, action, scope string) error
+}
+
+// Config holds the type's dependencies.
+type Config struct {
+	Resources  store.Resources
+	Authorizer Authorizer
+	TenantID   string
+	Log        *slog.Logger
+	Now        func() time.Time
+	// Environment answers the template function environment() (nil: the
+	// public Azure cloud's values).
+	Environment map[string]any
+}
+
+// Deployments is the Microsoft.Resources/deployments resource type at
+// resource-group scope: PUT runs the template (long-running), validate
+// checks it without deploying.
+type Deployments struct {
+	cfg Config
+	svc Service
+}
+
+var (
+	_ arm.ResourceType = (*Deployments)(nil)
+	_ arm.ActionType   = (*Deployments)(nil)
+	_ arm.BodyParser   = (*Deployments)(nil)
+	_ arm.Renderer     = (*Deployments)(nil)
+)
+
+// New builds the type; Bind gives it the Service once the resource manager
+// (which needs the type registered first) exists.
+func New(cfg Config) *Deployments {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Deployments{cfg: cfg}
+}
+
+// Bind sets the resource manager the deployments drive.
+func (d *Deployments) Bind(svc Service) { d.svc = svc }
+
+// Info implements arm.ResourceType.
+func (d *Deployments) Info() arm.TypeInfo {
+	return arm.TypeInfo{
+		Namespace: "Microsoft.Resources", Type: "deployments", APIVersions: APIVersions(), LongRunning: true,
+		Actions: []string{"validate", "cancel", "exportTemplate"}, DetachedActions: []string{"validate"},
+	}
+}
+
+// ParseBody implements arm.BodyParser: template files may carry comments,
+// and az sends the file verbatim after an unquoted key.
+func (d *Deployments) ParseBody(b []byte) (arm.Document, error) {
+	v, err := ParseLenient(b)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("the body is not a JSON object")
+	}
+	doc := arm.Document{}
+	for k, val := range m {
+		doc.Set(k, val)
+	}
+	return doc, nil
+}
+
+// principalMember keeps who deployed, for Provision (which runs later, in
+// the background, with that principal's rights). Render hides it.
+const principalMember = "outpost:deployedBy"
+
+// request is a decoded deployment PUT or validate body.
+type request struct {
+	Template   map[string]any
+	Parameters map[string]any // name → value, already unwrapped from {"value": …}
+	Mode       string
+}
+
+func decodeRequest(doc arm.Document) (request, error) {
+	var props map[string]any
+	if raw, ok := doc["properties"]; ok {
+		v, err := ParseLenient(raw)
+		if err != nil {
+			return request{}, invalidTemplate("properties: %v", err)
+		}
+		props, _ = v.(map[string]any)
+	}
+	if props == nil {
+		return request{}, arm.Errorf(http.StatusBadRequest, "InvalidRequestContent", "The request content is missing 'properties'. Send {\"properties\": {\"mode\": \"Incremental\", \"template\": {…}, \"parameters\": {…}}}.")
+	}
+	var r request
+	switch t := lookup(props, "template").(type) {
+	case map[string]any:
+		r.Template = t
+	case string:
+		v, err := ParseLenient([]byte(t))
+		m, ok := v.(map[string]any)
+		if err != nil || !ok {
+			return request{}, invalidTemplate("properties.template is a string that is not a JSON object: %v", err)
+		}
+		r.Template = m
+	case nil:
+		if lookup(props, "templateLink") != nil {
+			return request{}, arm.Errorf(http.StatusBadRequest, "InvalidTemplateDeployment",
+				"templateLink is not supported: Outpost does not fetch templates from URIs. Send the template inline (az: --template-file).")
+		}
+		return request{}, invalidTemplate("properties.template is required.")
+	default:
+		return request{}, invalidTemplate("properties.template must be a JSON object.")
+	}
+	if lookup(props, "parametersLink") != nil {
+		return request{}, arm.Errorf(http.StatusBadRequest, "InvalidTemplateDeployment",
+			"parametersLink is not supported: send the parameters inline (az: --parameters @file.json).")
+	}
+	params := lookup(props, "parameters")
+	if s, ok := params.(string); ok {
+		v, err := ParseLenient([]byte(s))
+		if err != nil {
+			return request{}, invalidTemplate("properties.parameters is a string that is not JSON: %v", err)
+		}
+		params = v
+	}
+	r.Parameters = map[string]any{}
+	if pm, ok := params.(map[string]any); ok {
+		for name, v := range pm {
+			entry, ok := v.(map[string]any)
+			if !ok {
+				return request{}, invalidTemplate("parameter '%s' must be an object such as {\"value\": …}.", name)
+			}
+			if ref := lookup(entry, "reference"); ref != nil {
+				return request{}, arm.Errorf(http.StatusBadRequest, "InvalidTemplateDeployment",
+					"parameter '%s' is a Key Vault reference, which Outpost does not resolve. Pass the value itself.", name)
+			}
+			r.Parameters[name] = lookup(entry, "value")
+		}
+	}
+	mode, _ := lookup(props, "mode").(string)
+	switch strings.ToLower(mode) {
+	case "incremental", "":
+		r.Mode = "Incremental"
+	case "complete":
+		r.Mode = "Complete"
+	default:
+		return request{}, arm.Errorf(http.StatusBadRequest, "InvalidDeploymentMode", "The deployment mode '%s' is not valid. Use Incremental or Complete.", mode)
+	}
+	return r, nil
+}
+
+// Prepare implements arm.ResourceType: the template and parameters are
+// checked (every expression parses, parameters match their declarations)
+// and stored with the deployer; Provision deploys.
+func (d *Deployments) Prepare(ctx context.Context, req arm.PutRequest) (arm.Document, error) {
+	if req.ID.ResourceGroup == "" {
+		return nil, arm.Errorf(http.StatusBadRequest, "InvalidDeploymentScope", "Outpost runs deployments at resource-group scope: PUT /subscriptions/{s}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/{name}.")
+	}
+	if n := req.ID.Name(); len(n) > 64 || !deploymentName.MatchString(n) {
+		return nil, arm.Errorf(http.StatusBadRequest, "InvalidDeploymentName", "The deployment name '%s' is invalid: use 1-64 letters, digits, '-', '_', '.', '(' or ')'.", n)
+	}
+	r, err := decodeRequest(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTemplate(r); err != nil {
+		return nil, err
+	}
+	now := d.cfg.Now().UTC()
+	doc := arm.Document{}
+	doc.Set("properties", map[string]any{
+		"templateHash": templateHash(r.Template), "parameters": shownParameters(r),
+		"mode": r.Mode, "timestamp": now.Format(time.RFC3339Nano), "correlationId": newCorrelationID(),
+		"template": r.Template, "duration": "PT0S",
+	})
+	doc.Set(principalMember, req.Principal)
+	return doc, nil
+}
+
+// Render implements arm.Renderer: the deployer and the template stay
+// inside (ARM returns neither from GET).
+func (d *Deployments) Render(res store.Resource) json.RawMessage {
+	doc, err := arm.ParseDocument(res.Body)
+	if err != nil {
+		return res.Body
+	}
+	delete(doc, principalMember)
+	var props map[string]any
+	if doc.Decode("properties", &props) == nil && props != nil {
+		delete(props, "template")
+		doc.Set("properties", props)
+	}
+	return doc.Bytes()
+}
+
+// Provision implements arm.ResourceType: it runs the template.
+func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.Document) (arm.Document, error) {
+	if d.svc == nil {
+		return nil, fmt.Errorf("deploy: no resource manager bound")
+	}
+	var props map[string]any
+	if err := doc.Decode("properties", &props); err != nil {
+		return nil, fmt.Errorf("deploy: stored deployment: %w", err)
+	}
+	var principal arm.Principal
+	_ = doc.Decode(principalMember, &principal)
+	r, err := decodeRequest(arm.Document{"properties": mustJSON(props)})
+	if err != nil {
+		return nil, err
+	}
+	start := d.cfg.Now()
+	out, runErr := d.run(ctx, id, principal, r)
+	props["duration"] = isoSeconds(d.cfg.Now().Sub(start))
+	props["outputResources"] = out.outputResources
+	props["dependencies"] = out.dependencies
+	props["outputs"] = out.outputs
+	props["timestamp"] = d.cfg.Now().UTC().Format(time.RFC3339Nano)
+	if runErr != nil {
+		ae := arm.AsError(runErr)
+		props["error"] = ae.Body()
+		d.recordFailure(ctx, id.String(), props)
+		return nil, ae
+	}
+	delete(props, "error")
+	doc.Set("properties", props)
+	return doc, nil
+}
+
+// recordFailure keeps a failed deployment's error and partial results in
+// its stored body (the framework then marks it Failed).
+func (d *Deployments) recordFailure(ctx context.Context, id string, props map[string]any) {
+	_, _, err := d.cfg.Resources.Put(ctx, id, func(cur *store.Resource) (store.Resource, error) {
+		if cur == nil {
+			return store.Resource{}, store.ErrNotFound
+		}
+		doc, err := arm.ParseDocument(cur.Body)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		doc.Set("properties", props)
+		next := *cur
+		next.Body = doc.Bytes()
+		return next, nil
+	})
+	if err != nil {
+		d.cfg.Log.Warn("record deployment failure", "deployment", id, "err", err)
+	}
+}
+
+// Deprovision implements arm.ResourceType: deleting a deployment leaves the
+// resources it deployed, as in Azure.
+func (d *Deployments) Deprovision(context.Context, store.Resource) error { return nil }
+
+// Action implements arm.ActionType.
+func (d *Deployments) Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error) {
+	switch action {
+	case "validate":
+		doc, err := d.ParseBody(body)
+		if err != nil {
+			return nil, arm.Errorf(http.StatusBadRequest, "InvalidRequestContent", "The request content is not valid JSON: %v", err)
+		}
+		r, err := decodeRequest(doc)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkTemplate(r); err != nil {
+			return nil, err
+		}
+		id, _ := arm.ParseResourceID(res.ID)
+		return map[string]any{
+			"id": res.ID, "name": id.Name(), "type": Type,
+			"properties": map[string]any{
+				"provisioningState": "Succeeded", "mode": r.Mode, "templateHash": templateHash(r.Template),
+				"parameters": shownParameters(r), "timestamp": d.cfg.Now().UTC().Format(time.RFC3339Nano),
+				"correlationId": newCorrelationID(), "duration": "PT0S",
+				"validatedResources": []any{},
+			},
+		}, nil
+	case "exporttemplate":
+		doc, err := arm.ParseDocument(res.Body)
+		if err != nil {
+			return nil, err
+		}
+		var props map[string]any
+		_ = doc.Decode("properties", &props)
+		return map[string]any{"template": props["template"]}, nil
+	case "cancel":
+		return nil, arm.Errorf(http.StatusConflict, "DeploymentCannotBeCancelled",
+			"The deployment '%s' can't be cancelled: Outpost runs a deployment to the end once accepted.", res.Name)
+	}
+	return nil, arm.Errorf(http.StatusNotFound, "NotFound", "Unknown action '%s'.", action)
+}
+
+func invalidTemplate(format string, args ...any) *arm.Error {
+	return arm.Errorf(http.StatusBadRequest, "InvalidTemplate", "Deployment template validation failed: "+format, args...)
+}
+
+func templateHash(t map[string]any) string {
+	sum := sha256.Sum256(mustJSON(t))
+	return hex.EncodeToString(sum[:8])
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func isoSeconds(d time.Duration) string {
+	return fmt.Sprintf("PT%.7fS", d.Seconds())
+}
+
+// shownParameters are the parameters as GET shows them: {name: {type, value}},
+// secure values withheld.
+func shownParameters(r request) map[string]any {
+	decls, _ := lookup(r.Template, "parameters").(map[string]any)
+	out := map[string]any{}
+	for name, v := range r.Parameters {
+		typ := "String"
+		if decl, ok := lookupFold(decls, name).(map[string]any); ok {
+			if t, ok := lookup(decl, "type").(string); ok {
+				typ = t
+			}
+		}
+		entry := map[string]any{"type": typ}
+		if !strings.HasPrefix(strings.ToLower(typ), "secure") {
+			entry["value"] = v
+		}
+		out[name] = entry
+	}
+	return out
+}
