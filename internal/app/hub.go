@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
 	"github.com/outpost-iot/outpost/internal/hub/fileupload"
 	"github.com/outpost-iot/outpost/internal/hub/hubresource"
+	"github.com/outpost-iot/outpost/internal/hub/jobs"
 	"github.com/outpost-iot/outpost/internal/hub/mqtt"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
 	"github.com/outpost-iot/outpost/internal/hub/serviceapi"
@@ -43,6 +44,7 @@ type hubPlane struct {
 	telemetry *telemetry.Streams
 	service   *serviceapi.Handler
 	files     *fileupload.Service
+	jobs      *jobs.Runner
 }
 
 func (a *App) buildHub() error {
@@ -78,6 +80,7 @@ func (a *App) buildHub() error {
 		Bearer: iotHubBearer{a.validator}, Authz: dataAuthorizer{a.rbac},
 		Files: files,
 		Log:   a.log.With("component", "hub-service"), Now: now,
+		Jobs: jobsAPI{a},
 	})
 	return nil
 }

@@ -32,6 +32,7 @@ type Handler struct {
 	authz     DataAuthorizer
 	log       *slog.Logger
 	now       func() time.Time
+	jobRunner Jobs
 }
 
 // Config holds a Handler's dependencies.
@@ -47,6 +48,7 @@ type Config struct {
 	Authz     DataAuthorizer
 	Log       *slog.Logger
 	Now       func() time.Time
+	Jobs      Jobs // import/export jobs; nil answers 501
 }
 
 // New builds the handler.
@@ -54,11 +56,11 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{c2d: c.C2D, files: c.Files, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+	return &Handler{jobRunner: c.Jobs, c2d: c.C2D, files: c.Files, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
 }
 
 // Segments are the first path segments this surface serves.
-var Segments = []string{"devices", "twins", "statistics", "messages"}
+var Segments = []string{"devices", "twins", "statistics", "messages", "jobs"}
 
 // PathRouter is what Mount needs.
 type PathRouter interface {
@@ -165,6 +167,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return h.twin(w, r, target, seg[1], "")
 	case len(seg) == 4 && seg[0] == "twins" && seg[2] == "modules":
 		return h.twin(w, r, target, seg[1], seg[3])
+	// import/export jobs
+	case seg[0] == "jobs" && len(seg) <= 2:
+		return h.jobs(w, r, target, seg)
 	// statistics
 	case len(seg) == 2 && seg[0] == "statistics" && seg[1] == "devices" && r.Method == http.MethodGet:
 		if err := h.authorize(r, target, statsRead); err != nil {
