@@ -290,9 +290,19 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 		fctx, cancel := context.WithTimeout(ctx, left)
 		batch, err := c.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
+			timedOut := fctx.Err() != nil
 			cancel()
 			if ctx.Err() != nil {
 				return nil, nil
+			}
+			// A pull that ran out of its (possibly very short) wait is "no
+			// message yet", not a failure: under load the request itself may
+			// outlast a 10 ms window.
+			if timedOut || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				if time.Now().After(deadline) {
+					return nil, nil
+				}
+				continue
 			}
 			return nil, fmt.Errorf("servicebus: fetch from %s: %w", t.key(), err)
 		}
