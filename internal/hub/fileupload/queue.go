@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outpost-iot/outpost/internal/hub"
@@ -167,9 +168,17 @@ func (s *Service) Receive(ctx context.Context, h hub.Hub, wait time.Duration) (*
 		fctx, cancel := context.WithTimeout(ctx, left)
 		batch, err := c.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
+			timedOut := fctx.Err() != nil
 			cancel()
 			if ctx.Err() != nil {
 				return nil, "", nil
+			}
+			// A pull that outlasted its wait under load means "nothing yet".
+			if timedOut || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				if time.Now().After(deadline) {
+					return nil, "", nil
+				}
+				continue
 			}
 			return nil, "", fmt.Errorf("fileupload: fetch notification of %s: %w", h.Name, err)
 		}
