@@ -272,7 +272,7 @@ type resolvingFrame struct {
 
 // maxCost bounds the work of one evaluation (function calls plus the size
 // of the values they build). Real templates use a tiny fraction of it.
-const maxCost = 20_000_000
+const maxCost = 2_000_000
 
 type evalRun struct{ left int }
 

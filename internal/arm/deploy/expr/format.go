@@ -356,6 +356,10 @@ func customNumber(n numberValue, spec string) (string, error) {
 		case itemLiteral:
 			b.WriteString(it.text)
 		case itemPoint:
+			if p.intCount == 0 {
+				// No integer placeholders: the integer digits still print.
+				b.WriteString(strings.TrimLeft(ip, "0"))
+			}
 			if fp != "" {
 				b.WriteByte('.')
 			}

@@ -21,6 +21,9 @@ type function struct {
 	// lambdaArgs are the argument positions that must be lambda(...).
 	lambdaArgs []int
 	isLambda   bool
+	// notInLambda marks functions ARM refuses inside a lambda body
+	// (reference, references, list*).
+	notInLambda bool
 }
 
 func (f *function) arity() string {
@@ -36,6 +39,9 @@ func (f *function) arity() string {
 func (f *function) takesLambda(i int) bool { return slices.Contains(f.lambdaArgs, i) }
 
 func (f *function) allowedAt(ctx *Context, called string) string {
+	if f.notInLambda && ctx.lambdas != nil {
+		return fmt.Sprintf("The template function '%s' is not expected at this location: it can't be used inside a lambda expression.", called)
+	}
 	if f.sites == nil || ctx.Site == SiteAny || slices.Contains(f.sites, ctx.Site) {
 		return ""
 	}

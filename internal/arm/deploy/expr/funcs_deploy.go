@@ -18,7 +18,9 @@ func deploymentFunctions() []*function {
 			}
 			return env.object(), nil
 		}),
-		fixed("parameters", 1, func(ctx *Context, args []any) (any, error) { return lookupValue(ctx, args, "parameter", ctx.Parameters) }),
+		fixed("parameters", 1, func(ctx *Context, args []any) (any, error) {
+			return lookupValue(ctx, args, "parameter", ctx.Parameters)
+		}),
 		{name: "variables", minArgs: 1, maxArgs: 1,
 			eval:  func(ctx *Context, args []any) (any, error) { return lookupValue(ctx, args, "variable", ctx.Variables) },
 			sites: []Site{SiteVariables, SiteResource, SiteResourceProperties, SiteOutputs}, siteHint: "Parameter default values can't use variables."},
@@ -260,8 +262,8 @@ func resourceFunctions() []*function {
 		ranged("managementGroupResourceId", 2, -1, fnManagementGroupResourceID),
 		ranged("tenantResourceId", 2, -1, pure(fnTenantResourceID)),
 		ranged("extensionResourceId", 3, -1, pure(fnExtensionResourceID)),
-		{name: "reference", minArgs: 1, maxArgs: 3, eval: fnReference, sites: runtime, siteHint: runtimeHint},
-		{name: "references", minArgs: 1, maxArgs: 2, eval: fnReferences, sites: runtime, siteHint: runtimeHint},
+		{name: "reference", minArgs: 1, maxArgs: 3, eval: fnReference, sites: runtime, siteHint: runtimeHint, notInLambda: true},
+		{name: "references", minArgs: 1, maxArgs: 2, eval: fnReferences, sites: runtime, siteHint: runtimeHint, notInLambda: true},
 		ranged("pickZones", 3, 5, fnPickZones),
 		ranged("providers", 1, 2, pure(func([]any) (any, error) {
 			return nil, errors.New("providers() is deprecated and Outpost doesn't implement it; write the API version in the template")
@@ -271,7 +273,7 @@ func resourceFunctions() []*function {
 
 // listFunction serves every list* name (listKeys, listSecrets, list…): a
 // POST to the resource's action of that name.
-var listFunction = &function{name: "list*", minArgs: 2, maxArgs: 3, lazy: fnList,
+var listFunction = &function{name: "list*", minArgs: 2, maxArgs: 3, lazy: fnList, notInLambda: true,
 	sites: []Site{SiteResourceProperties, SiteOutputs}, siteHint: "reference() and list*() can only be used in a resource's properties and in outputs."}
 
 // resourceIDParts finds the resource type among a resourceId-style

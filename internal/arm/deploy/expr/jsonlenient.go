@@ -14,7 +14,8 @@ import (
 // base64ToJson of "{'one': 'a'}" works. Integers become int64, other
 // numbers float64; a repeated property keeps its last value.
 func parseLenientJSON(s string) (any, error) {
-	p := &jsonParser{src: s}
+	// .NET strings can't hold invalid UTF-8; a Go string can.
+	p := &jsonParser{src: strings.ToValidUTF8(s, "\uFFFD")}
 	p.skip()
 	if p.pos >= len(p.src) {
 		return nil, fmt.Errorf("the string is empty, not JSON; use null() for a null value")

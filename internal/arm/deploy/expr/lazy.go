@@ -63,6 +63,11 @@ func NewParameters(declarations, supplied map[string]any) *LazyValues {
 	return l
 }
 
+// cycleError is a definition that refers to itself.
+type cycleError struct{ msg string }
+
+func (e *cycleError) Error() string { return e.msg }
+
 // missingValue marks a declared parameter that has neither a value nor a
 // default.
 type missingValue struct{}
@@ -99,7 +104,7 @@ func (l *LazyValues) Value(ctx *Context, name string) (any, error) {
 	}
 	ctx = ctx.begin()
 	if chain := l.cycle(ctx, canonical); chain != "" {
-		return nil, &EvalError{standalone: true, Err: fmt.Errorf("The template %s '%s' is not valid: it refers to itself through %s", l.kind, canonical, chain)}
+		return nil, &EvalError{standalone: true, Err: &cycleError{fmt.Sprintf("The template %s '%s' is not valid: it refers to itself through %s", l.kind, canonical, chain)}}
 	}
 	rctx := ctx.root(l.site)
 	rctx.resolving = &resolvingFrame{kind: l.kind, name: canonical, owner: l, parent: ctx.resolving}
@@ -110,8 +115,9 @@ func (l *LazyValues) Value(ctx *Context, name string) (any, error) {
 		v, err = evalValue(def, rctx, "")
 	}
 	if err != nil {
-		var ee *EvalError
-		if errors.As(err, &ee) && strings.HasPrefix(ee.Error(), fmt.Sprintf("The template %s '%s' is not valid", l.kind, canonical)) {
+		// A cycle is reported once, not once per member.
+		var ce *cycleError
+		if errors.As(err, &ce) {
 			return nil, err
 		}
 		return nil, &EvalError{standalone: true, Err: fmt.Errorf("The template %s '%s' is not valid: %w", l.kind, canonical, err)}

@@ -61,9 +61,9 @@ func Parse(s string) (Expr, error) {
 	if !IsExpression(s) {
 		return &StringLit{Value: Unescape(s)}, nil
 	}
-	if len(s) > MaxExpressionLength {
+	if n := utf8.RuneCountInString(s); n > MaxExpressionLength {
 		return nil, &ParseError{Expression: s, Pos: MaxExpressionLength,
-			Msg: fmt.Sprintf("the expression is %d characters long; ARM allows at most %d", len(s), MaxExpressionLength)}
+			Msg: fmt.Sprintf("the expression is %d characters long; ARM allows at most %d", n, MaxExpressionLength)}
 	}
 	p := &parser{src: s, pos: 1, end: len(s) - 1}
 	p.next()
@@ -418,7 +418,11 @@ func (p *parser) resolve(c *Call) string {
 	c.fn = fn
 	n := len(c.Args)
 	if n < fn.minArgs || fn.maxArgs >= 0 && n > fn.maxArgs {
-		return fmt.Sprintf("the function '%s' takes %s, but %d %s given", fn.name, fn.arity(), n, plural(n, "was", "were"))
+		name := fn.name
+		if fn == listFunction {
+			name = c.Name
+		}
+		return fmt.Sprintf("the function '%s' takes %s, but %d %s given", name, fn.arity(), n, plural(n, "was", "were"))
 	}
 	for i, a := range c.Args {
 		if l, ok := a.(*Call); ok && l.fn != nil && l.fn.isLambda && !fn.takesLambda(i) {

@@ -97,8 +97,6 @@ func typeName(v any) string {
 		return "Array"
 	case map[string]any:
 		return "Object"
-	case *lambdaValue:
-		return "Lambda"
 	}
 	return "Unknown"
 }
