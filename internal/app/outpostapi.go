@@ -91,6 +91,8 @@ func (a *App) serveOutpostAPI(w http.ResponseWriter, r *http.Request, p arm.Prin
 		return a.sendC2D(w, r, p, authz, seg[1], seg[3])
 	case len(seg) == 3 && is(0, "iothubs") && is(2, "events") && r.Method == http.MethodGet:
 		return a.monitorEvents(w, r, p, authz, seg[1])
+	case len(seg) >= 3 && is(0, "iothubs") && is(2, "jobs"):
+		return a.hubJobs(w, r, p, authz, seg[1], seg[3:])
 	case len(seg) == 4 && is(0, "eventhubs") && is(3, "events") && r.Method == http.MethodGet:
 		return a.readEventHub(w, r, p, authz, seg[1], seg[2])
 	case is(0, "directory") && is(1, "servicePrincipals"):

@@ -50,6 +50,7 @@ func (a *App) iotHubs() *hubresource.IotHubs {
 		DNSSuffix: a.cfg.DNSSuffix, Identities: a.msi, Resources: a.store.Resources(),
 		Runtime: hubRuntime{&a.hub}, Devices: a.store.Devices(),
 		FileUpload: fileUploadChecker{a.hub.files},
+		Jobs:       armJobs{a.hub.jobs},
 	})
 }
 

@@ -80,6 +80,7 @@ func newIoTCommand() *cobra.Command {
 	monitor.Flags().DurationVarP(&timeout, "timeout", "t", 0, "stop after this long (0: until interrupted)")
 	monitor.Flags().IntVar(&count, "count", 0, "stop after this many messages (0: no limit)")
 	hub.AddCommand(monitor)
+	hub.AddCommand(newJobCommand())
 
 	device := &cobra.Command{Use: "device", Short: "Device-facing commands"}
 	c2dCmd := &cobra.Command{Use: "c2d-message", Short: "Cloud-to-device messages"}

@@ -3,17 +3,19 @@ package hubresource
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/store"
 )
 
-// Action implements arm.ActionType: POST listkeys and the GET reads
-// (TypeInfo.Reads) on one hub.
-func (h *IotHubs) Action(ctx context.Context, res store.Resource, action string, _ json.RawMessage) (any, error) {
+// Action implements arm.ActionType: POST listkeys, exportDevices and
+// importDevices, and the GET reads (TypeInfo.Reads) on one hub.
+func (h *IotHubs) Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error) {
 	switch strings.ToLower(action) {
 	case "listkeys":
 		ps, err := policiesOf(res)
@@ -34,6 +36,10 @@ func (h *IotHubs) Action(ctx context.Context, res store.Resource, action string,
 		return validSKUs(res), nil
 	case "quotametrics":
 		return h.quotaMetrics(ctx, res)
+	case "exportdevices", "importdevices":
+		return h.startJob(ctx, res, strings.ToLower(action), body)
+	case "jobs":
+		return h.listJobs(ctx, res)
 	case "routingendpointshealth":
 		// Endpoint health is the routing engine's to report; until it runs,
 		// no custom endpoint has been tried, so there is nothing to list
@@ -176,4 +182,208 @@ func (h *IotHubs) usages(ctx context.Context, sub string, _ json.RawMessage, _ a
 		usage("freeHubCount", "FreeHubCount", "Free Hub Count", free, 1),
 		usage("paidIotHubCount", "PaidIotHubCount", "Paid IoT Hub Count", paid, 100),
 	}}, nil
+}
+
+// JobStarter queues and reads a hub's bulk import/export jobs; the app
+// adapts the job runner (internal/hub/jobs) to it. Errors the client can
+// fix are *arm.Error.
+type JobStarter interface {
+	StartJob(ctx context.Context, hub JobHub, req JobRequest) (Job, error)
+	ListJobs(ctx context.Context, hub string) ([]Job, error)
+}
+
+// JobHub names the hub a job runs on: its name (lower case) and resource id.
+type JobHub struct {
+	Name, ResourceID string
+}
+
+// JobRequest is an exportDevices or importDevices body in the terms of the
+// hub's service API (POST /jobs/create), which the job runner speaks.
+type JobRequest struct {
+	Type                   string // "export" or "import"
+	InputBlobContainerURI  string
+	InputBlobName          string
+	OutputBlobContainerURI string
+	OutputBlobName         string
+	ExcludeKeys            bool
+	// AuthenticationType is keyBased or identityBased, as sent (the runner
+	// accepts any letter case; empty is keyBased).
+	AuthenticationType     string
+	UserAssignedIdentity   string
+	IncludeConfigurations  bool
+	ConfigurationsBlobName string
+}
+
+// Job is what the resource provider shows of a job.
+type Job struct {
+	ID string
+	// Type is export or import; Status is the runner's: queued, running,
+	// completed, failed or cancelled.
+	Type, Status  string
+	Start, End    *time.Time
+	FailureReason string
+}
+
+// jobResponse is JobResponse of the 2023-06-30 spec: times in RFC 1123
+// (date-time-rfc1123), not the service API's ISO 8601.
+type jobResponse struct {
+	JobID         string `json:"jobId"`
+	StartTimeUTC  string `json:"startTimeUtc,omitempty"`
+	EndTimeUTC    string `json:"endTimeUtc,omitempty"`
+	Type          string `json:"type"`
+	Status        string `json:"status"`
+	FailureReason string `json:"failureReason,omitempty"`
+	// Import and export jobs have no parent job, and failureReason says
+	// all a status message would.
+	StatusMessage string `json:"statusMessage,omitempty"`
+	ParentJobID   string `json:"parentJobId,omitempty"`
+}
+
+func responseOf(j Job) jobResponse {
+	rfc1123 := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(http.TimeFormat)
+	}
+	status := j.Status
+	if status == "queued" {
+		status = "enqueued" // the provider's JobStatus enum has no "queued"
+	}
+	return jobResponse{JobID: j.ID, StartTimeUTC: rfc1123(j.Start), EndTimeUTC: rfc1123(j.End),
+		Type: j.Type, Status: status, FailureReason: j.FailureReason}
+}
+
+// exportDevicesRequest and importDevicesRequest are the action bodies
+// (ExportDevicesRequest, ImportDevicesRequest of the 2023-06-30 spec).
+type exportDevicesRequest struct {
+	ExportBlobContainerURI string           `json:"exportBlobContainerUri"`
+	ExcludeKeys            *bool            `json:"excludeKeys"`
+	ExportBlobName         string           `json:"exportBlobName"`
+	AuthenticationType     string           `json:"authenticationType"`
+	Identity               *managedIdentity `json:"identity"`
+	IncludeConfigurations  bool             `json:"includeConfigurations"`
+	ConfigurationsBlobName string           `json:"configurationsBlobName"`
+}
+
+type importDevicesRequest struct {
+	InputBlobContainerURI  string           `json:"inputBlobContainerUri"`
+	OutputBlobContainerURI string           `json:"outputBlobContainerUri"`
+	InputBlobName          string           `json:"inputBlobName"`
+	OutputBlobName         string           `json:"outputBlobName"`
+	AuthenticationType     string           `json:"authenticationType"`
+	Identity               *managedIdentity `json:"identity"`
+	IncludeConfigurations  bool             `json:"includeConfigurations"`
+	ConfigurationsBlobName string           `json:"configurationsBlobName"`
+}
+
+type managedIdentity struct {
+	UserAssignedIdentity string `json:"userAssignedIdentity"`
+}
+
+func (m *managedIdentity) id() string {
+	if m == nil {
+		return ""
+	}
+	return m.UserAssignedIdentity
+}
+
+// exportNames and importNames map the service API's member names, which
+// the runner's messages use, to the names of the action body the client
+// sent.
+var (
+	exportNames = strings.NewReplacer("outputBlobContainerUri", "exportBlobContainerUri", "outputBlobName", "exportBlobName",
+		"excludeKeysInExport", "excludeKeys", "storageAuthenticationType", "authenticationType")
+	importNames = strings.NewReplacer("storageAuthenticationType", "authenticationType")
+)
+
+// startJob answers POST exportDevices and importDevices: the job is queued
+// and answered at once (200 JobResponse, not a long-running operation);
+// clients poll GET {hub}/jobs.
+func (h *IotHubs) startJob(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error) {
+	if h.cfg.Jobs == nil {
+		return nil, flat(http.StatusNotImplemented, "NotImplemented", "Import and export jobs are not enabled on this Outpost.")
+	}
+	var (
+		req   JobRequest
+		names *strings.Replacer
+	)
+	if action == "exportdevices" {
+		var in exportDevicesRequest
+		if err := decodeJobBody(body, &in, "ExportDevicesRequest {\"exportBlobContainerUri\": \"https://{account}.blob.{suffix}/{container}?{SAS}\", \"excludeKeys\": false}"); err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(in.ExportBlobContainerURI) == "" {
+			return nil, invalid("exportBlobContainerUri is required: the container the hub writes %s to.", blobOr(in.ExportBlobName, "devices.txt"))
+		}
+		if in.ExcludeKeys == nil {
+			return nil, invalid("excludeKeys is required: true exports the devices without their keys, false with them.")
+		}
+		req = JobRequest{Type: "export", OutputBlobContainerURI: in.ExportBlobContainerURI, OutputBlobName: in.ExportBlobName,
+			ExcludeKeys: *in.ExcludeKeys, AuthenticationType: in.AuthenticationType, UserAssignedIdentity: in.Identity.id(),
+			IncludeConfigurations: in.IncludeConfigurations, ConfigurationsBlobName: in.ConfigurationsBlobName}
+		names = exportNames
+	} else {
+		var in importDevicesRequest
+		if err := decodeJobBody(body, &in, "ImportDevicesRequest {\"inputBlobContainerUri\": \"…?{SAS}\", \"outputBlobContainerUri\": \"…?{SAS}\"}"); err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(in.InputBlobContainerURI) == "" || strings.TrimSpace(in.OutputBlobContainerURI) == "" {
+			return nil, invalid("inputBlobContainerUri and outputBlobContainerUri are required: the hub reads %s from the input container and writes importErrors.log to the output container.", blobOr(in.InputBlobName, "devices.txt"))
+		}
+		req = JobRequest{Type: "import", InputBlobContainerURI: in.InputBlobContainerURI, InputBlobName: in.InputBlobName,
+			OutputBlobContainerURI: in.OutputBlobContainerURI, OutputBlobName: in.OutputBlobName,
+			AuthenticationType: in.AuthenticationType, UserAssignedIdentity: in.Identity.id(),
+			IncludeConfigurations: in.IncludeConfigurations, ConfigurationsBlobName: in.ConfigurationsBlobName}
+		names = importNames
+	}
+	j, err := h.cfg.Jobs.StartJob(ctx, JobHub{Name: strings.ToLower(res.Name), ResourceID: res.ID}, req)
+	if err != nil {
+		return nil, renamed(err, names)
+	}
+	return responseOf(j), nil
+}
+
+// listJobs answers GET {hub}/jobs (ListJobs).
+func (h *IotHubs) listJobs(ctx context.Context, res store.Resource) (any, error) {
+	out := []jobResponse{}
+	if h.cfg.Jobs != nil {
+		list, err := h.cfg.Jobs.ListJobs(ctx, strings.ToLower(res.Name))
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range list {
+			out = append(out, responseOf(j))
+		}
+	}
+	return map[string]any{"value": out, "nextLink": nil}, nil
+}
+
+func decodeJobBody(body json.RawMessage, v any, shape string) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return invalid("The request has no body: send %s.", shape)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return invalid("The request body is not %s: %v.", shape, err)
+	}
+	return nil
+}
+
+func blobOr(name, def string) string {
+	if name == "" {
+		return def
+	}
+	return name
+}
+
+// renamed rewrites the member names in a client error into the names of
+// the body the client sent, leaving other errors alone.
+func renamed(err error, names *strings.Replacer) error {
+	var ae *arm.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	c := *ae
+	c.Message = names.Replace(c.Message)
+	return &c
 }

@@ -47,6 +47,9 @@ type Config struct {
 	// FileUpload checks changed file upload storage settings with a real
 	// call (nil skips the check).
 	FileUpload FileUploadChecker
+	// Jobs runs the exportDevices and importDevices actions and answers
+	// the jobs read (nil answers the actions 501 and lists no jobs).
+	Jobs JobStarter
 	// Locations are the accepted locations (arm.DefaultLocations when nil).
 	Locations []arm.Location
 	// Now defaults to time.Now; Random (key material) to crypto/rand.
@@ -100,8 +103,8 @@ func (h *IotHubs) Info() arm.TypeInfo {
 		Namespace: "Microsoft.Devices", Type: "IotHubs",
 		APIVersions:  APIVersions(),
 		LongRunning:  true,
-		Actions:      []string{"listkeys"},
-		Reads:        []string{"IotHubStats", "skus", "quotaMetrics", "routingEndpointsHealth"},
+		Actions:      []string{"listkeys", "exportDevices", "importDevices"},
+		Reads:        []string{"IotHubStats", "skus", "quotaMetrics", "routingEndpointsHealth", "jobs"},
 		Capabilities: "SupportsTags, SupportsLocation",
 	}
 }
