@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/outpost-iot/outpost/internal/config"
 	"github.com/outpost-iot/outpost/internal/testserver"
@@ -58,6 +60,17 @@ func TestJobsSSRF(t *testing.T) {
 
 	rebind := fmt.Sprintf("rebind%d.example.org", rand.IntN(1e9))
 	testserver.MapHosts(t, "127.0.0.1", rebind)
+	// Go's resolver rereads /etc/hosts only every few seconds: wait until the
+	// name really resolves to loopback, as a rebinding DNS server would make it.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		addrs, err := net.DefaultResolver.LookupHost(context.Background(), rebind)
+		if err == nil && len(addrs) > 0 && addrs[0] == "127.0.0.1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s resolves to %v, %v; want 127.0.0.1 from /etc/hosts", rebind, addrs, err)
+		}
+	}
 	h := createHubWith(t, s, "rg-jobs-ssrf", `{"type":"SystemAssigned"}`)
 	const q = "?sv=2020-08-04&sp=rwd&sig=SECRET"
 	for _, tc := range []struct{ name, uri, want string }{
