@@ -1,0 +1,61 @@
+// Package engine is IoT Hub message routing's delivery engine: it moves
+// each hub's device messages and events to the custom endpoints its routes
+// select — Event Hubs, Service Bus queues and topics, storage containers —
+// with the hub's managed identity or a connection string.
+//
+// Flow, per hub:
+//
+//  1. Configuration. Reload(hub) reads the stored Microsoft.Devices/IotHubs
+//     document (properties.routing, the built-in endpoint's partition count
+//     and retention) and compiles a Plan once: endpoints with their
+//     credentials, routes grouped by source with their conditions compiled
+//     once (Config.Compile), the fallback route, enrichments per endpoint.
+//  2. Routing. A router reads the hub's telemetry stream (hub-{name}:
+//     device messages per partition, and the twin change, lifecycle and
+//     connection state events) through the durable consumer "routing",
+//     shared by every node. For each message it evaluates the enabled
+//     routes of the message's source; each matching custom endpoint gets a
+//     copy — with the endpoint's enrichments as application properties —
+//     appended to the hub's routing queue (stream routing-{name}, subject
+//     routing.{name}.{endpoint}). A device message no route matched takes
+//     the fallback route when it is enabled; the built-in endpoint is the
+//     hub's stream itself, so such messages are only counted and handed to
+//     Config.OnBuiltIn. The source message is acknowledged only after every
+//     copy is stored.
+//  3. Delivery. One worker per endpoint reads its subject in order through
+//     its own durable consumer, sends REST batches (≤ 100 messages,
+//     ≤ 256 KB) to Event Hubs / Service Bus, or collects a window per
+//     partition for storage (batchFrequencyInSeconds, maxChunkSizeInBytes)
+//     and uploads it as one Avro container file or JSON lines blob named by
+//     fileNameFormat. A message is acknowledged on the queue only after the
+//     target accepted it. Failures are retried with exponential backoff
+//     (RetryBase doubling to RetryMax) while the messages stay held; the
+//     endpoint's health goes degraded, then unhealthy (UnhealthyAfter /
+//     UnhealthyAttempts), then dead (DeadAfter), each with the target's
+//     refusal as the last error; the queue keeps everything for the hub's
+//     retention.
+//
+// Guarantees. At least once: nothing is acknowledged upstream before it is
+// stored downstream, so a crash can only repeat a batch (the router's
+// re-queued copies are dropped by JetStream's duplicate window; a re-sent
+// Event Hubs / Service Bus batch or storage window can arrive twice).
+// Ordered per partition on one node: the router and each worker hold at most
+// one batch unacknowledged (MaxAckPending), so after a crash the held batch
+// comes back before anything newer; Event Hubs batches carry the device id as
+// partition key. Several nodes share the durable consumers, which keeps
+// at-least-once but may interleave batches; strict order across nodes needs
+// one active node per hub.
+//
+// Credentials. Identity-based endpoints use the hub's system-assigned
+// identity, or identity.userAssignedIdentity, through Config.Tokens with the
+// service's audience; tokens are cached per (identity, audience) until
+// TokenRefreshMargin before their exp claim and never logged
+// (TokenRequests counts the requests). Key-based endpoints sign an Event
+// Hubs / Service Bus SAS with the connection string's key (the key string's
+// bytes are the HMAC key) or use the storage account's shared key. Every
+// request goes through Config.Egress and speaks only the public REST
+// protocols, so an endpoint may point at Outpost, Azurite or Azure.
+//
+// Lifecycle: New starts nothing; Run owns every goroutine and returns when
+// its context ends; Reload and RemoveHub only queue work for Run.
+package engine

@@ -1,0 +1,544 @@
+package engine_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/bus"
+	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+	"github.com/outpost-iot/outpost/internal/identity"
+	"github.com/outpost-iot/outpost/internal/identity/authz"
+	"github.com/outpost-iot/outpost/internal/identity/msi"
+	"github.com/outpost-iot/outpost/internal/identity/rbac"
+	"github.com/outpost-iot/outpost/internal/routing/engine"
+	"github.com/outpost-iot/outpost/internal/server"
+	"github.com/outpost-iot/outpost/internal/store"
+	"github.com/outpost-iot/outpost/internal/store/sqlstore"
+	"github.com/outpost-iot/outpost/internal/targets/access"
+	"github.com/outpost-iot/outpost/internal/targets/blob"
+	"github.com/outpost-iot/outpost/internal/targets/eventhubs"
+	"github.com/outpost-iot/outpost/internal/targets/eventhubs/ehresource"
+	"github.com/outpost-iot/outpost/internal/targets/servicebus"
+	"github.com/outpost-iot/outpost/internal/targets/servicebus/sbresource"
+	"github.com/outpost-iot/outpost/internal/targets/storage"
+)
+
+const (
+	suffix               = "outpost.test"
+	roleEventHubsSender  = authz.EventHubsDataSenderRoleID
+	roleServiceBusSender = authz.ServiceBusDataSenderRoleID
+	roleBlobContributor  = authz.StorageBlobDataContributorRoleID
+)
+
+type allowAll struct{}
+
+func (allowAll) AuthorizeAction(context.Context, arm.Principal, string, string) error { return nil }
+
+// fixture is every real component routing touches: SQLite store, the ARM
+// framework with the Event Hubs, Service Bus, Storage and RBAC types, the
+// identity stack (keys, issuer, validator, RBAC engine), one embedded
+// JetStream, the three data planes behind real TLS, an egress that dials
+// them by host name, the hub's telemetry streams, and the engine.
+type fixture struct {
+	t      testing.TB
+	ctx    context.Context
+	st     store.Store
+	sub    string
+	arm    *httptest.Server
+	bus    *bus.Bus
+	issuer *identity.Issuer
+	dir    *identity.Directory
+	eh     *eventhubs.Handler
+	sb     *servicebus.Handler
+	egress *testEgress
+	tokens *countingTokens
+	stream *telemetry.Streams
+	engine *engine.Engine
+	// builtIn counts OnBuiltIn calls per hub.
+	builtInMu sync.Mutex
+	builtIn   map[string]int
+}
+
+// countingTokens is the in-process managed identity token path
+// (App.ManagedIdentityToken): it issues real tokens for the identities'
+// principals and counts the requests.
+type countingTokens struct {
+	issuer *identity.Issuer
+	mu     sync.Mutex
+	// principals by resource id (system-assigned) or user-assigned id.
+	principals map[string]store.Principal
+	calls      int
+}
+
+func (c *countingTokens) ManagedIdentityToken(_ context.Context, resourceID, userAssignedID, resource string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	key := resourceID
+	if userAssignedID != "" {
+		key = userAssignedID
+	}
+	p, ok := c.principals[strings.ToLower(key)]
+	if !ok {
+		return "", fmt.Errorf("%s has no managed identity %q", resourceID, userAssignedID)
+	}
+	tok, err := c.issuer.Issue(p, resource, "2")
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+// testEgress sends {ns}.servicebus.{suffix} to whichever messaging data
+// plane serves the namespace (as the app's messagingHost does) and
+// {account}.blob.{suffix} to the blob plane, verifying their certificates.
+type testEgress struct {
+	eh, sb, blob *http.Client
+	ehHandler    *eventhubs.Handler
+}
+
+func (e *testEgress) Do(r *http.Request) (*http.Response, error) {
+	host := r.URL.Hostname()
+	switch {
+	case strings.HasSuffix(host, ".blob."+suffix):
+		return e.blob.Do(r)
+	case strings.HasSuffix(host, ".servicebus."+suffix):
+		ns := eventhubs.NamespaceFromHost(host, suffix)
+		if ok, err := e.ehHandler.Serves(r.Context(), ns); err == nil && ok {
+			return e.eh.Do(r)
+		}
+		return e.sb.Do(r)
+	}
+	return nil, fmt.Errorf("test egress: no route to %s", host)
+}
+
+func dialTo(srv *httptest.Server) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	addr := srv.Listener.Addr().String()
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 64,
+	}}
+}
+
+// condition is a TEST STAND-IN for the routing query language (the lead
+// wires internal/routing/query): it knows "true", "false" and
+// `name = 'value'` on application properties.
+type condition struct {
+	constant *bool
+	name     string
+	value    string
+}
+
+func (c condition) Match(m *engine.Message) bool {
+	if c.constant != nil {
+		return *c.constant
+	}
+	return m.App[c.name] == c.value
+}
+
+func compileStandIn(s string) (engine.Condition, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "true":
+		b := true
+		return condition{constant: &b}, nil
+	case "false":
+		b := false
+		return condition{constant: &b}, nil
+	}
+	name, value, ok := strings.Cut(s, "=")
+	value = strings.TrimSpace(value)
+	if !ok || len(value) < 2 || value[0] != '\'' || value[len(value)-1] != '\'' {
+		return nil, fmt.Errorf("the test stand-in only knows true, false and name = 'value', not %q", s)
+	}
+	return condition{name: strings.TrimSpace(name), value: value[1 : len(value)-1]}, nil
+}
+
+type fixtureOption func(*engine.Config)
+
+func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("ENGINE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: tb.TempDir() + "/db"}, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inst, err := arm.EnsureInstallation(ctx, st, "", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &fixture{t: tb, ctx: ctx, st: st, sub: inst.SubscriptionID, builtIn: map[string]int{}}
+	keys := identity.NewKeyRing(st.Settings(), 24*time.Hour, 2*time.Hour, time.Now)
+	if err := keys.Refresh(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	f.issuer = identity.NewIssuer(inst.TenantID, keys, time.Hour, 0, time.Now)
+	validator := identity.NewValidator(inst.TenantID, keys, st.Principals(), time.Minute, time.Now)
+	f.dir = identity.NewDirectory(st.Principals(), time.Now)
+	rb := rbac.NewEngine(st.Resources(), 0, time.Now, log)
+	if err := rb.ReloadNow(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	checker := access.New(validator, rb, log)
+	manager := msi.NewManager(st.Resources(), st.Principals(), f.dir, allowAll{}, inst.TenantID)
+	f.bus, err = bus.Open(ctx, bus.Config{StoreDir: tb.TempDir(), StreamPrefix: "t"}, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	// Event Hubs.
+	ehStreams, err := eventhubs.NewStreams(f.bus)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.eh, err = eventhubs.New(eventhubs.Config{Resources: st.Resources(), Streams: ehStreams, DNSSuffix: suffix, Log: log, Access: checker})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ehProvider := ehresource.New(ehresource.Config{DNSSuffix: suffix, Identities: manager, Resources: st.Resources(),
+		Runtime: ehStreams, Changed: f.eh.Invalidate})
+	// Service Bus.
+	f.sb, err = servicebus.New(servicebus.Config{Resources: st.Resources(), Bus: f.bus, Access: checker, DNSSuffix: suffix, Log: log, MaxWait: 2 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sbTypes, sbActions := sbresource.Types(sbresource.Config{DNSSuffix: suffix, Resources: st.Resources(), Runtime: f.sb, Identities: manager})
+	// Storage.
+	disk, err := blob.NewDisk(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dirs := storage.NewDirectory(st.Resources())
+	accounts := storage.NewAccounts(storage.Config{DNSSuffix: suffix, Identities: manager, Resources: st.Resources(), Blobs: disk, Directory: dirs})
+	blobHandler := blob.New(blob.Config{DNSSuffix: suffix, Accounts: dirs, Containers: storage.NewContainers(st.Resources(), nil), Blobs: disk,
+		Access: checker, AuthorityURL: "https://login." + suffix, TenantID: inst.TenantID, Log: log})
+
+	types := append(ehProvider.Types(), sbTypes...)
+	types = append(types, accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), disk, nil),
+		rbac.NewRoleAssignments(rb, f.dir, inst.TenantID, time.Now), rbac.NewRoleDefinitions(rb, time.Now))
+	reg, err := arm.NewRegistry(types...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, pa := range ehProvider.ProviderActions() {
+		reg.AddProviderAction(pa)
+	}
+	for _, pa := range sbActions {
+		reg.AddProviderAction(pa)
+	}
+	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
+	runner := arm.NewOperationRunner(svc, log)
+	paths := &server.PathRouter{}
+	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
+	f.arm = httptest.NewTLSServer(paths)
+	ehSrv, sbSrv, blobSrv := httptest.NewTLSServer(f.eh), httptest.NewTLSServer(f.sb), httptest.NewTLSServer(blobHandler)
+	f.egress = &testEgress{eh: dialTo(ehSrv), sb: dialTo(sbSrv), blob: dialTo(blobSrv), ehHandler: f.eh}
+
+	f.stream = telemetry.New(f.bus, time.Now)
+	f.tokens = &countingTokens{issuer: f.issuer, principals: map[string]store.Principal{}}
+	cfg := engine.Config{
+		Bus: f.bus, Resources: st.Resources(), Egress: f.egress, Tokens: f.tokens, Compile: compileStandIn, Log: log,
+		MinBatchFrequency: time.Second, RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		UnhealthyAttempts: 3,
+		OnBuiltIn: func(hub string, _ telemetry.Message) {
+			f.builtInMu.Lock()
+			f.builtIn[hub]++
+			f.builtInMu.Unlock()
+		},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f.engine, err = engine.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 3)
+	go func() { done <- runner.Run(ctx) }()
+	go func() { done <- f.sb.Run(ctx) }()
+	go func() { done <- f.engine.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+		f.arm.Close()
+		ehSrv.Close()
+		sbSrv.Close()
+		blobSrv.Close()
+		_ = f.bus.Close(context.Background())
+		st.Close()
+	})
+	f.call("PUT", "/subscriptions/"+f.sub+"/resourcegroups/rg?api-version=2021-04-01", `{"location":"westus"}`, 201)
+	return f
+}
+
+// call sends an ARM request, waits for a long-running operation it starts,
+// and decodes the answer.
+func (f *fixture) call(method, path, body string, want int) map[string]any {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.arm.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer t")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := f.arm.Client().Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		f.t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if async := resp.Header.Get("Azure-AsyncOperation"); async != "" {
+		path := strings.Replace(async, "https://"+f.arm.Listener.Addr().String(), "", 1)
+		waitFor(f.t, 10*time.Second, "operation "+path, func() bool {
+			st := f.call("GET", path, "", 200)
+			if st["status"] == "Failed" || st["status"] == "Canceled" {
+				f.t.Fatalf("operation %v", st)
+			}
+			return st["status"] == "Succeeded"
+		})
+	}
+	return m
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) rg() string { return "/subscriptions/" + f.sub + "/resourceGroups/rg" }
+
+// eventHub creates a namespace with an event hub of 4 partitions and
+// returns the event hub's ARM id and the root key.
+func (f *fixture) eventHub(ns, eh string) (string, string) {
+	const v = "?api-version=2024-01-01"
+	id := f.rg() + "/providers/Microsoft.EventHub/namespaces/" + ns
+	f.call("PUT", id+v, `{"location":"westus","sku":{"name":"Standard"}}`, 201)
+	f.call("PUT", id+"/eventhubs/"+eh+v, `{"properties":{"partitionCount":4}}`, 200)
+	keys := f.call("POST", id+"/authorizationRules/RootManageSharedAccessKey/listKeys"+v, "", 200)
+	return id + "/eventhubs/" + eh, keys["primaryKey"].(string)
+}
+
+const sbVersion = "?api-version=2022-10-01-preview"
+
+// serviceBus creates a namespace and returns its ARM id and root key.
+func (f *fixture) serviceBus(ns string) (string, string) {
+	id := f.rg() + "/providers/Microsoft.ServiceBus/namespaces/" + ns
+	f.call("PUT", id+sbVersion, `{"location":"westus","sku":{"name":"Standard"}}`, 201)
+	keys := f.call("POST", id+"/authorizationRules/RootManageSharedAccessKey/listKeys"+sbVersion, "", 200)
+	return id, keys["primaryKey"].(string)
+}
+
+// storageAccount creates an account with a container; it returns the
+// account's ARM id and key1.
+func (f *fixture) storageAccount(name, containerName string) (string, string) {
+	const v = "?api-version=2023-05-01"
+	id := f.rg() + "/providers/Microsoft.Storage/storageAccounts/" + name
+	f.call("PUT", id+v, `{"location":"westus","sku":{"name":"Standard_LRS"},"kind":"StorageV2","properties":{}}`, 200)
+	f.call("PUT", id+"/blobServices/default/containers/"+containerName+v, `{}`, 201)
+	keys := f.call("POST", id+"/listKeys"+v, "", 200)
+	return id, keys["keys"].([]any)[0].(map[string]any)["value"].(string)
+}
+
+// assign grants a built-in role at scope; it returns the assignment's id.
+func (f *fixture) assign(p store.Principal, role, scope string) string {
+	id := scope + "/providers/Microsoft.Authorization/roleAssignments/" + newGUID()
+	f.call("PUT", id+"?api-version=2022-04-01",
+		`{"properties":{"roleDefinitionId":"/subscriptions/`+f.sub+`/providers/Microsoft.Authorization/roleDefinitions/`+role+`","principalId":"`+p.ObjectID+`","principalType":"ServicePrincipal"}}`, 201)
+	return id
+}
+
+func (f *fixture) unassign(id string) {
+	f.call("DELETE", id+"?api-version=2022-04-01", "", 200)
+}
+
+func newGUID() string { return uuid.NewString() }
+
+// hubSpec describes a hub document as hubresource stores it.
+type hubSpec struct {
+	name         string
+	partitions   int
+	system       bool
+	userAssigned []string
+	routing      string // properties.routing JSON
+}
+
+func (f *fixture) hubID(name string) string {
+	return f.rg() + "/providers/Microsoft.Devices/IotHubs/" + name
+}
+
+// hub stores the hub document, creates its telemetry stream and its
+// system-assigned identity (when asked), reloads the engine and waits for
+// the router to be in place.
+func (f *fixture) hub(spec hubSpec) store.Principal {
+	f.t.Helper()
+	if spec.partitions == 0 {
+		spec.partitions = 2
+	}
+	id := f.hubID(spec.name)
+	idType := "None"
+	switch {
+	case spec.system && len(spec.userAssigned) > 0:
+		idType = "SystemAssigned, UserAssigned"
+	case spec.system:
+		idType = "SystemAssigned"
+	case len(spec.userAssigned) > 0:
+		idType = "UserAssigned"
+	}
+	uai := map[string]any{}
+	for _, u := range spec.userAssigned {
+		uai[u] = map[string]any{}
+	}
+	var routing json.RawMessage = []byte(spec.routing)
+	body, _ := json.Marshal(map[string]any{
+		"location": "westus",
+		"identity": map[string]any{"type": idType, "userAssignedIdentities": uai},
+		"properties": map[string]any{
+			"eventHubEndpoints": map[string]any{"events": map[string]any{"retentionTimeInDays": 1, "partitionCount": spec.partitions}},
+			"routing":           routing,
+		},
+	})
+	if _, _, err := f.st.Resources().Put(f.ctx, id, func(*store.Resource) (store.Resource, error) {
+		return store.Resource{ID: id, Type: engine.HubType, Name: spec.name, Subscription: f.sub, ResourceGroup: "rg",
+			ParentID: f.rg(), Body: body}, nil
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.stream.EnsureHub(f.ctx, spec.name, 1); err != nil {
+		f.t.Fatal(err)
+	}
+	var p store.Principal
+	if spec.system {
+		f.tokens.mu.Lock()
+		existing, ok := f.tokens.principals[strings.ToLower(id)]
+		f.tokens.mu.Unlock()
+		if ok {
+			p = existing
+		} else {
+			p = f.managedIdentity(id)
+		}
+	}
+	f.engine.Reload(spec.name)
+	f.waitRouter(spec.name)
+	return p
+}
+
+// managedIdentity creates the principal of a managed identity of resourceID
+// and lets the token path issue its tokens.
+func (f *fixture) managedIdentity(resourceID string) store.Principal {
+	p, err := f.dir.CreateManagedIdentity(f.ctx, resourceID, resourceID[strings.LastIndexByte(resourceID, '/')+1:])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.tokens.mu.Lock()
+	f.tokens.principals[strings.ToLower(resourceID)] = p
+	f.tokens.mu.Unlock()
+	return p
+}
+
+func (f *fixture) userAssigned(name string) (string, store.Principal) {
+	id := f.rg() + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name
+	return id, f.managedIdentity(id)
+}
+
+// waitRouter waits until the hub's router consumer exists: routing starts
+// at messages published after it.
+func (f *fixture) waitRouter(hub string) {
+	f.t.Helper()
+	waitFor(f.t, 10*time.Second, "router of "+hub, func() bool {
+		_, err := f.bus.JetStream().Consumer(f.ctx, f.bus.Stream(telemetry.StreamName(hub)), "routing")
+		return err == nil
+	})
+}
+
+// publish sends a device message into the hub's stream.
+func (f *fixture) publish(hub string, partitions int, device, body string, app map[string]string) {
+	f.t.Helper()
+	_, err := f.stream.Publish(f.ctx, partitions, telemetry.Message{Hub: hub, DeviceID: device, Payload: []byte(body), App: app,
+		System: map[string]string{
+			telemetry.PropContentType: "application/json", telemetry.PropContentEncoding: "utf-8",
+			telemetry.PropAuthMethod:   `{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`,
+			telemetry.PropGenerationID: "638000000000000000", telemetry.PropMessageID: "mid-" + body,
+		}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) builtInCount(hub string) int {
+	f.builtInMu.Lock()
+	defer f.builtInMu.Unlock()
+	return f.builtIn[hub]
+}
+
+// readEvents reads every event of an event hub (all partitions) from the
+// start.
+func (f *fixture) readEvents(ns, eh string) []eventhubs.Event {
+	f.t.Helper()
+	var out []eventhubs.Event
+	for p := 0; p < 4; p++ {
+		evs, err := f.eh.Read(f.ctx, ns, eh, "$Default", fmt.Sprint(p), 0, eventhubs.MaxReadBatch)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		out = append(out, evs...)
+	}
+	return out
+}
+
+func (f *fixture) health(hub, endpoint string) engine.EndpointHealth {
+	for _, h := range f.engine.Health(hub) {
+		if h.Name == endpoint {
+			return h
+		}
+	}
+	return engine.EndpointHealth{}
+}
+
+// consumerInfo reads a durable consumer, for tests that check what is kept.
+func (f *fixture) pending(hub, endpoint string) uint64 {
+	c, err := f.bus.JetStream().Consumer(f.ctx, f.bus.Stream("routing-"+hub), "ep-"+endpoint+"-0")
+	if err != nil {
+		return 0
+	}
+	info, err := c.Info(f.ctx)
+	if err != nil {
+		return 0
+	}
+	return info.NumPending + uint64(info.NumAckPending)
+}
