@@ -144,6 +144,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.buildTargets(); err != nil {
 		return nil, err
 	}
+	if err := a.buildRouting(); err != nil {
+		return nil, err
+	}
 	if err := a.buildJobs(); err != nil {
 		return nil, err
 	}
@@ -249,6 +252,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.hub.sessions.RunC2D(gctx) })
 	g.Go(func() error { return a.runJobs(gctx) })
 	g.Go(func() error { return a.targets.serviceBus.Run(gctx) })
+	g.Go(func() error { return a.hub.routing.Run(gctx) })
 	if a.blobServer != nil {
 		g.Go(func() error { return a.blobServer.Run(gctx, a.cfg.ShutdownTimeout) })
 	}

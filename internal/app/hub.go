@@ -28,6 +28,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/throttle"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
+	"github.com/outpost-iot/outpost/internal/routing/engine"
 )
 
 // hubPlane is the IoT hub's runtime: the hub directory, the registry, the
@@ -44,6 +45,7 @@ type hubPlane struct {
 	telemetry *telemetry.Streams
 	service   *serviceapi.Handler
 	files     *fileupload.Service
+	routing   *engine.Engine
 	jobs      *jobs.Runner
 }
 
@@ -134,6 +136,8 @@ func (r hubRuntime) EnsureHub(ctx context.Context, h hubresource.Hub) error {
 	if err := r.p.files.EnsureHub(ctx, h.Name); err != nil {
 		return err
 	}
+	// Routing follows every change of the hub (routes, endpoints, identity).
+	r.p.routing.Reload(strings.ToLower(h.Name))
 	r.p.hubs.Invalidate()
 	return nil
 }
@@ -152,6 +156,7 @@ func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
 	if err := r.p.files.RemoveHub(ctx, name); err != nil {
 		return err
 	}
+	r.p.routing.RemoveHub(name)
 	r.p.hubs.Invalidate()
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
+	"github.com/outpost-iot/outpost/internal/routing/query"
 	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
 )
@@ -49,8 +50,16 @@ func (a *App) iotHubs() *hubresource.IotHubs {
 	return hubresource.New(hubresource.Config{
 		DNSSuffix: a.cfg.DNSSuffix, Identities: a.msi, Resources: a.store.Resources(),
 		Runtime: hubRuntime{&a.hub}, Devices: a.store.Devices(),
-		FileUpload: fileUploadChecker{a.hub.files},
-		Jobs:       armJobs{a.hub.jobs},
+		FileUpload:      fileUploadChecker{a.hub.files},
+		MinBatchSeconds: int64(a.cfg.Hub.RoutingMinBatchFrequency / time.Second),
+		CheckCondition:  func(c string) error { _, err := query.Compile(c); return err },
+		RoutingHealth: func(hub string) any {
+			if a.hub.routing == nil {
+				return []any{}
+			}
+			return a.hub.routing.Health(hub)
+		},
+		Jobs: armJobs{a.hub.jobs},
 	})
 }
 

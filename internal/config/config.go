@@ -91,6 +91,10 @@ type Identity struct {
 type Hub struct {
 	// D2CMessagesPerSecond caps each hub's device-to-cloud messages.
 	D2CMessagesPerSecond float64 `json:"d2cMessagesPerSecond"`
+	// RoutingMinBatchFrequency is the lowest batch frequency a storage
+	// routing endpoint may use: Azure's 60 s by default; lower it so tests
+	// and demos see blobs in seconds.
+	RoutingMinBatchFrequency time.Duration `json:"routingMinBatchFrequency"`
 }
 
 // Blob configures the blob service's path-style listener.
@@ -143,6 +147,7 @@ func Default() Config {
 			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
 		},
 		Blob:            Blob{MaxBlockBytes: 256 << 20},
+		Hub:             Hub{RoutingMinBatchFrequency: 60 * time.Second},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -238,6 +243,9 @@ func (c Config) Validate() error {
 		add("managed-identity-listen: %q is not host:port: %v", c.Identity.ManagedIdentityListen, err)
 	} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		add("managed-identity-listen: %q must be a loopback address: the endpoint hands out tokens to any local program holding a header", c.Identity.ManagedIdentityListen)
+	}
+	if c.Hub.RoutingMinBatchFrequency < time.Second || c.Hub.RoutingMinBatchFrequency > 720*time.Second {
+		add("routing-min-batch-frequency: %s must be between 1s and 720s", c.Hub.RoutingMinBatchFrequency)
 	}
 	if c.Hub.D2CMessagesPerSecond < 0 {
 		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")

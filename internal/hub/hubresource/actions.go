@@ -41,10 +41,12 @@ func (h *IotHubs) Action(ctx context.Context, res store.Resource, action string,
 	case "jobs":
 		return h.listJobs(ctx, res)
 	case "routingendpointshealth":
-		// Endpoint health is the routing engine's to report; until it runs,
-		// no custom endpoint has been tried, so there is nothing to list
-		// (Azure lists only endpoints it has state for).
-		return map[string]any{"value": []any{}, "nextLink": nil}, nil
+		// Endpoint health is the routing engine's to report.
+		var value any = []any{}
+		if h.cfg.RoutingHealth != nil {
+			value = h.cfg.RoutingHealth(strings.ToLower(res.Name))
+		}
+		return map[string]any{"value": value, "nextLink": nil}, nil
 	}
 	return nil, arm.Errorf(http.StatusMethodNotAllowed, "HttpMethodNotSupported",
 		"The IoT hub '%s' has no operation '%s'.", res.Name, action)

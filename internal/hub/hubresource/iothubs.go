@@ -44,6 +44,14 @@ type Config struct {
 	Runtime Runtime
 	// Devices answers IotHubStats (NoDevices when nil).
 	Devices DeviceCounter
+	// MinBatchSeconds is the lowest storage endpoint batchFrequencyInSeconds
+	// accepted (60, Azure's, when 0; a server setting lowers it for tests).
+	MinBatchSeconds int64
+	// RoutingHealth reports a hub's routing endpoint health (nil: none).
+	RoutingHealth func(hub string) any
+	// CheckCondition validates route conditions when they are saved (nil
+	// accepts any).
+	CheckCondition func(string) error
 	// FileUpload checks changed file upload storage settings with a real
 	// call (nil skips the check).
 	FileUpload FileUploadChecker
@@ -84,6 +92,9 @@ func New(cfg Config) *IotHubs {
 	}
 	if cfg.Devices == nil {
 		cfg.Devices = NoDevices{}
+	}
+	if cfg.MinBatchSeconds <= 0 {
+		cfg.MinBatchSeconds = 60
 	}
 	if cfg.Locations == nil {
 		cfg.Locations = arm.DefaultLocations()
@@ -163,6 +174,7 @@ func (h *IotHubs) Prepare(ctx context.Context, req arm.PutRequest) (arm.Document
 	b := &propertiesBuilder{
 		name: name, location: location, dnsSuffix: h.cfg.DNSSuffix, body: propsBody, current: currentProps,
 		sku: limits, identity: block, random: h.cfg.Random,
+		minBatchSeconds: h.cfg.MinBatchSeconds, checkCondition: h.cfg.CheckCondition,
 	}
 	props, err := b.build()
 	if err != nil {

@@ -23,6 +23,11 @@ type propertiesBuilder struct {
 	random    io.Reader
 
 	out object
+	// minBatchSeconds is the lowest storage endpoint batchFrequencyInSeconds
+	// accepted (Azure: 60).
+	minBatchSeconds int64
+	// checkCondition validates a route condition (nil accepts any).
+	checkCondition func(string) error
 	// fileUploadReady is whether storageEndpoints.$default names a
 	// container and a connection string (file upload notifications need one).
 	fileUploadReady bool

@@ -97,7 +97,7 @@ func (b *propertiesBuilder) routing() error {
 	if err := b.routes(r, what, known); err != nil {
 		return err
 	}
-	if err := fallbackRoute(r, what, known); err != nil {
+	if err := b.fallbackRoute(r, what, known); err != nil {
 		return err
 	}
 	if err := enrichments(r, what, known); err != nil {
@@ -207,12 +207,12 @@ func (b *propertiesBuilder) routingEndpoint(kind, what string, ep object, names 
 		}
 	}
 	if kind == "storageContainers" {
-		return storageContainerSettings(ep, what, name, required)
+		return storageContainerSettings(ep, what, name, required, b.minBatchSeconds)
 	}
 	return nil
 }
 
-func storageContainerSettings(ep object, what, name string, required func(...string) error) error {
+func storageContainerSettings(ep object, what, name string, required func(...string) error, minBatch int64) error {
 	if err := required("containerName"); err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func storageContainerSettings(ep object, what, name string, required func(...str
 			what, name, format, strings.Join(missing, ", "), strings.Join(fileNamePlaceholders, " "), defaultFileNameFormat)
 	}
 	ep.set("fileNameFormat", format)
-	if _, err := intSetting(ep, "batchFrequencyInSeconds", what, 300, 60, 720); err != nil {
+	if _, err := intSetting(ep, "batchFrequencyInSeconds", what, 300, minBatch, 720); err != nil {
 		return err
 	}
 	if _, err := intSetting(ep, "maxChunkSizeInBytes", what, 314572800, 10485760, 524288000); err != nil {
@@ -292,7 +292,7 @@ func (b *propertiesBuilder) routes(r object, what string, known func(string) boo
 			return invalid("%s (route '%s'): source '%s' is invalid; use one of %s.", rwhat, name, source, strings.Join(routingSources, ", "))
 		}
 		rt.set("source", c)
-		if err := routeTarget(rt, rwhat, "route '"+name+"'", known); err != nil {
+		if err := routeTarget(rt, rwhat, "route '"+name+"'", known, b.checkCondition); err != nil {
 			return err
 		}
 	}
@@ -302,13 +302,18 @@ func (b *propertiesBuilder) routes(r object, what string, known func(string) boo
 
 // routeTarget checks condition, endpointNames and isEnabled of a route or
 // the fallback route.
-func routeTarget(rt object, what, which string, known func(string) bool) error {
+func routeTarget(rt object, what, which string, known func(string) bool, check func(string) error) error {
 	cond, ok, err := rt.str("condition", what)
 	if err != nil {
 		return err
 	}
 	if !ok || strings.TrimSpace(cond) == "" {
 		cond = "true"
+	}
+	if check != nil {
+		if err := check(cond); err != nil {
+			return invalid("%s (%s): the condition %q is not valid: %v", what, which, cond, err)
+		}
 	}
 	rt.set("condition", cond)
 	eps, _, err := rt.strings("endpointNames", what)
@@ -329,7 +334,7 @@ func routeTarget(rt object, what, which string, known func(string) bool) error {
 	return nil
 }
 
-func fallbackRoute(r object, what string, known func(string) bool) error {
+func (b *propertiesBuilder) fallbackRoute(r object, what string, known func(string) bool) error {
 	fb, err := r.sub("fallbackRoute", what)
 	if err != nil {
 		return err
@@ -355,7 +360,7 @@ func fallbackRoute(r object, what string, known func(string) bool) error {
 		return invalid("%s.source '%s' is invalid: the fallback route only carries 'DeviceMessages'.", fwhat, source)
 	}
 	fb.set("source", "DeviceMessages")
-	if err := routeTarget(fb, fwhat, "the fallback route", known); err != nil {
+	if err := routeTarget(fb, fwhat, "the fallback route", known, b.checkCondition); err != nil {
 		return err
 	}
 	r.set("fallbackRoute", fb)

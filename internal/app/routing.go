@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/outpost-iot/outpost/internal/hub/registry"
+	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+	"github.com/outpost-iot/outpost/internal/routing/engine"
+	"github.com/outpost-iot/outpost/internal/routing/query"
+)
+
+// buildRouting builds the message routing engine: route conditions in the
+// routing query language, twins from the registry, delivery through the
+// egress client with the hubs' identities.
+func (a *App) buildRouting() error {
+	rt, err := engine.New(engine.Config{
+		Bus: a.bus, Resources: a.store.Resources(), Egress: a.targets.egress, Tokens: a,
+		Compile: compileCondition, Twins: routingTwins{a.hub.registry},
+		Log: a.log.With("component", "routing"), MinBatchFrequency: a.cfg.Hub.RoutingMinBatchFrequency,
+	})
+	if err != nil {
+		return fmt.Errorf("app: routing: %w", err)
+	}
+	a.hub.routing = rt
+	return nil
+}
+
+// compileCondition compiles a route condition in the routing query
+// language.
+func compileCondition(s string) (engine.Condition, error) {
+	c, err := query.Compile(s)
+	if err != nil {
+		return nil, err
+	}
+	return queryCondition{c}, nil
+}
+
+type queryCondition struct{ c *query.Condition }
+
+func (q queryCondition) Match(m *engine.Message) bool {
+	return q.c.EvalMessage(routedMessage{m}) == query.True
+}
+
+// routedMessage shows a routed message to the query language: application
+// properties as sent, system properties by their routing keywords.
+type routedMessage struct{ m *engine.Message }
+
+// systemHeader is the stamped system property a routing keyword names.
+func systemHeader(keyword string) (string, bool) {
+	switch keyword {
+	case query.SysMessageID:
+		return telemetry.PropMessageID, true
+	case query.SysCorrelationID:
+		return telemetry.PropCorrelationID, true
+	case query.SysUserID:
+		return telemetry.PropUserID, true
+	case query.SysContentType:
+		return telemetry.PropContentType, true
+	case query.SysContentEncoding:
+		return telemetry.PropContentEncoding, true
+	case query.SysConnectionDeviceGenerationID:
+		return telemetry.PropGenerationID, true
+	case query.SysConnectionAuthMethod:
+		return telemetry.PropAuthMethod, true
+	case query.SysEnqueuedTime:
+		return telemetry.PropEnqueuedTime, true
+	case query.SysDTDataSchema:
+		return telemetry.PropInterfaceID, true
+	case query.SysDTSubject:
+		return telemetry.PropComponent, true
+	}
+	return "", false
+}
+
+func (r routedMessage) AppProperty(name string) (string, bool) {
+	return query.LookupFold(r.m.App, name)
+}
+
+func (r routedMessage) SystemProperty(name string) (string, bool) {
+	switch name {
+	case query.SysConnectionDeviceID:
+		return r.m.DeviceID, r.m.DeviceID != ""
+	case query.SysConnectionModuleID:
+		return r.m.ModuleID, r.m.ModuleID != ""
+	}
+	if h, ok := systemHeader(name); ok {
+		return query.LookupFold(r.m.System, h)
+	}
+	return query.LookupFold(r.m.System, name)
+}
+
+func (r routedMessage) Body() []byte { return r.m.Payload }
+
+func (r routedMessage) Twin() []byte { return nil }
+
+// routingTwins reads twins for $twin enrichments.
+type routingTwins struct{ r *registry.Service }
+
+func (t routingTwins) Twin(ctx context.Context, hub, deviceID, moduleID string) ([]byte, error) {
+	tw, err := t.r.GetTwin(ctx, hub, deviceID, moduleID)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(tw)
+}
