@@ -1,14 +1,24 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
 	"github.com/outpost-iot/outpost/internal/config"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
 
@@ -96,4 +106,184 @@ func TestRoutingEventHubUserAssigned(t *testing.T) {
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
 	_, health := op.do("GET", h.ID+"/routingEndpointsHealth?api-version=2023-06-30", "")
 	t.Logf("routingEndpointsHealth: %v", health)
+}
+
+// receiveAll drains a Service Bus queue (receive-and-delete with the
+// namespace key) and returns the message bodies.
+func receiveAll(t *testing.T, s *testserver.Server, e testEntity, path string) []string {
+	t.Helper()
+	token := sas.SignRawKey("https://"+e.Host+"/"+path, e.Key, "RootManageSharedAccessKey", time.Now().Add(time.Hour))
+	var out []string
+	for {
+		req, _ := http.NewRequest("DELETE", "https://"+e.Host+"/"+path+"/messages/head?timeout=1", nil)
+		req.Header.Set("Authorization", token)
+		resp, err := s.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			out = append(out, string(b))
+		case http.StatusNoContent:
+			return out
+		default:
+			t.Fatalf("receive from %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestRoutingIdentitySwitch: a Service Bus queue endpoint using the hub's
+// system-assigned identity. Turning the system-assigned identity off is
+// refused naming the endpoint; after the endpoint is switched to a
+// user-assigned identity, turning it off succeeds — and every message sent
+// across the switch reaches the queue.
+func TestRoutingIdentitySwitch(t *testing.T) {
+	s := testserver.Start(t)
+	const group = "rg-route-switch"
+	ensureGroup(t, s, group)
+	sub := s.App.Installation().SubscriptionID
+	uami := "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/switch-uami"
+	uamiDoc := putAndWait(t, s, uami, "2023-01-31", `{"location":"westus"}`)
+	q := createMessagingEntity(t, s, group, "Microsoft.ServiceBus", "queues", "")
+	h := createHub(t, s, group)
+	key := createDevice(t, s, h, "sensor")
+	both := `{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{"` + uami + `":{}}}`
+	if code, body := setHub(t, s, h, both, `{}`); code >= 300 {
+		t.Fatalf("identities: %d %v", code, body)
+	}
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
+	assignRole(t, s, doc["identity"].(map[string]any)["principalId"].(string), serviceBusDataSender, q.ID)
+	assignRole(t, s, uamiDoc["properties"].(map[string]any)["principalId"].(string), serviceBusDataSender, q.ID)
+	endpoint := func(identity string) string {
+		return `{"routing":{"endpoints":{"serviceBusQueues":[{"name":"orders","authenticationType":"identityBased"` + identity +
+			`,"endpointUri":"sb://` + q.Namespace + `.servicebus.` + s.Config.DNSSuffix + `","entityPath":"` + q.Name + `"}]},` +
+			`"routes":[{"name":"all","source":"DeviceMessages","condition":"true","endpointNames":["orders"],"isEnabled":true}]}}`
+	}
+	if code, body := setHub(t, s, h, both, endpoint("")); code >= 300 {
+		t.Fatalf("routing with the system-assigned identity: %d %v", code, body)
+	}
+	send := func(n int) {
+		runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
+			"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
+			"ROUTE_COUNT":                     strconv.Itoa(n),
+		})
+	}
+	send(10)
+	userOnly := `{"type":"UserAssigned","userAssignedIdentities":{"` + uami + `":{}}}`
+	code, body := setHub(t, s, h, userOnly, `{}`)
+	if msg := fmt.Sprint(body); code != 400 || !strings.Contains(msg, "system-assigned") || !strings.Contains(msg, "orders") {
+		t.Fatalf("turning SystemAssigned off while 'orders' uses it: %d %v", code, body)
+	}
+	if code, body := setHub(t, s, h, both, endpoint(`,"identity":{"userAssignedIdentity":"`+uami+`"}`)); code >= 300 {
+		t.Fatalf("switch the endpoint to the user-assigned identity: %d %v", code, body)
+	}
+	send(10)
+	if code, body := setHub(t, s, h, userOnly, `{}`); code >= 300 {
+		t.Fatalf("turning SystemAssigned off once nothing uses it: %d %v", code, body)
+	}
+	send(10)
+	var got []string
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < 30 && time.Now().Before(deadline) {
+		got = append(got, receiveAll(t, s, q, q.Name)...)
+	}
+	if len(got) != 30 {
+		t.Fatalf("the queue got %d messages across the switch, want 30", len(got))
+	}
+}
+
+// TestRoutingStorageAvroAndJSON: storage container endpoints — Avro with the
+// hub's system-assigned identity, JSON with the account key — write blobs
+// named by fileNameFormat; the Avro file decodes with npm avsc, an
+// implementation independent of Outpost's.
+func TestRoutingStorageAvroAndJSON(t *testing.T) {
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) { c.Hub.RoutingMinBatchFrequency = time.Second }))
+	const group = "rg-route-storage"
+	acct := createStorageAccount(t, s, group, "", "")
+	putAndWait(t, s, acct.ID+"/blobServices/default/containers/avro", storageAPI, `{"properties":{}}`)
+	putAndWait(t, s, acct.ID+"/blobServices/default/containers/json", storageAPI, `{"properties":{}}`)
+	h := createHub(t, s, group)
+	key := createDevice(t, s, h, "sensor")
+	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, `{}`); code >= 300 {
+		t.Fatalf("identity: %d %v", code, body)
+	}
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
+	assignRole(t, s, doc["identity"].(map[string]any)["principalId"].(string), storageBlobDataContributor, acct.ID)
+	conn := "DefaultEndpointsProtocol=https;AccountName=" + acct.Name + ";AccountKey=" + acct.Key + ";EndpointSuffix=" + s.Config.DNSSuffix
+	routing := `{"routing":{"endpoints":{"storageContainers":[
+	  {"name":"avro","authenticationType":"identityBased","endpointUri":"https://` + acct.Name + `.blob.` + s.Config.DNSSuffix + `","containerName":"avro","encoding":"Avro","batchFrequencyInSeconds":1},
+	  {"name":"json","connectionString":"` + conn + `","containerName":"json","encoding":"JSON","batchFrequencyInSeconds":1}]},
+	  "routes":[{"name":"to-avro","source":"DeviceMessages","condition":"true","endpointNames":["avro"],"isEnabled":true},
+	            {"name":"to-json","source":"DeviceMessages","condition":"level = 'critical'","endpointNames":["json"],"isEnabled":true}]}}`
+	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, routing); code >= 300 {
+		t.Fatalf("routing: %d %v", code, body)
+	}
+	runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
+		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
+		"ROUTE_COUNT":                     "12",
+	})
+	cred, _ := azblob.NewSharedKeyCredential(acct.Name, acct.Key)
+	blobs, _ := azblob.NewClientWithSharedKeyCredential(acct.BlobEndpoint, cred, blobOptions(s))
+	ctx := context.Background()
+	collect := func(container string) (names []string, content [][]byte) {
+		pager := blobs.NewListBlobsFlatPager(container, nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range page.Segment.BlobItems {
+				resp, err := blobs.DownloadStream(ctx, container, *b.Name, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				names, content = append(names, *b.Name), append(content, data)
+			}
+		}
+		return names, content
+	}
+	var avroRecords, jsonRecords int
+	deadline := time.Now().Add(40 * time.Second)
+	for (avroRecords < 12 || jsonRecords < 4) && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		avroRecords, jsonRecords = 0, 0
+		names, files := collect("avro")
+		for i, f := range files {
+			if !strings.HasPrefix(names[i], h.Name+"/") {
+				t.Fatalf("avro blob name %q does not follow {iothub}/{partition}/…", names[i])
+			}
+			path := filepath.Join(t.TempDir(), "routed.avro")
+			os.WriteFile(path, f, 0o600)
+			cmd := exec.Command("node", "avro-decode.mjs", path)
+			cmd.Dir = clientsDir(t)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("avsc could not decode %s: %v", names[i], err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				var rec struct {
+					Body             string
+					SystemProperties map[string]string
+					Properties       map[string]string
+				}
+				if json.Unmarshal([]byte(line), &rec) != nil || rec.SystemProperties["connectionDeviceId"] != "sensor" || rec.Properties["level"] == "" {
+					t.Fatalf("avro record %s", line)
+				}
+				avroRecords++
+			}
+		}
+		_, jfiles := collect("json")
+		for _, f := range jfiles {
+			jsonRecords += strings.Count(strings.TrimSpace(string(f)), "\n") + 1
+		}
+	}
+	if avroRecords != 12 || jsonRecords != 4 {
+		t.Fatalf("avro records %d (want 12), json records %d (want the 4 critical ones)", avroRecords, jsonRecords)
+	}
 }

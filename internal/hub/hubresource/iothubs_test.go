@@ -237,7 +237,7 @@ func TestValidationErrors(t *testing.T) {
 		{"batch frequency", "hub1", ep(`,"batchFrequencyInSeconds":30`), "400004", "between 60 and 720", 400},
 		{"encoding", "hub1", ep(`,"encoding":"xml"`), "400004", "avro", 400},
 		{"no connection", "hub1", with(`{"routing":{"endpoints":{"eventHubs":[{"name":"e1"}]}}}`), "400004", "connectionString", 400},
-		{"identity endpoint without identity", "hub1", with(`{"routing":{"endpoints":{"eventHubs":[{"name":"e1","authenticationType":"identityBased","endpointUri":"sb://ns.servicebus.outpost.test","entityPath":"eh"}]}}}`), "400004", "system-assigned identity, but the hub has none", 400},
+		{"identity endpoint without identity", "hub1", with(`{"routing":{"endpoints":{"eventHubs":[{"name":"e1","authenticationType":"identityBased","endpointUri":"sb://ns.servicebus.outpost.test","entityPath":"eh"}]}}}`), "400004", "uses the hub's system-assigned identity, so the hub must have one", 400},
 		{"unassigned user identity", "hub1", with(`{"storageEndpoints":{"$default":{"connectionString":"x","containerName":"c","authenticationType":"identityBased","identity":{"userAssignedIdentity":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u"}}}}`), "400004", "not assigned to the hub", 400},
 		{"enrichment endpoint", "hub1", with(`{"routing":{"enrichments":[{"key":"k","value":"v","endpointNames":["nowhere"]}]}}`), "400004", "nowhere", 400},
 		{"policy rights", "hub1", with(`{"authorizationPolicies":[{"keyName":"p","rights":"Everything"}]}`), "400004", "RegistryRead", 400},

@@ -2,6 +2,7 @@ package hubresource
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -224,9 +225,13 @@ func (b *propertiesBuilder) endpointAuth(o object, what string) (bool, error) {
 			return false, err
 		}
 	}
+	who := what
+	if name, _, _ := o.str("name", what); name != "" {
+		who = fmt.Sprintf("endpoint '%s' (%s)", name, what)
+	}
 	if uai == "" {
 		if !b.identity.System() {
-			return false, invalid("%s uses the hub's system-assigned identity, but the hub has none. Set identity.type to 'SystemAssigned' (az iot hub identity assign --system-assigned), or name a user-assigned identity in %s.identity.userAssignedIdentity.", what, what)
+			return false, invalid("%s uses the hub's system-assigned identity, so the hub must have one: it can't be turned off while in use. Switch the endpoint to a user-assigned identity (%s.identity.userAssignedIdentity) or to keyBased first, or keep identity.type 'SystemAssigned' (az iot hub identity assign --system-assigned).", who, what)
 		}
 		return true, nil
 	}
@@ -235,7 +240,7 @@ func (b *propertiesBuilder) endpointAuth(o object, what string) (bool, error) {
 			return true, nil
 		}
 	}
-	return false, invalid("%s uses the user-assigned identity '%s', which is not assigned to the hub. Add it to identity.userAssignedIdentities first (az iot hub identity assign --user-assigned <id>).", what, uai)
+	return false, invalid("%s uses the user-assigned identity '%s', which is not assigned to the hub: it can't be detached while in use, and must be assigned before use. Add it to identity.userAssignedIdentities (az iot hub identity assign --user-assigned <id>), or switch the endpoint to another identity first.", who, uai)
 }
 
 // storageEndpoints: the file upload storage account, always under "$default".
