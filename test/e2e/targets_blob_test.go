@@ -45,7 +45,8 @@ func blobOptions(s *testserver.Server) *azblob.ClientOptions {
 }
 
 // exerciseBlobs is the same round trip for every credential: create a
-// container, upload 1 KiB and 64 MiB, list, download and compare, delete.
+// container, upload 1 KiB (Put Blob) and 64 MiB (in blocks), list,
+// download and compare, delete.
 func exerciseBlobs(t *testing.T, c *azblob.Client) {
 	t.Helper()
 	ctx := context.Background()
@@ -60,8 +61,10 @@ func exerciseBlobs(t *testing.T, c *azblob.Client) {
 	if _, err := c.UploadBuffer(ctx, cont, "dir/small.bin", small, nil); err != nil {
 		t.Fatalf("upload 1 KiB: %v", err)
 	}
-	// 8 MiB blocks: Put Block ×8 and Put Block List.
-	if _, err := c.UploadBuffer(ctx, cont, "dir/big.bin", big, &azblob.UploadBufferOptions{BlockSize: 8 << 20, Concurrency: 4}); err != nil {
+	// Put Block ×8 (8 MiB each, four at a time) and Put Block List.
+	// UploadBuffer would send anything up to 256 MiB as one Put Blob
+	// whatever its BlockSize; UploadStream always stages blocks.
+	if _, err := c.UploadStream(ctx, cont, "dir/big.bin", bytes.NewReader(big), &azblob.UploadStreamOptions{BlockSize: 8 << 20, Concurrency: 4}); err != nil {
 		t.Fatalf("upload 64 MiB: %v", err)
 	}
 	var names []string

@@ -407,32 +407,48 @@ func (h *Handler) getBlob(ctx context.Context, rq *request, _ *access.Caller) er
 	if _, err := h.container(ctx, rq); err != nil {
 		return err
 	}
-	m, f, err := h.cfg.Blobs.open(rq.account.Name, rq.container, rq.blob)
+	// What is read is decided with the properties, under the blob's lock,
+	// so that only the content files of those bytes are opened.
+	var (
+		notModified, ranged bool
+		start, length       int64
+		rangeErr            error
+	)
+	m, f, err := h.cfg.Blobs.open(rq.account.Name, rq.container, rq.blob, func(m *blobMeta) (int64, int64, error) {
+		var err error
+		if notModified, err = checkReadConditions(rq.r, m); err != nil || notModified {
+			return 0, 0, err
+		}
+		start, length = 0, m.Size
+		if m.Size > 0 || rq.r.Header.Get("x-ms-range") != "" || rq.r.Header.Get("Range") != "" {
+			var s, e int64
+			if s, e, ranged, rangeErr = parseRange(rq.r, m.Size); ranged {
+				start, length = s, e-s+1
+			}
+		}
+		// A bad range is answered below, with the properties headers set.
+		if rangeErr != nil || rq.r.Method == http.MethodHead {
+			return 0, 0, nil
+		}
+		return start, length, nil
+	})
 	if err != nil {
 		return errNotFoundAs(err, errBlobNotFound())
 	}
 	defer f.Close()
-	notModified, err := checkReadConditions(rq.r, m)
-	if err != nil {
-		return err
-	}
 	hd := rq.w.Header()
 	blobPropertyHeaders(hd, m, rq.sas)
 	if notModified {
 		rq.w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	if rangeErr != nil {
+		return rangeErr
+	}
 	status := http.StatusOK
-	start, length := int64(0), m.Size
-	if m.Size > 0 || rq.r.Header.Get("x-ms-range") != "" || rq.r.Header.Get("Range") != "" {
-		s, e, ranged, err := parseRange(rq.r, m.Size)
-		if err != nil {
-			return err
-		}
-		if ranged {
-			start, length, status = s, e-s+1, http.StatusPartialContent
-			hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", s, e, m.Size))
-		}
+	if ranged {
+		status = http.StatusPartialContent
+		hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, m.Size))
 	}
 	if status == http.StatusOK && m.ContentMD5 != nil {
 		hd.Set("Content-MD5", base64.StdEncoding.EncodeToString(m.ContentMD5))

@@ -100,6 +100,25 @@ func TestSharedKeyRoundTrip(t *testing.T) {
 	if !bytes.Equal(ranged, big[10<<20+3:10<<20+1003]) {
 		t.Fatal("ranged download differs")
 	}
+	// Across the boundary of the first and second 8 MiB block.
+	ranged = download(t, c, "data", "big.bin", &azblob.DownloadStreamOptions{Range: azblob.HTTPRange{Offset: 8<<20 - 500, Count: 1000}})
+	if !bytes.Equal(ranged, big[8<<20-500:8<<20+500]) {
+		t.Fatal("ranged download across blocks differs")
+	}
+	// Get Blob Properties, a conditional Get Blob and a range past the end
+	// of the blocks decide before any block is read.
+	bigProps, err := c.ServiceClient().NewContainerClient("data").NewBlobClient("big.bin").GetProperties(ctx, nil)
+	if err != nil || bigProps.ContentLength == nil || *bigProps.ContentLength != 64<<20 {
+		t.Fatalf("properties of the 64 MiB blob: %+v %v", bigProps, err)
+	}
+	// azblob takes the 304 for a success without a body.
+	notModified, err := c.DownloadStream(ctx, "data", "big.bin", &azblob.DownloadStreamOptions{AccessConditions: &azblob.AccessConditions{ModifiedAccessConditions: &sdkblob.ModifiedAccessConditions{IfNoneMatch: bigProps.ETag}}})
+	if err != nil || notModified.Body != nil {
+		t.Fatalf("download If-None-Match its ETag: body %v, %v; want 304 Not Modified", notModified.Body != nil, err)
+	}
+	if _, err := c.DownloadStream(ctx, "data", "big.bin", &azblob.DownloadStreamOptions{Range: azblob.HTTPRange{Offset: 64 << 20, Count: 10}}); !bloberror.HasCode(err, bloberror.InvalidRange) {
+		t.Fatalf("download past the end: %v, want InvalidRange", err)
+	}
 	if _, err := c.UploadStream(ctx, "data", "blocks.bin", bytes.NewReader(big[:9<<20]), &azblob.UploadStreamOptions{BlockSize: 4 << 20}); err != nil {
 		t.Fatal(err)
 	}

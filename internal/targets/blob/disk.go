@@ -24,7 +24,8 @@ import (
 // Disk keeps blobs under a root directory:
 //
 //	{root}/{account}/{container}/{sha256(blob name)}/meta.json   properties, committed blocks
-//	                                                 /data-{gen}  committed content
+//	                                                 /data-{gen}  committed content in one file
+//	                                                 /ext-{gen}/{i}  or: committed block i in a file of its own
 //	                                                 /blocks/{hex(block id)}  uncommitted blocks
 //	{root}/{account}/{container}/.tmp/                uploads in flight
 //
@@ -36,7 +37,19 @@ import (
 // and made visible by renaming a new meta.json over the old one: a reader
 // sees the old blob or the new one, never a mix. Uploads stream outside the
 // lock, so parallel Put Block calls on one blob (how SDKs upload) overlap.
-// Files are fsynced before a write is acknowledged.
+// Files are fsynced before a write is acknowledged; a meta.json is renamed
+// in only after the data and the names it refers to are durable.
+//
+// Content has two layouts. Put Blob, append blobs and a block list that
+// needs bytes no block file holds (committed blocks listed again, a block
+// listed twice) have one data file. Any other block list is committed
+// without copying: its block files, synced when they were staged, are
+// renamed into a new ext-{gen} directory, one extent each, and meta.json
+// records where each starts (Blocks). Content files are never rewritten
+// while a meta.json names them (an append blob's grows past the size
+// readers were given), only unlinked once a new meta.json names other
+// content; readers open every file of a blob's content under its lock
+// (open), so they keep reading what they opened.
 //
 // Lock order: Disk.mu (the lock table) is only held to find a blob's lock,
 // never while waiting on one.
@@ -81,8 +94,11 @@ type blobMeta struct {
 	Created            time.Time         `json:"created"`
 	Modified           time.Time         `json:"modified"`
 	Metadata           map[string]string `json:"metadata,omitempty"`
-	Data               string            `json:"data"`
-	Blocks             []committedBlock  `json:"blocks,omitempty"`
+	// Data is the content file; Extents, when set instead, the directory
+	// of one file per committed block (Blocks).
+	Data    string           `json:"data"`
+	Extents string           `json:"extents,omitempty"`
+	Blocks  []committedBlock `json:"blocks,omitempty"`
 	// AppendCount is the number of committed append blocks.
 	AppendCount int `json:"appendCount,omitempty"`
 }
@@ -236,16 +252,19 @@ func readMeta(dir string) (*blobMeta, error) {
 	return &m, nil
 }
 
-// writeMeta replaces a blob's sidecar atomically and durably.
-func writeMeta(dir string, m *blobMeta) error {
+// writeMeta replaces a blob's sidecar atomically and durably. published
+// says whether the new meta.json was renamed in: once it was, readers see
+// it even when err says the directory could not be synced, so the caller
+// must not undo anything it names.
+func writeMeta(dir string, m *blobMeta) (published bool, err error) {
 	b, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("blob: encode meta: %w", err)
+		return false, fmt.Errorf("blob: encode meta: %w", err)
 	}
 	tmp := filepath.Join(dir, randomName("meta-"))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
-		return fmt.Errorf("blob: %w", err)
+		return false, fmt.Errorf("blob: %w", err)
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -259,9 +278,9 @@ func writeMeta(dir string, m *blobMeta) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("blob: write meta: %w", err)
+		return false, fmt.Errorf("blob: write meta: %w", err)
 	}
-	return syncDir(dir)
+	return true, syncDir(dir)
 }
 
 func syncDir(dir string) error {
@@ -286,8 +305,11 @@ func (d *Disk) stat(account, container, name string) (*blobMeta, error) {
 }
 
 // open returns a blob's properties and its content, opened under the lock so
-// the pair is consistent; the file stays readable after a later overwrite.
-func (d *Disk) open(account, container, name string) (*blobMeta, *os.File, error) {
+// the pair is consistent; the content stays readable, unchanged, after a
+// later overwrite or delete. span, given the properties, says which bytes
+// will be read (n = 0 for none; an error it returns is open's); nil means
+// all of them.
+func (d *Disk) open(account, container, name string, span func(m *blobMeta) (off, n int64, err error)) (*blobMeta, content, error) {
 	dir, err := d.blobDir(account, container, name)
 	if err != nil {
 		return nil, nil, err
@@ -298,11 +320,17 @@ func (d *Disk) open(account, container, name string) (*blobMeta, *os.File, error
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(filepath.Join(dir, m.Data))
+	off, n := int64(0), m.Size
+	if span != nil {
+		if off, n, err = span(m); err != nil {
+			return nil, nil, err
+		}
+	}
+	c, err := openContent(dir, m, off, n)
 	if err != nil {
 		return nil, nil, fmt.Errorf("blob: open content of %q: %w", name, err)
 	}
-	return m, f, nil
+	return m, c, nil
 }
 
 // commit makes a new content file (already in the blob's directory or in
@@ -312,17 +340,17 @@ func (d *Disk) commit(dir, dataPath string, m *blobMeta, old *blobMeta) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
-	m.Data = randomName("data-")
+	m.Data, m.Extents = randomName("data-"), ""
 	if err := os.Rename(dataPath, filepath.Join(dir, m.Data)); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
-	if err := writeMeta(dir, m); err != nil {
-		_ = os.Remove(filepath.Join(dir, m.Data))
+	if published, err := writeMeta(dir, m); err != nil {
+		if !published {
+			_ = os.Remove(filepath.Join(dir, m.Data))
+		}
 		return err
 	}
-	if old != nil && old.Data != "" && old.Data != m.Data {
-		_ = os.Remove(filepath.Join(dir, old.Data))
-	}
+	removeContent(dir, old, m)
 	return nil
 }
 
@@ -434,10 +462,11 @@ type listEntry struct {
 	raw  []byte
 }
 
-// putBlockList commits a block list: the new content is built from the
-// named blocks (uncommitted ones from their files, committed ones from the
-// current content), then made visible in one rename. On any error the old
-// blob is untouched.
+// putBlockList commits a block list. When every entry is an uncommitted
+// block, each listed once, the block files become the content's extents
+// (commitExtents); otherwise the content is copied into one new file
+// (commitCopy). The list is checked in full before anything moves, and on
+// any error the old blob is untouched.
 func (d *Disk) putBlockList(account, container string, m *blobMeta, list []listEntry, check func(old *blobMeta) error) error {
 	dir, err := d.blobDir(account, container, m.Name)
 	if err != nil {
@@ -453,16 +482,139 @@ func (d *Disk) putBlockList(account, container string, m *blobMeta, list []listE
 	if err := check(old); err != nil {
 		return err
 	}
+	srcs, movable, err := resolveBlockList(dir, old, list)
+	if err != nil {
+		return err
+	}
+	m.Type = "BlockBlob"
+	if old != nil {
+		m.Created = old.Created
+	}
+	if movable {
+		err = commitExtents(dir, m, old, srcs)
+	} else {
+		err = d.commitCopy(cd, dir, m, old, srcs)
+	}
+	if err != nil {
+		return err
+	}
+	_ = os.RemoveAll(filepath.Join(dir, "blocks"))
+	return nil
+}
+
+// blockSource is where one block of a block list being committed comes
+// from: an uncommitted block's file, or a block of the current content.
+type blockSource struct {
+	id        string // base64
+	file      string // the uncommitted block's file; "" for a committed block
+	committed committedBlock
+	size      int64
+}
+
+// resolveBlockList finds every entry's block, or refuses the list.
+// movable says whether each is a distinct uncommitted block file.
+func resolveBlockList(dir string, old *blobMeta, list []listEntry) ([]blockSource, bool, error) {
 	committed := map[string]committedBlock{}
 	if old != nil && old.Type == "BlockBlob" {
 		for _, b := range old.Blocks {
 			committed[b.ID] = b
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(cd, ".tmp"), 0o750); err != nil {
+	srcs := make([]blockSource, 0, len(list))
+	files := make(map[string]bool, len(list))
+	movable := true
+	for _, e := range list {
+		bf := blockFile(dir, e.raw)
+		fi, statErr := os.Stat(bf)
+		cb, isCommitted := committed[e.ID]
+		switch {
+		case statErr == nil && (e.Kind == "Uncommitted" || e.Kind == "Latest"):
+			if files[bf] {
+				movable = false
+			}
+			files[bf] = true
+			srcs = append(srcs, blockSource{id: e.ID, file: bf, size: fi.Size()})
+		case isCommitted && e.Kind != "Uncommitted":
+			movable = false
+			srcs = append(srcs, blockSource{id: e.ID, committed: cb, size: cb.Size})
+		default:
+			return nil, false, errorf(400, "InvalidBlockList",
+				"The specified block list is invalid: block '%s' (listed as %s) is not among the blob's %s. Stage it with Put Block first.", e.ID, e.Kind, whichBlocks(e.Kind))
+		}
+	}
+	return srcs, movable, nil
+}
+
+// layout returns the committed blocks of content made of srcs in order,
+// and its size.
+func layout(srcs []blockSource) ([]committedBlock, int64) {
+	blocks := make([]committedBlock, len(srcs))
+	var offset int64
+	for i, s := range srcs {
+		blocks[i] = committedBlock{ID: s.id, Offset: offset, Size: s.size}
+		offset += s.size
+	}
+	return blocks, offset
+}
+
+// commitExtents makes the distinct uncommitted block files srcs the
+// content of the blob, without copying: they are renamed, in list order,
+// into a new extents directory, which is synced (the data was synced by
+// Put Block) before meta.json names it. Called with the blob's lock held.
+func commitExtents(dir string, m, old *blobMeta, srcs []blockSource) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
-	tmp := filepath.Join(cd, ".tmp", randomName("list-"))
+	ext := randomName("ext-")
+	if err := os.Mkdir(filepath.Join(dir, ext), 0o750); err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	moved := 0
+	// undo puts the blocks back, so that the old blob and its uncommitted
+	// blocks are as they were and the client can retry.
+	undo := func() {
+		for i := range moved {
+			_ = os.Rename(extentFile(dir, ext, i), srcs[i].file)
+		}
+		_ = os.RemoveAll(filepath.Join(dir, ext))
+	}
+	for i, s := range srcs {
+		if err := os.Rename(s.file, extentFile(dir, ext, i)); err != nil {
+			undo()
+			return fmt.Errorf("blob: commit block %d: %w", i, err)
+		}
+		moved++
+	}
+	// The extents' names and the directory holding them must be durable
+	// before a durable meta.json names them.
+	err := syncDir(filepath.Join(dir, ext))
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		undo()
+		return err
+	}
+	m.Data, m.Extents = "", ext
+	m.Blocks, m.Size = layout(srcs)
+	if published, err := writeMeta(dir, m); err != nil {
+		if !published {
+			undo()
+		}
+		return err
+	}
+	removeContent(dir, old, m)
+	return nil
+}
+
+// commitCopy builds the content of srcs in one new file (uncommitted
+// blocks from their files, committed ones from the current content, in
+// either layout) and commits it. Called with the blob's lock held.
+func (d *Disk) commitCopy(containerDir, dir string, m, old *blobMeta, srcs []blockSource) error {
+	if err := os.MkdirAll(filepath.Join(containerDir, ".tmp"), 0o750); err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	tmp := filepath.Join(containerDir, ".tmp", randomName("list-"))
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("blob: %w", err)
@@ -472,41 +624,26 @@ func (d *Disk) putBlockList(account, container string, m *blobMeta, list []listE
 		_ = os.Remove(tmp)
 		return err
 	}
-	var oldData *os.File
-	if old != nil && old.Data != "" {
-		if oldData, err = os.Open(filepath.Join(dir, old.Data)); err != nil {
-			return fail(fmt.Errorf("blob: %w", err))
+	var oldContent content
+	defer func() {
+		if oldContent != nil {
+			oldContent.Close()
 		}
-		defer oldData.Close()
-	}
-	var blocks []committedBlock
-	var offset int64
-	for _, e := range list {
-		var src io.Reader
-		var size int64
-		bf := blockFile(dir, e.raw)
-		fi, statErr := os.Stat(bf)
-		useUncommitted := statErr == nil && (e.Kind == "Uncommitted" || e.Kind == "Latest")
-		cb, isCommitted := committed[e.ID]
-		switch {
-		case useUncommitted:
-			f, err := os.Open(bf)
-			if err != nil {
-				return fail(fmt.Errorf("blob: %w", err))
+	}()
+	for _, s := range srcs {
+		if s.file != "" {
+			err = copyFile(out, s.file, s.size)
+		} else {
+			if oldContent == nil {
+				if oldContent, err = openContent(dir, old, 0, old.Size); err != nil {
+					return fail(fmt.Errorf("blob: open content: %w", err))
+				}
 			}
-			defer f.Close()
-			src, size = f, fi.Size()
-		case isCommitted && e.Kind != "Uncommitted" && oldData != nil:
-			src, size = io.NewSectionReader(oldData, cb.Offset, cb.Size), cb.Size
-		default:
-			return fail(errorf(400, "InvalidBlockList",
-				"The specified block list is invalid: block '%s' (listed as %s) is not among the blob's %s. Stage it with Put Block first.", e.ID, e.Kind, whichBlocks(e.Kind)))
+			_, err = io.CopyN(out, io.NewSectionReader(oldContent, s.committed.Offset, s.size), s.size)
 		}
-		if _, err := io.Copy(out, src); err != nil {
+		if err != nil {
 			return fail(fmt.Errorf("blob: build content: %w", err))
 		}
-		blocks = append(blocks, committedBlock{ID: e.ID, Offset: offset, Size: size})
-		offset += size
 	}
 	if err := out.Sync(); err != nil {
 		return fail(fmt.Errorf("blob: %w", err))
@@ -515,16 +652,23 @@ func (d *Disk) putBlockList(account, container string, m *blobMeta, list []listE
 		_ = os.Remove(tmp)
 		return fmt.Errorf("blob: %w", err)
 	}
-	m.Blocks, m.Size, m.Type = blocks, offset, "BlockBlob"
-	if old != nil {
-		m.Created = old.Created
-	}
+	m.Blocks, m.Size = layout(srcs)
 	if err := d.commit(dir, tmp, m, old); err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}
-	_ = os.RemoveAll(filepath.Join(dir, "blocks"))
 	return nil
+}
+
+// copyFile appends the size bytes of the file at path to out.
+func copyFile(out io.Writer, path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(out, f, size)
+	return err
 }
 
 // appendBlock appends spooled content to an append blob. The content file
@@ -569,8 +713,10 @@ func (d *Disk) appendBlock(account, container, name string, spooled string, size
 	}
 	next := *m
 	next.Size, next.AppendCount, next.Modified, next.ETag = offset+size, m.AppendCount+1, now, d.newETag(now)
-	if err := writeMeta(dir, &next); err != nil {
-		_ = f.Truncate(offset)
+	if published, err := writeMeta(dir, &next); err != nil {
+		if !published {
+			_ = f.Truncate(offset)
+		}
 		return nil, 0, err
 	}
 	return &next, offset, nil
@@ -591,7 +737,7 @@ func (d *Disk) update(account, container, name string, change func(m *blobMeta) 
 	if err := change(m); err != nil {
 		return nil, err
 	}
-	if err := writeMeta(dir, m); err != nil {
+	if _, err := writeMeta(dir, m); err != nil {
 		return nil, err
 	}
 	return m, nil

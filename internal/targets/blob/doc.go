@@ -27,6 +27,8 @@
 // blob name can reach outside it; uploads stream to a temporary file and
 // become visible by renaming a new metadata sidecar into place, so readers
 // never see half a write and a failed Put Block List leaves the old blob.
+// Put Block List commits by moving the staged block files, one extent
+// each, not by copying them (content.go reads the extents as one blob).
 // User delegation keys are derived from the key's own fields and a
 // per-account secret (storage.Account.DelegationKey), so any node verifies a
 // user delegation SAS without state.
