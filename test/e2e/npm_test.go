@@ -40,7 +40,10 @@ func runNodeTestEnv(t *testing.T, s *testserver.Server, file string, extra map[s
 	dir := clientsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "--test-timeout=90000", file)
+	// --test-force-exit: the SDKs sometimes leave a reconnect timer or a
+	// keep-alive socket behind after their tests passed and were closed;
+	// node would then wait out the whole timeout for the event loop.
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "--test-timeout=90000", "--test-force-exit", file)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	for k, v := range s.Env() {
