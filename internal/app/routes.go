@@ -54,10 +54,11 @@ func (a *App) iotHubs() *hubresource.IotHubs {
 		MinBatchSeconds: int64(a.cfg.Hub.RoutingMinBatchFrequency / time.Second),
 		CheckCondition:  func(c string) error { _, err := query.Compile(c); return err },
 		RoutingHealth: func(hub string) any {
-			if a.hub.routing == nil {
-				return []any{}
+			if h := a.hub.routing.Health(hub); h != nil {
+				return h
 			}
-			return a.hub.routing.Health(hub)
+			return []any{} // no custom endpoints: no router runs
+
 		},
 		Jobs: armJobs{a.hub.jobs},
 	})

@@ -524,7 +524,28 @@ func (ru *run) resolve(dep string) []*planned {
 	if p, ok := ru.byID[strings.ToLower(dep)]; ok {
 		return []*planned{p}
 	}
+	if strings.HasPrefix(dep, "/") {
+		// resourceId() of an extension resource names it without its scope
+		// (resourceId('Microsoft.Authorization/roleAssignments', guid)), as
+		// ARM's dependsOn accepts: match by type and name.
+		if id, err := arm.ParseResourceID(dep); err == nil {
+			var out []*planned
+			for _, p := range ru.all {
+				if strings.EqualFold(p.typ, id.FullType()) && strings.EqualFold(lastSegment(p.name), id.Name()) {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+	}
 	return ru.byName[strings.ToLower(strings.Trim(dep, "/"))]
+}
+
+func lastSegment(name string) string {
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
 }
 
 func uniqueDeps(deps []*planned, self *planned) []*planned {

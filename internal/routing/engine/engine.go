@@ -158,6 +158,13 @@ func (e *Engine) apply(ctx context.Context, wg *sync.WaitGroup, res store.Resour
 	for _, p := range plan.Problems {
 		e.cfg.Log.Warn("routing: configuration problem", "hub", plan.Hub, "problem", p)
 	}
+	if len(plan.Endpoints) == 0 && e.cfg.OnBuiltIn == nil {
+		// Nothing to deliver but to the built-in endpoint, which is the
+		// hub's own stream: no router, so a hub without custom endpoints
+		// pays nothing for routing. Routes configured later apply to the
+		// messages that arrive after them, as in IoT Hub.
+		return e.remove(ctx, strings.ToLower(plan.Hub))
+	}
 	if err := e.ensureQueue(ctx, plan); err != nil {
 		return err
 	}
