@@ -287,3 +287,64 @@ func TestRoutingStorageAvroAndJSON(t *testing.T) {
 		t.Fatalf("avro records %d (want 12), json records %d (want the 4 critical ones)", avroRecords, jsonRecords)
 	}
 }
+
+// TestRoutingPrivateTarget: a storage account closed to the public with the
+// trusted-services bypass. The endpoint using the hub's system-assigned
+// identity delivers; the one using its user-assigned identity is refused by
+// the network rule, and its health shows the reason.
+func TestRoutingPrivateTarget(t *testing.T) {
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) { c.Hub.RoutingMinBatchFrequency = time.Second }))
+	const group = "rg-route-private"
+	acct := createStorageAccount(t, s, group, `{"publicNetworkAccess":"Disabled","networkAcls":{"bypass":"AzureServices","defaultAction":"Deny"}}`, "")
+	putAndWait(t, s, acct.ID+"/blobServices/default/containers/sys", storageAPI, `{"properties":{}}`)
+	putAndWait(t, s, acct.ID+"/blobServices/default/containers/usr", storageAPI, `{"properties":{}}`)
+	sub := s.App.Installation().SubscriptionID
+	uami := "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/private-uami"
+	uamiDoc := putAndWait(t, s, uami, "2023-01-31", `{"location":"westus"}`)
+	h := createHub(t, s, group)
+	key := createDevice(t, s, h, "sensor")
+	both := `{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{"` + uami + `":{}}}`
+	if code, body := setHub(t, s, h, both, `{}`); code >= 300 {
+		t.Fatalf("identities: %d %v", code, body)
+	}
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
+	assignRole(t, s, doc["identity"].(map[string]any)["principalId"].(string), storageBlobDataContributor, acct.ID)
+	assignRole(t, s, uamiDoc["properties"].(map[string]any)["principalId"].(string), storageBlobDataContributor, acct.ID)
+	blobURI := "https://" + acct.Name + ".blob." + s.Config.DNSSuffix
+	routing := `{"routing":{"endpoints":{"storageContainers":[
+	  {"name":"sys","authenticationType":"identityBased","endpointUri":"` + blobURI + `","containerName":"sys","encoding":"JSON","batchFrequencyInSeconds":1},
+	  {"name":"usr","authenticationType":"identityBased","identity":{"userAssignedIdentity":"` + uami + `"},"endpointUri":"` + blobURI + `","containerName":"usr","encoding":"JSON","batchFrequencyInSeconds":1}]},
+	  "routes":[{"name":"a","source":"DeviceMessages","condition":"true","endpointNames":["sys"],"isEnabled":true},
+	            {"name":"b","source":"DeviceMessages","condition":"true","endpointNames":["usr"],"isEnabled":true}]}}`
+	if code, body := setHub(t, s, h, both, routing); code >= 300 {
+		t.Fatalf("routing: %d %v", code, body)
+	}
+	runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
+		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
+		"ROUTE_COUNT":                     "5",
+	})
+	var sys, usr map[string]any
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		_, health := op.do("GET", h.ID+"/routingEndpointsHealth?api-version=2023-06-30", "")
+		list, _ := health["value"].([]any)
+		for _, e := range list {
+			m := e.(map[string]any)
+			switch m["endpointId"] {
+			case "sys":
+				sys = m
+			case "usr":
+				usr = m
+			}
+		}
+		if sys != nil && usr != nil && sys["lastSuccessfulSendAttemptTime"] != nil && usr["lastKnownError"] != nil {
+			break
+		}
+	}
+	if sys == nil || sys["healthStatus"] != "healthy" || sys["lastSuccessfulSendAttemptTime"] == nil {
+		t.Errorf("system-assigned endpoint through the trusted bypass: %v", sys)
+	}
+	if msg := fmt.Sprint(usr["lastKnownError"]); usr == nil || usr["healthStatus"] == "healthy" || !strings.Contains(msg, "user-assigned identity needs public network access") {
+		t.Errorf("user-assigned endpoint on private storage: %v", usr)
+	}
+}
