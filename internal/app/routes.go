@@ -11,6 +11,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/routing/query"
+	"github.com/outpost-iot/outpost/internal/routing/routetest"
 	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
 )
@@ -27,6 +28,7 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		a.deploys,
 		a.iotHubs(),
 		hubresource.NewIotHubKeys(a.store.Resources()),
+		routetest.New(a.store.Resources(), hubresource.APIVersions()),
 		hubresource.NewCertificates(now),
 		hubresource.NewEventHubEndpoints(a.store.Resources()),
 		hubresource.NewConsumerGroups(a.store.Resources(), func(ctx context.Context, parent string) ([]store.Resource, error) {

@@ -348,3 +348,35 @@ func TestRoutingPrivateTarget(t *testing.T) {
 		t.Errorf("user-assigned endpoint on private storage: %v", usr)
 	}
 }
+
+// TestRouteTestAPIs: $testnew evaluates one route against a sample message
+// (and reports compilation errors with their position); $testall lists the
+// hub's routes a sample message matches.
+func TestRouteTestAPIs(t *testing.T) {
+	s := testserver.Start(t)
+	h := createHub(t, s, "rg-route-tests")
+	routing := `{"routing":{"routes":[
+	  {"name":"hot","source":"DeviceMessages","condition":"$body.temp > 25","endpointNames":["events"],"isEnabled":true},
+	  {"name":"critical","source":"DeviceMessages","condition":"level = 'critical'","endpointNames":["events"],"isEnabled":true}]}}`
+	if code, body := setHub(t, s, h, `{"type":"None"}`, routing); code >= 300 {
+		t.Fatalf("routes: %d %v", code, body)
+	}
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	msg := `{"body":"{\"temp\":30}","appProperties":{"level":"critical"},"systemProperties":{"contentType":"application/json","contentEncoding":"utf-8"}}`
+	code, res := op.do("POST", h.ID+"/routing/routes/$testnew?api-version=2023-06-30",
+		`{"message":`+msg+`,"route":{"name":"t","source":"DeviceMessages","condition":"$body.temp > 25 AND level = 'critical'","endpointNames":["events"],"isEnabled":true}}`)
+	if code != 200 || res["result"] != "true" {
+		t.Fatalf("$testnew: %d %v", code, res)
+	}
+	code, res = op.do("POST", h.ID+"/routing/routes/$testnew?api-version=2023-06-30",
+		`{"message":`+msg+`,"route":{"name":"t","source":"DeviceMessages","condition":"STARTSWITH(level, 'c')","endpointNames":["events"],"isEnabled":true}}`)
+	errs, _ := res["details"].(map[string]any)["compilationErrors"].([]any)
+	if code != 200 || res["result"] != "undefined" || len(errs) == 0 {
+		t.Fatalf("$testnew with a bad condition: %d %v", code, res)
+	}
+	code, res = op.do("POST", h.ID+"/routing/routes/$testall?api-version=2023-06-30", `{"routingSource":"DeviceMessages","message":`+msg+`}`)
+	routes, _ := res["routes"].([]any)
+	if code != 200 || len(routes) != 2 {
+		t.Fatalf("$testall: %d %v", code, res)
+	}
+}
