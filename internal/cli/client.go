@@ -26,8 +26,10 @@ type apiClient struct {
 	tenant   string
 	clientID string
 	secret   string
-	http     *http.Client
-	token    string
+	// subscription is AZURE_SUBSCRIPTION_ID, or the node's default one.
+	subscription string
+	http         *http.Client
+	token        string
 }
 
 // newAPIClient finds the server: OUTPOST_ENDPOINT and the AZURE_* variables
@@ -37,6 +39,7 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 	c := &apiClient{
 		endpoint: os.Getenv("OUTPOST_ENDPOINT"), tenant: os.Getenv("AZURE_TENANT_ID"),
 		clientID: os.Getenv("AZURE_CLIENT_ID"), secret: os.Getenv("AZURE_CLIENT_SECRET"),
+		subscription: os.Getenv("AZURE_SUBSCRIPTION_ID"),
 	}
 	caFile := os.Getenv("OUTPOST_CA_FILE")
 	if c.endpoint == "" || c.clientID == "" || c.secret == "" {
@@ -46,6 +49,9 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 		}
 		c.endpoint, c.tenant, caFile = rt.Endpoint, rt.TenantID, rt.CAFile
 		c.clientID, c.secret = rt.Operator.ClientID, rt.Operator.ClientSecret
+		if c.subscription == "" {
+			c.subscription = rt.SubscriptionID
+		}
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {

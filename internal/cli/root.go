@@ -45,7 +45,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().String("data-dir", config.DefaultDataDir(), "directory holding the CA, database and streams (env OUTPOST_DATA_DIR)")
-	root.AddCommand(newServeCommand(), newEnvCommand(), newRunCommand(), newADCommand(), newBenchCommand(), newIoTCommand(), newEventHubsCommand())
+	root.AddCommand(newServeCommand(), newEnvCommand(), newRunCommand(), newADCommand(), newBenchCommand(), newIoTCommand(), newEventHubsCommand(), newDeploymentCommand(), newResourceCommand())
 	return root
 }
 

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -22,5 +24,27 @@ func TestServeFlagsReplaySlices(t *testing.T) {
 	}
 	if !slices.Equal(got.Egress.Allow, []string{"127.0.0.1:10000", "azurite.test"}) || got.BlobAddress() != "" {
 		t.Fatalf("egress allow %q, blob address %q", got.Egress.Allow, got.BlobAddress())
+	}
+}
+
+func TestDeploymentParameters(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/p.json"
+	if err := os.WriteFile(file, []byte(`{"parameters": {"fromFile": {"value": 3}}} // a comment`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := deploymentParameters([]string{"a=b n=5", "obj={\"k\":true}", "@" + file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"a": map[string]any{"value": "b"}, "n": map[string]any{"value": int64(5)},
+		"obj": map[string]any{"value": map[string]any{"k": true}}, "fromFile": map[string]any{"value": int64(3)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("parameters = %v, want %v", got, want)
+	}
+	if _, err := deploymentParameters([]string{"novalue"}); err == nil {
+		t.Fatal("a parameter without = accepted")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -62,6 +63,7 @@ func seedTemplates(t *testing.T) [][]byte {
 // template asked for.
 func TestSeedTemplatesWithAz(t *testing.T) {
 	templates := seedTemplates(t)
+	bin := testserver.BuildBinary(t)
 	s := testserver.Start(t)
 	env := s.Env()
 	secret := env["AZURE_CLIENT_SECRET"]
@@ -76,38 +78,74 @@ func TestSeedTemplatesWithAz(t *testing.T) {
 			t.Fatal(err)
 		}
 		user := bytes.Contains(tpl, []byte("userAssignedIdentities"))
-		name := uniqueHubName("seedhub")
-		az.ok("deployment", "group", "create", "--name", "seed-"+string(rune('a'+i)), "--resource-group", group,
-			"--template-file", file, "--parameters", "iotHubName="+name, "skuName=S1", "skuTier=Standard", "location=westus")
-		var hub struct {
-			ID       string `json:"id"`
-			Identity struct {
-				Type                   string                     `json:"type"`
-				PrincipalID            string                     `json:"principalId"`
-				UserAssignedIdentities map[string]json.RawMessage `json:"userAssignedIdentities"`
-			} `json:"identity"`
-			Properties struct {
-				ProvisioningState string `json:"provisioningState"`
-			} `json:"properties"`
-		}
-		az.decode(&hub, "resource", "show", "--resource-type", "Microsoft.Devices/IotHubs", "--name", name, "--resource-group", group)
-		if hub.Properties.ProvisioningState != "Succeeded" {
-			t.Errorf("template %d: hub %s is %q", i, name, hub.Properties.ProvisioningState)
-		}
-		switch {
-		case user:
-			want := "/subscriptions/" + env["AZURE_SUBSCRIPTION_ID"] + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name + "-identity"
-			found := false
-			for id := range hub.Identity.UserAssignedIdentities {
-				found = found || strings.EqualFold(id, want)
+		for _, tool := range []string{"az", "outpost"} {
+			name := uniqueHubName("seedhub")
+			args := []string{"deployment", "group", "create", "--name", "seed-" + tool + "-" + string(rune('a'+i)), "--resource-group", group,
+				"--template-file", file, "--parameters", "iotHubName=" + name, "skuName=S1", "skuTier=Standard", "location=westus"}
+			show := []string{"resource", "show", "--resource-type", "Microsoft.Devices/IotHubs", "--name", name, "--resource-group", group}
+			var out []byte
+			if tool == "az" {
+				az.ok(args...)
+				out = []byte(az.ok(append(show, "--output", "json")...).Stdout)
+			} else {
+				runOutpost(t, s, bin, args...)
+				out = runOutpost(t, s, bin, show...)
 			}
-			if hub.Identity.Type != "UserAssigned" || !found {
-				t.Errorf("template %d (user-assigned): identity %+v, want %s", i, hub.Identity, want)
-			}
-		default:
-			if hub.Identity.Type != "SystemAssigned" || !azGUIDPattern.MatchString(hub.Identity.PrincipalID) {
-				t.Errorf("template %d (system-assigned): identity %+v", i, hub.Identity)
-			}
+			checkSeedHub(t, env, group, name, user, out)
 		}
+	}
+}
+
+// runOutpost runs the outpost binary against s and returns its stdout.
+func runOutpost(t *testing.T, s *testserver.Server, bin string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	for k, v := range s.Env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("outpost %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// checkSeedHub checks a hub the seed template created, from the JSON of
+// `az resource show` or `outpost resource show`.
+func checkSeedHub(t *testing.T, env map[string]string, group, name string, user bool, out []byte) {
+	t.Helper()
+	var hub struct {
+		Identity struct {
+			Type                   string                     `json:"type"`
+			PrincipalID            string                     `json:"principalId"`
+			TenantID               string                     `json:"tenantId"`
+			UserAssignedIdentities map[string]json.RawMessage `json:"userAssignedIdentities"`
+		} `json:"identity"`
+		Properties struct {
+			ProvisioningState string `json:"provisioningState"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(out, &hub); err != nil {
+		t.Fatalf("resource show: %v\n%s", err, out)
+	}
+	if hub.Properties.ProvisioningState != "Succeeded" {
+		t.Errorf("hub %s is %q", name, hub.Properties.ProvisioningState)
+	}
+	if user {
+		want := "/subscriptions/" + env["AZURE_SUBSCRIPTION_ID"] + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name + "-identity"
+		found := false
+		for id := range hub.Identity.UserAssignedIdentities {
+			found = found || strings.EqualFold(id, want)
+		}
+		if hub.Identity.Type != "UserAssigned" || !found {
+			t.Errorf("hub %s (user-assigned template): identity %+v, want %s", name, hub.Identity, want)
+		}
+		return
+	}
+	if hub.Identity.Type != "SystemAssigned" || !azGUIDPattern.MatchString(hub.Identity.PrincipalID) || hub.Identity.TenantID != env["AZURE_TENANT_ID"] {
+		t.Errorf("hub %s (system-assigned template): identity %+v", name, hub.Identity)
 	}
 }
