@@ -3,18 +3,13 @@ package arm_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
-	"github.com/outpost-iot/outpost/internal/server"
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/store"
-	"github.com/outpost-iot/outpost/internal/store/sqlstore"
 )
 
 // widgets is a test resource type: long-running, with a child type and an
@@ -83,7 +78,7 @@ func (p *parts) Deprovision(_ context.Context, res store.Resource) error {
 }
 
 type fixture struct {
-	srv  *httptest.Server
+	arm  *armtest.Server
 	w    *widgets
 	p    *parts
 	sub  string
@@ -92,77 +87,21 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: t.TempDir() + "/db"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := arm.EnsureInstallation(ctx, st, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{w: &widgets{provisioned: make(chan string, 10)}, p: &parts{}, sub: inst.SubscriptionID}
-	reg, err := arm.NewRegistry(f.w, f.p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
-	runner := arm.NewOperationRunner(svc, log)
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	paths := &server.PathRouter{}
-	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
-	f.srv = httptest.NewTLSServer(paths)
-	f.base = "/subscriptions/" + f.sub + "/resourceGroups/rg/providers/Outpost.Test/widgets"
-	t.Cleanup(func() {
-		f.srv.Close()
-		cancel()
-		<-done
-		st.Close()
-	})
-	f.do(t, "PUT", "/subscriptions/"+f.sub+"/resourcegroups/rg?api-version=2021-04-01", `{"location":"westus"}`, 201)
+	s := armtest.New(t)
+	f := &fixture{arm: s, w: &widgets{provisioned: make(chan string, 10)}, p: &parts{}, sub: s.SubscriptionID()}
+	s.Serve(t, []arm.ResourceType{f.w, f.p})
+	f.base = s.GroupID("rg") + "/providers/Outpost.Test/widgets"
 	return f
 }
 
 func (f *fixture) do(t *testing.T, method, path, body string, want int, headers ...string) (*http.Response, map[string]any) {
 	t.Helper()
-	url := path
-	if !strings.HasPrefix(path, "https://") {
-		url = f.srv.URL + path
-	}
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return resp, m
+	return f.arm.Do(t, method, path, body, want, headers...)
 }
 
 func (f *fixture) pollUntilTerminal(t *testing.T, asyncURL string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		_, st := f.do(t, "GET", strings.Replace(asyncURL, "https://"+f.srv.Listener.Addr().String(), "", 1), "", 200)
-		switch st["status"] {
-		case "Succeeded", "Failed", "Canceled":
-			return st
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("operation did not finish")
-	return nil
+	return f.arm.Wait(t, asyncURL)
 }
 
 func TestLongRunningPutAndDelete(t *testing.T) {
@@ -224,7 +163,7 @@ func TestProvisionFailureIsReported(t *testing.T) {
 		t.Errorf("provisioningState = %v, want Failed", s)
 	}
 	// The Location poll answers with the operation's error.
-	f.do(t, "GET", strings.Replace(resp.Header.Get("Location"), "https://"+f.srv.Listener.Addr().String(), "", 1), "", 409)
+	f.do(t, "GET", resp.Header.Get("Location"), "", 409)
 }
 
 func TestIfMatchAndValidation(t *testing.T) {

@@ -2,17 +2,11 @@ package bench
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,14 +21,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/outpost-iot/outpost/internal/app"
+	azuriteenv "github.com/outpost-iot/outpost/internal/testenv/azurite"
 	"github.com/outpost-iot/outpost/internal/testserver"
-)
-
-// Azurite's well-known development account (Azurite README), which it
-// serves when AZURITE_ACCOUNTS is not set.
-const (
-	azuriteAccount = "devstoreaccount1"
-	azuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
 // blobServer is a running blob service and an azblob client for one of its
@@ -86,7 +74,7 @@ func startAzuriteBlob(b *testing.B) *blobServer {
 	b.Helper()
 	node, entry := azuriteBlob(b)
 	dir := b.TempDir()
-	certFile, keyFile := writeLoopbackCert(b, dir)
+	certFile, keyFile := azuriteenv.WriteLoopbackCert(b, dir)
 	location := filepath.Join(dir, "data")
 	if err := os.Mkdir(location, 0o700); err != nil {
 		b.Fatal(err)
@@ -100,19 +88,18 @@ func startAzuriteBlob(b *testing.B) *blobServer {
 				"--location", location, "--cert", certFile, "--key", keyFile,
 				"--silent", "--disableTelemetry", "--loose", "--skipApiVersionCheck")
 			cmd.Dir = dir
-			// The development account only: AZURITE_ACCOUNTS in the
-			// caller's environment would replace it.
-			cmd.Env = envWithout(os.Environ(), "AZURITE_")
+			// The development account only.
+			cmd.Env = azuriteenv.Environ()
 			return cmd
 		},
 		prober: func(port string) func() bool {
 			// Any HTTP answer (403 for an unsigned list) means it serves.
-			url := "https://" + net.JoinHostPort("127.0.0.1", port) + "/" + azuriteAccount + "?comp=list"
+			url := "https://" + net.JoinHostPort("127.0.0.1", port) + "/" + azuriteenv.Account + "?comp=list"
 			return func() bool { return get(client, url, 0) }
 		},
 	})
-	endpoint := "https://" + net.JoinHostPort("127.0.0.1", blobPort) + "/" + azuriteAccount
-	return newBlobServer(b, p, endpoint, azuriteAccount, azuriteKey, client)
+	endpoint := "https://" + net.JoinHostPort("127.0.0.1", blobPort) + "/" + azuriteenv.Account
+	return newBlobServer(b, p, endpoint, azuriteenv.Account, azuriteenv.Key, client)
 }
 
 func newBlobServer(b *testing.B, p *process, endpoint, account, key string, client *http.Client) *blobServer {
@@ -246,67 +233,6 @@ func (c armClient) call(method, path, body string, out any) {
 			c.b.Fatalf("%s %s: %v: %s", method, path, err, raw)
 		}
 	}
-}
-
-// writeLoopbackCert writes a self-signed ECDSA certificate for 127.0.0.1,
-// ::1 and localhost, valid for a day, and its key into dir. The certificate
-// is its own CA. It returns the two PEM files' paths.
-func writeLoopbackCert(b testing.TB, dir string) (certFile, keyFile string) {
-	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "127.0.0.1", Organization: []string{"Outpost bench throwaway"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile = filepath.Join(dir, "cert.pem")
-	keyFile = filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-// envWithout returns environ less the entries whose "NAME=value" starts
-// with one of prefixes.
-func envWithout(environ []string, prefixes ...string) []string {
-	var kept []string
-next:
-	for _, kv := range environ {
-		for _, p := range prefixes {
-			if strings.HasPrefix(kv, p) {
-				continue next
-			}
-		}
-		kept = append(kept, kv)
-	}
-	return kept
 }
 
 // clockTicksPerSecond is USER_HZ, the unit of /proc/PID/stat's CPU times:

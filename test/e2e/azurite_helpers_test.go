@@ -3,14 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -22,13 +15,14 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/testenv"
+	"github.com/outpost-iot/outpost/internal/testenv/azurite"
 )
 
-// Azurite's well-known development account (Azurite README), which it serves
-// when AZURITE_ACCOUNTS is not set.
+// Azurite's well-known development account, which it serves when
+// AZURITE_ACCOUNTS is not set.
 const (
-	azuriteAccount = "devstoreaccount1"
-	azuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	azuriteAccount = azurite.Account
+	azuriteKey     = azurite.Key
 )
 
 // blobSuite is the npm blob conformance suite in test/clients. It is
@@ -58,7 +52,7 @@ func startAzurite(t *testing.T) (endpoint, caFile string) {
 	}
 
 	tmp := t.TempDir()
-	caFile, keyFile := writeLoopbackCert(t, tmp)
+	caFile, keyFile := azurite.WriteLoopbackCert(t, tmp)
 	dataDir := filepath.Join(tmp, "data")
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -111,9 +105,8 @@ func launchAzurite(dir, bin, port, dataDir, certFile, keyFile string) (*azuriteP
 		"--skipApiVersionCheck",
 	)
 	cmd.Dir = dir
-	// The default development account only: a stray AZURITE_ACCOUNTS in the
-	// caller's environment would replace it.
-	cmd.Env = envWithout(os.Environ(), "AZURITE_")
+	// The default development account only.
+	cmd.Env = azurite.Environ()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, so that stop ends node and anything it started.
@@ -200,51 +193,6 @@ next:
 		kept = append(kept, kv)
 	}
 	return kept
-}
-
-// writeLoopbackCert writes a self-signed ECDSA certificate for 127.0.0.1, ::1
-// and localhost, valid for a day, and its key into dir. The certificate is
-// its own CA. It returns the two PEM files' paths.
-func writeLoopbackCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "127.0.0.1", Organization: []string{"Outpost e2e throwaway"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = filepath.Join(dir, "cert.pem")
-	keyFile = filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,16 +18,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/fileupload"
 	"github.com/outpost-iot/outpost/internal/identity"
-	"github.com/outpost-iot/outpost/internal/identity/msi"
-	"github.com/outpost-iot/outpost/internal/identity/rbac"
-	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
-	"github.com/outpost-iot/outpost/internal/store/sqlstore"
-	"github.com/outpost-iot/outpost/internal/targets/access"
 	"github.com/outpost-iot/outpost/internal/targets/blob"
 	"github.com/outpost-iot/outpost/internal/targets/storage"
 )
@@ -41,16 +34,12 @@ const (
 	blobDataContributor = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 )
 
-type allowAll struct{}
-
-func (allowAll) AuthorizeAction(context.Context, arm.Principal, string, string) error { return nil }
-
-// fixture is the real storage control plane (SQLite, ARM with the storage
-// and RBAC types), the real blob data plane behind TLS (virtual-hosted and
+// fixture is the real storage control plane (armtest with the storage and
+// RBAC types), the real blob data plane behind TLS (virtual-hosted and
 // path-style), the real identity stack, an embedded JetStream and the
 // service under test.
 type fixture struct {
-	arm      *httptest.Server
+	arm      *armtest.Server
 	blobSrv  *httptest.Server
 	pathSrv  *httptest.Server
 	sub      string
@@ -123,100 +112,51 @@ func dialTo(srv *httptest.Server) *http.Client {
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: tb.TempDir() + "/db"}, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	inst, err := arm.EnsureInstallation(ctx, st, "", "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := &fixture{sub: inst.SubscriptionID}
-	keys := identity.NewKeyRing(st.Settings(), time.Hour, 2*time.Hour, time.Now)
-	if err := keys.Refresh(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	f.issuer = identity.NewIssuer(inst.TenantID, keys, time.Hour, 0, time.Now)
-	validator := identity.NewValidator(inst.TenantID, keys, st.Principals(), time.Minute, time.Now)
-	f.idDir = identity.NewDirectory(st.Principals(), time.Now)
-	engine := rbac.NewEngine(st.Resources(), 0, time.Now, log)
-	if err := engine.ReloadNow(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	manager := msi.NewManager(st.Resources(), st.Principals(), f.idDir, allowAll{}, inst.TenantID)
+	s := armtest.New(tb)
+	st := s.Store
+	f := &fixture{arm: s, sub: s.SubscriptionID(), issuer: s.Identity.Issuer, idDir: s.Identity.Directory}
 	disk, err := blob.NewDisk(tb.TempDir())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	dirs := storage.NewDirectory(st.Resources())
 	accounts := storage.NewAccounts(storage.Config{
-		DNSSuffix: suffix, Identities: manager, Resources: st.Resources(), Blobs: disk, Directory: dirs,
+		DNSSuffix: suffix, Identities: s.Identities, Resources: st.Resources(), Blobs: disk, Directory: dirs,
 	})
-	reg, err := arm.NewRegistry(accounts, storage.NewBlobServices(st.Resources()),
-		storage.NewContainerType(st.Resources(), disk, nil),
-		rbac.NewRoleAssignments(engine, st.Principals(), inst.TenantID, time.Now), rbac.NewRoleDefinitions(engine, time.Now))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
-	runner := arm.NewOperationRunner(svc, log)
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	paths := &server.PathRouter{}
-	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
-	f.arm = httptest.NewTLSServer(paths)
+	s.Serve(tb, append([]arm.ResourceType{accounts, storage.NewBlobServices(st.Resources()),
+		storage.NewContainerType(st.Resources(), disk, nil)}, s.RoleTypes()...))
 	h := blob.New(blob.Config{
 		DNSSuffix: suffix, Accounts: dirs, Containers: storage.NewContainers(st.Resources(), nil), Blobs: disk,
-		Access: access.New(validator, engine, log), AuthorityURL: "https://login." + suffix, TenantID: inst.TenantID, Log: log,
+		Access: s.Identity.Checker, AuthorityURL: "https://login." + suffix, TenantID: s.TenantID(), Log: s.Log,
 	})
 	f.blobSrv = httptest.NewTLSServer(h)
 	f.pathSrv = httptest.NewTLSServer(h.PathStyle())
 	f.egress = &testEgress{virtual: dialTo(f.blobSrv), path: dialTo(f.pathSrv)}
 
-	f.bus, err = bus.Open(ctx, bus.Config{StoreDir: tb.TempDir(), StreamPrefix: "test"}, log)
+	f.bus, err = bus.Open(context.Background(), bus.Config{StoreDir: tb.TempDir(), StreamPrefix: "test"}, s.Log)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	f.tokens = &hubTokens{issuer: f.issuer, dir: f.idDir, principals: map[string]store.Principal{}}
-	f.svc, err = fileupload.New(fileupload.Config{Bus: f.bus, Egress: f.egress, Tokens: f.tokens, Log: log})
+	f.svc, err = fileupload.New(fileupload.Config{Bus: f.bus, Egress: f.egress, Tokens: f.tokens, Log: s.Log})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		f.blobSrv.Close()
 		f.pathSrv.Close()
-		f.arm.Close()
 		_ = f.bus.Close(context.Background())
-		cancel()
-		<-done
-		st.Close()
 	})
-	f.call(tb, "PUT", "/subscriptions/"+f.sub+"/resourcegroups/rg?api-version=2021-04-01", `{"location":"westus"}`, 201)
 	return f
 }
 
 func (f *fixture) accountID(name string) string {
-	return "/subscriptions/" + f.sub + "/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/" + name
+	return f.arm.GroupID("rg") + "/providers/Microsoft.Storage/storageAccounts/" + name
 }
 
 func (f *fixture) call(tb testing.TB, method, path, body string, want int) map[string]any {
 	tb.Helper()
-	req, _ := http.NewRequest(method, f.arm.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	resp, err := f.arm.Client().Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		tb.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return m
+	return f.arm.Call(tb, method, path, body, want)
 }
 
 // account creates an account with a container and returns its key1.

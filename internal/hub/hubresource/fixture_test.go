@@ -2,29 +2,19 @@ package hubresource_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/hub/hubresource"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
-	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
-	"github.com/outpost-iot/outpost/internal/store/sqlstore"
 )
-
-// allowAll lets every caller assign every user-assigned identity.
-type allowAll struct{}
-
-func (allowAll) AuthorizeAction(context.Context, arm.Principal, string, string) error { return nil }
 
 // runtime records the hub runtime calls; fail, when set, makes EnsureHub fail.
 type runtime struct {
@@ -66,10 +56,10 @@ type counter map[string]store.DeviceCounts
 
 func (c counter) Count(_ context.Context, hub string) (store.DeviceCounts, error) { return c[hub], nil }
 
-// fixture is the real control plane (SQLite store, arm service, operation
-// runner, handler) with the IotHubs type registered, over TLS.
+// fixture is the real control plane (armtest: SQLite store, arm service,
+// operation runner, handler) with the IotHubs type registered, over TLS.
 type fixture struct {
-	srv     *httptest.Server
+	arm     *armtest.Server
 	st      store.Store
 	dir     *identity.Directory
 	runtime *runtime
@@ -81,54 +71,25 @@ const suffix = "outpost.test"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: t.TempDir() + "/db"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := arm.EnsureInstallation(ctx, st, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{st: st, runtime: &runtime{}, sub: inst.SubscriptionID, tenant: inst.TenantID}
-	f.dir = identity.NewDirectory(st.Principals(), time.Now)
-	manager := msi.NewManager(st.Resources(), st.Principals(), f.dir, allowAll{}, inst.TenantID)
+	s := armtest.New(t)
+	st := s.Store
+	f := &fixture{arm: s, st: st, runtime: &runtime{}, sub: s.SubscriptionID(), tenant: s.TenantID(), dir: s.Identity.Directory}
 	hubs := hubresource.New(hubresource.Config{
-		DNSSuffix: suffix, Identities: manager, Resources: st.Resources(), Runtime: f.runtime,
+		DNSSuffix: suffix, Identities: s.Identities, Resources: st.Resources(), Runtime: f.runtime,
 		Devices: counter{"stats-hub": {Total: 3, Enabled: 2, Disabled: 1}},
 	})
-	reg, err := arm.NewRegistry(hubs, hubresource.NewIotHubKeys(st.Resources()), msi.NewUserAssignedIdentities(manager))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pa := range hubs.ProviderActions() {
-		reg.AddProviderAction(pa)
-	}
-	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
-	runner := arm.NewOperationRunner(svc, log)
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	paths := &server.PathRouter{}
-	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
-	f.srv = httptest.NewTLSServer(paths)
-	t.Cleanup(func() {
-		f.srv.Close()
-		cancel()
-		<-done
-		st.Close()
-	})
-	f.group(t, "rg")
+	s.Serve(t, []arm.ResourceType{hubs, hubresource.NewIotHubKeys(st.Resources()), msi.NewUserAssignedIdentities(s.Identities)},
+		hubs.ProviderActions()...)
 	return f
 }
 
 func (f *fixture) group(t *testing.T, name string) {
 	t.Helper()
-	f.call(t, "PUT", "/subscriptions/"+f.sub+"/resourcegroups/"+name+"?api-version=2021-04-01", `{"location":"westus"}`, 201)
+	f.arm.Group(t, name)
 }
 
 func (f *fixture) hubID(group, name string) string {
-	return "/subscriptions/" + f.sub + "/resourceGroups/" + group + "/providers/Microsoft.Devices/IotHubs/" + name
+	return f.arm.GroupID(group) + "/providers/Microsoft.Devices/IotHubs/" + name
 }
 
 const v = "?api-version=2023-06-30"
@@ -137,27 +98,7 @@ const v = "?api-version=2023-06-30"
 // the decoded body (nil when not an object).
 func (f *fixture) call(t *testing.T, method, path, body string, want int, headers ...string) (*http.Response, map[string]any) {
 	t.Helper()
-	url := path
-	if !strings.HasPrefix(path, "https://") {
-		url = f.srv.URL + path
-	}
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return resp, m
+	return f.arm.Do(t, method, path, body, want, headers...)
 }
 
 // wait polls an Azure-AsyncOperation URL until the operation ends.
@@ -167,17 +108,7 @@ func (f *fixture) wait(t *testing.T, resp *http.Response) map[string]any {
 	if !strings.HasPrefix(async, "https://") {
 		t.Fatalf("no Azure-AsyncOperation header: %v", resp.Header)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		_, st := f.call(t, "GET", strings.Replace(async, "https://"+f.srv.Listener.Addr().String(), "", 1), "", 200)
-		switch st["status"] {
-		case "Succeeded", "Failed", "Canceled":
-			return st
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("operation did not finish")
-	return nil
+	return f.arm.Wait(t, async)
 }
 
 // create PUTs a new hub and waits for it to be provisioned.

@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/egress"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
+	"github.com/outpost-iot/outpost/internal/identity/msi/mitoken"
 	"github.com/outpost-iot/outpost/internal/store"
 )
 
@@ -273,29 +272,9 @@ func (c identityCredential) GetToken(ctx context.Context, _ policy.TokenRequestO
 	if err != nil {
 		return azcore.AccessToken{}, &failure{sprintf("Could not get a storage token for %s: %v", c.creds.describe(), err)}
 	}
-	exp := tokenExpiry(tok)
+	exp := mitoken.Expiry(tok)
 	if exp.IsZero() {
 		exp = c.now().Add(5 * time.Minute)
 	}
 	return azcore.AccessToken{Token: tok, ExpiresOn: exp}, nil
-}
-
-// tokenExpiry reads exp without verifying: the token is our own issuer's,
-// and only its refresh time is decided on it.
-func tokenExpiry(jwt string) time.Time {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return time.Time{}
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}
-	}
-	var c struct {
-		Exp float64 `json:"exp"`
-	}
-	if json.Unmarshal(b, &c) != nil || c.Exp <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(int64(c.Exp), 0)
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,18 +18,13 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/authz"
-	"github.com/outpost-iot/outpost/internal/identity/msi"
-	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/routing/engine"
-	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
-	"github.com/outpost-iot/outpost/internal/store/sqlstore"
-	"github.com/outpost-iot/outpost/internal/targets/access"
 	"github.com/outpost-iot/outpost/internal/targets/blob"
 	"github.com/outpost-iot/outpost/internal/targets/eventhubs"
 	"github.com/outpost-iot/outpost/internal/targets/eventhubs/ehresource"
@@ -46,12 +40,8 @@ const (
 	roleBlobContributor  = authz.StorageBlobDataContributorRoleID
 )
 
-type allowAll struct{}
-
-func (allowAll) AuthorizeAction(context.Context, arm.Principal, string, string) error { return nil }
-
-// fixture is every real component routing touches: SQLite store, the ARM
-// framework with the Event Hubs, Service Bus, Storage and RBAC types, the
+// fixture is every real component routing touches: armtest's SQLite store
+// and ARM framework with the Event Hubs, Service Bus, Storage and RBAC types, the
 // identity stack (keys, issuer, validator, RBAC engine), one embedded
 // JetStream, the three data planes behind real TLS, an egress that dials
 // them by host name, the hub's telemetry streams, and the engine.
@@ -60,7 +50,7 @@ type fixture struct {
 	ctx    context.Context
 	st     store.Store
 	sub    string
-	arm    *httptest.Server
+	arm    *armtest.Server
 	bus    *bus.Bus
 	issuer *identity.Issuer
 	dir    *identity.Directory
@@ -179,33 +169,18 @@ type fixtureOption func(*engine.Config)
 
 func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("ENGINE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: tb.TempDir() + "/db"}, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	inst, err := arm.EnsureInstallation(ctx, st, "", "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := &fixture{t: tb, ctx: ctx, st: st, sub: inst.SubscriptionID, builtIn: map[string]int{}}
-	keys := identity.NewKeyRing(st.Settings(), 24*time.Hour, 2*time.Hour, time.Now)
-	if err := keys.Refresh(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	f.issuer = identity.NewIssuer(inst.TenantID, keys, time.Hour, 0, time.Now)
-	validator := identity.NewValidator(inst.TenantID, keys, st.Principals(), time.Minute, time.Now)
-	f.dir = identity.NewDirectory(st.Principals(), time.Now)
-	rb := rbac.NewEngine(st.Resources(), 0, time.Now, log)
-	if err := rb.ReloadNow(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	checker := access.New(validator, rb, log)
-	manager := msi.NewManager(st.Resources(), st.Principals(), f.dir, allowAll{}, inst.TenantID)
+	s := armtest.New(tb, armtest.WithLog(log))
+	st := s.Store
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fixture{t: tb, ctx: ctx, st: st, sub: s.SubscriptionID(), arm: s, builtIn: map[string]int{},
+		issuer: s.Identity.Issuer, dir: s.Identity.Directory}
+	checker := s.Identity.Checker
+	manager := s.Identities
+	var err error
 	f.bus, err = bus.Open(ctx, bus.Config{StoreDir: tb.TempDir(), StreamPrefix: "t"}, log)
 	if err != nil {
 		tb.Fatal(err)
@@ -236,26 +211,11 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	dirs := storage.NewDirectory(st.Resources())
 	accounts := storage.NewAccounts(storage.Config{DNSSuffix: suffix, Identities: manager, Resources: st.Resources(), Blobs: disk, Directory: dirs})
 	blobHandler := blob.New(blob.Config{DNSSuffix: suffix, Accounts: dirs, Containers: storage.NewContainers(st.Resources(), nil), Blobs: disk,
-		Access: checker, AuthorityURL: "https://login." + suffix, TenantID: inst.TenantID, Log: log})
+		Access: checker, AuthorityURL: "https://login." + suffix, TenantID: s.TenantID(), Log: log})
 
 	types := append(ehProvider.Types(), sbTypes...)
-	types = append(types, accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), disk, nil),
-		rbac.NewRoleAssignments(rb, f.dir, inst.TenantID, time.Now), rbac.NewRoleDefinitions(rb, time.Now))
-	reg, err := arm.NewRegistry(types...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, pa := range ehProvider.ProviderActions() {
-		reg.AddProviderAction(pa)
-	}
-	for _, pa := range sbActions {
-		reg.AddProviderAction(pa)
-	}
-	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
-	runner := arm.NewOperationRunner(svc, log)
-	paths := &server.PathRouter{}
-	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
-	f.arm = httptest.NewTLSServer(paths)
+	types = append(types, accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), disk, nil))
+	types = append(types, s.RoleTypes()...)
 	ehSrv, sbSrv, blobSrv := httptest.NewTLSServer(f.eh), httptest.NewTLSServer(f.sb), httptest.NewTLSServer(blobHandler)
 	f.egress = &testEgress{eh: dialTo(ehSrv), sb: dialTo(sbSrv), blob: dialTo(blobSrv), ehHandler: f.eh}
 
@@ -278,23 +238,20 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	done := make(chan error, 3)
-	go func() { done <- runner.Run(ctx) }()
+	done := make(chan error, 2)
 	go func() { done <- f.sb.Run(ctx) }()
 	go func() { done <- f.engine.Run(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
-		for range 3 {
+		for range 2 {
 			<-done
 		}
-		f.arm.Close()
 		ehSrv.Close()
 		sbSrv.Close()
 		blobSrv.Close()
 		_ = f.bus.Close(context.Background())
-		st.Close()
 	})
-	f.call("PUT", "/subscriptions/"+f.sub+"/resourcegroups/rg?api-version=2021-04-01", `{"location":"westus"}`, 201)
+	s.Serve(tb, types, append(ehProvider.ProviderActions(), sbActions...)...)
 	return f
 }
 
@@ -302,31 +259,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 // and decodes the answer.
 func (f *fixture) call(method, path, body string, want int) map[string]any {
 	f.t.Helper()
-	req, _ := http.NewRequest(method, f.arm.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := f.arm.Client().Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		f.t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	if async := resp.Header.Get("Azure-AsyncOperation"); async != "" {
-		path := strings.Replace(async, "https://"+f.arm.Listener.Addr().String(), "", 1)
-		waitFor(f.t, 10*time.Second, "operation "+path, func() bool {
-			st := f.call("GET", path, "", 200)
-			if st["status"] == "Failed" || st["status"] == "Canceled" {
-				f.t.Fatalf("operation %v", st)
-			}
-			return st["status"] == "Succeeded"
-		})
-	}
-	return m
+	return f.arm.CallAndWait(f.t, method, path, body, want)
 }
 
 // waitFor polls cond until it holds or the timeout passes.

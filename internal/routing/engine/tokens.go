@@ -2,12 +2,12 @@ package engine
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/outpost-iot/outpost/internal/identity/msi/mitoken"
 )
 
 // tokenKey names one cached token: an identity of a hub and an audience.
@@ -73,7 +73,7 @@ func (c *tokenCache) token(ctx context.Context, hubID, userAssigned, audience st
 	if err != nil {
 		return "", fmt.Errorf("engine: token of %s for %s: %w", describeIdentity(userAssigned), audience, err)
 	}
-	exp := tokenExpiry(tok)
+	exp := mitoken.Expiry(tok)
 	if exp.IsZero() {
 		// Without a readable exp, reuse the token briefly only.
 		exp = now.Add(c.margin + time.Minute)
@@ -128,25 +128,8 @@ func (c *tokenCache) forget(hubID string) {
 	}
 }
 
-// tokenExpiry reads the exp claim without verifying the token: it came from
-// the installation's own issuer, and only the cache's lifetime depends on it.
-func tokenExpiry(jwt string) time.Time {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return time.Time{}
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}
-	}
-	var c struct {
-		Exp float64 `json:"exp"`
-	}
-	if json.Unmarshal(b, &c) != nil || c.Exp <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(int64(c.Exp), 0)
-}
+// tokenExpiry is mitoken.Expiry, under the name storage.go calls it by.
+func tokenExpiry(jwt string) time.Time { return mitoken.Expiry(jwt) }
 
 // describeIdentity names the identity in messages a person acts on.
 func describeIdentity(userAssigned string) string {

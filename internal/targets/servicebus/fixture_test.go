@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,15 +13,13 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/sas"
-	"github.com/outpost-iot/outpost/internal/server"
 	"github.com/outpost-iot/outpost/internal/store"
-	"github.com/outpost-iot/outpost/internal/store/sqlstore"
-	"github.com/outpost-iot/outpost/internal/targets/access"
 	"github.com/outpost-iot/outpost/internal/targets/servicebus/sbresource"
 )
 
@@ -37,13 +34,13 @@ func (a rbacAuthorizer) AuthorizeAction(_ context.Context, p arm.Principal, acti
 	return nil
 }
 
-// fixture is the whole stack: SQLite store, ARM framework with the Service
-// Bus types, the identity plane, an embedded bus and the data plane behind
+// fixture is the whole stack: armtest's control plane with the Service
+// Bus types and identity stack, an embedded bus and the data plane behind
 // real TLS.
 type fixture struct {
 	t       testing.TB
 	st      store.Store
-	arm     *httptest.Server
+	arm     *armtest.Server
 	sb      *httptest.Server
 	h       *Handler
 	sub     string
@@ -57,33 +54,15 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	t.Helper()
+	s := armtest.New(t)
+	st := s.Store
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: t.TempDir() + "/db"}, log)
+	b, err := bus.Open(ctx, bus.Config{StoreDir: t.TempDir(), StreamPrefix: "test"}, s.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := arm.EnsureInstallation(ctx, st, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bus.Open(ctx, bus.Config{StoreDir: t.TempDir(), StreamPrefix: "test"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := identity.NewKeyRing(st.Settings(), 24*time.Hour, time.Hour, time.Now)
-	if err := keys.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, st: st, sub: inst.SubscriptionID}
-	f.issuer = identity.NewIssuer(inst.TenantID, keys, time.Hour, 0, time.Now)
-	validator := identity.NewValidator(inst.TenantID, keys, st.Principals(), time.Minute, time.Now)
-	f.dir = identity.NewDirectory(st.Principals(), time.Now)
-	f.rbac = rbac.NewEngine(st.Resources(), 0, time.Now, log)
-	if err := f.rbac.ReloadNow(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Resources: st.Resources(), Bus: b, Access: access.New(validator, f.rbac, log), DNSSuffix: suffix, Log: log, MaxWait: 5 * time.Second}
+	f := &fixture{t: t, st: st, arm: s, sub: s.SubscriptionID(), issuer: s.Identity.Issuer, dir: s.Identity.Directory, rbac: s.Identity.RBAC}
+	cfg := Config{Resources: st.Resources(), Bus: b, Access: s.Identity.Checker, DNSSuffix: suffix, Log: s.Log, MaxWait: 5 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -93,23 +72,16 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	}
 	types, actions := sbresource.Types(sbresource.Config{
 		DNSSuffix: suffix, Resources: st.Resources(), Runtime: f.h,
-		Identities: msi.NewManager(st.Resources(), st.Principals(), f.dir, rbacAuthorizer{f.rbac}, inst.TenantID),
+		Identities: msi.NewManager(st.Resources(), st.Principals(), f.dir, rbacAuthorizer{f.rbac}, s.TenantID()),
 	})
-	reg, err := arm.NewRegistry(types...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range actions {
-		reg.AddProviderAction(a)
-	}
-	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
-	runner := arm.NewOperationRunner(svc, log)
-	done := make(chan error, 2)
-	go func() { done <- runner.Run(ctx) }()
+	done := make(chan error, 1)
 	go func() { done <- f.h.Run(ctx) }()
-	paths := &server.PathRouter{}
-	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
-	f.arm = httptest.NewTLSServer(paths)
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = b.Close(context.Background())
+	})
+	s.Serve(t, types, actions...)
 	f.sb = httptest.NewTLSServer(f.h)
 	// Every namespace host resolves to the test server, as /etc/hosts
 	// entries would.
@@ -121,57 +93,16 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // test server's own certificate
 	tr.MaxIdleConnsPerHost = 64
 	f.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	f.nsBase = "/subscriptions/" + f.sub + "/resourceGroups/rg/providers/Microsoft.ServiceBus/namespaces/"
-	t.Cleanup(func() {
-		f.arm.Close()
-		f.sb.Close()
-		cancel()
-		<-done
-		<-done
-		_ = b.Close(context.Background())
-		st.Close()
-	})
-	f.armDo("PUT", "/subscriptions/"+f.sub+"/resourcegroups/rg?api-version=2021-04-01", `{"location":"westus"}`, 201)
+	f.nsBase = s.GroupID("rg") + "/providers/Microsoft.ServiceBus/namespaces/"
+	t.Cleanup(f.sb.Close)
 	return f
 }
 
-// armDo calls the ARM endpoint and decodes the JSON answer.
+// armDo calls the ARM endpoint, waits for a long-running operation it
+// starts, and decodes the JSON answer.
 func (f *fixture) armDo(method, path, body string, want int) map[string]any {
 	f.t.Helper()
-	req, _ := http.NewRequest(method, f.arm.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	resp, err := f.arm.Client().Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		f.t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	if async := resp.Header.Get("Azure-AsyncOperation"); async != "" {
-		f.waitOperation(async)
-	}
-	return m
-}
-
-func (f *fixture) waitOperation(async string) {
-	f.t.Helper()
-	path := strings.Replace(async, "https://"+f.arm.Listener.Addr().String(), "", 1)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		st := f.armDo("GET", path, "", 200)
-		switch st["status"] {
-		case "Succeeded":
-			return
-		case "Failed", "Canceled":
-			f.t.Fatalf("operation %v", st)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	f.t.Fatal("operation did not finish")
+	return f.arm.CallAndWait(f.t, method, path, body, want)
 }
 
 const apiVersion = "?api-version=2022-10-01-preview"

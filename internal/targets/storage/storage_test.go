@@ -4,88 +4,41 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
-	"github.com/outpost-iot/outpost/internal/identity"
-	"github.com/outpost-iot/outpost/internal/identity/msi"
-	"github.com/outpost-iot/outpost/internal/server"
-	"github.com/outpost-iot/outpost/internal/store/sqlstore"
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/targets/storage"
 )
 
-type allowAll struct{}
-
-func (allowAll) AuthorizeAction(context.Context, arm.Principal, string, string) error { return nil }
-
 type fixture struct {
-	srv  *httptest.Server
+	arm  *armtest.Server
 	sub  string
 	dirs *storage.Directory
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: t.TempDir() + "/db"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := arm.EnsureInstallation(ctx, st, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := identity.NewDirectory(st.Principals(), time.Now)
-	manager := msi.NewManager(st.Resources(), st.Principals(), dir, allowAll{}, inst.TenantID)
-	f := &fixture{sub: inst.SubscriptionID, dirs: storage.NewDirectory(st.Resources())}
-	accounts := storage.NewAccounts(storage.Config{DNSSuffix: "outpost.test", Identities: manager, Resources: st.Resources(), Directory: f.dirs})
-	reg, err := arm.NewRegistry(accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pa := range accounts.ProviderActions() {
-		reg.AddProviderAction(pa)
-	}
-	svc := arm.NewService(arm.ServiceConfig{Store: st, Registry: reg, Installation: inst, Log: log})
-	paths := &server.PathRouter{}
-	arm.NewHandler(arm.HandlerConfig{Service: svc, Log: log}).Mount(paths)
-	f.srv = httptest.NewTLSServer(paths)
-	t.Cleanup(func() { f.srv.Close(); cancel(); st.Close() })
-	for _, g := range []string{"rg", "rg2"} {
-		f.call(t, "PUT", "/subscriptions/"+f.sub+"/resourcegroups/"+g+"?api-version=2021-04-01", `{"location":"westus"}`, 201)
-	}
+	s := armtest.New(t)
+	st := s.Store
+	f := &fixture{arm: s, sub: s.SubscriptionID(), dirs: storage.NewDirectory(st.Resources())}
+	accounts := storage.NewAccounts(storage.Config{DNSSuffix: "outpost.test", Identities: s.Identities, Resources: st.Resources(), Directory: f.dirs})
+	s.Serve(t, []arm.ResourceType{accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), nil, nil)},
+		accounts.ProviderActions()...)
+	s.Group(t, "rg2")
 	return f
 }
 
 const v = "?api-version=2023-05-01"
 
 func (f *fixture) id(group, name string) string {
-	return "/subscriptions/" + f.sub + "/resourceGroups/" + group + "/providers/Microsoft.Storage/storageAccounts/" + name
+	return f.arm.GroupID(group) + "/providers/Microsoft.Storage/storageAccounts/" + name
 }
 
 func (f *fixture) call(t *testing.T, method, path, body string, want int) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return m
+	return f.arm.Call(t, method, path, body, want)
 }
 
 func at(v any, path ...string) any {
