@@ -380,3 +380,32 @@ func TestRouteTestAPIs(t *testing.T) {
 		t.Fatalf("$testall: %d %v", code, res)
 	}
 }
+
+// TestRoutingServiceBusTopic: a key-based Service Bus topic endpoint (the
+// namespace's connection string); a subscription of the topic receives the
+// messages the route selects.
+func TestRoutingServiceBusTopic(t *testing.T) {
+	s := testserver.Start(t)
+	const group = "rg-route-topic"
+	topic := createMessagingEntity(t, s, group, "Microsoft.ServiceBus", "topics", "")
+	putAndWait(t, s, topic.ID+"/subscriptions/all", serviceBusAPI, `{"properties":{}}`)
+	h := createHub(t, s, group)
+	key := createDevice(t, s, h, "sensor")
+	conn := "Endpoint=sb://" + topic.Host + "/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=" + topic.Key + ";EntityPath=" + topic.Name
+	routing := `{"routing":{"endpoints":{"serviceBusTopics":[{"name":"alerts","connectionString":"` + conn + `"}]},
+	  "routes":[{"name":"critical","source":"DeviceMessages","condition":"level = 'critical'","endpointNames":["alerts"],"isEnabled":true}]}}`
+	if code, body := setHub(t, s, h, `{"type":"None"}`, routing); code >= 300 {
+		t.Fatalf("routing: %d %v", code, body)
+	}
+	runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
+		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
+		"ROUTE_COUNT":                     "9",
+	})
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		got = append(got, receiveAll(t, s, topic, topic.Name+"/subscriptions/all")...)
+	}
+	if len(got) != 3 {
+		t.Fatalf("the subscription got %d messages, want the 3 critical ones: %v", len(got), got)
+	}
+}
