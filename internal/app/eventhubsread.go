@@ -101,6 +101,16 @@ func eventView(e eventhubs.Event) map[string]any {
 // a parent when parentID is set; namespace names are unique in an
 // installation, as their host names are.
 func (a *App) findByName(r *http.Request, typ, parentID, name string) (store.Resource, error) {
+	if parentID == "" {
+		res, found, err := store.FindByName(r.Context(), a.store.Resources(), typ, name)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if found {
+			return res, nil
+		}
+		return store.Resource{}, arm.Errorf(http.StatusNotFound, "ResourceNotFound", "No %s named '%s'.", typ, name)
+	}
 	list, err := a.store.Resources().List(r.Context(), store.ResourceFilter{Type: typ, ParentID: parentID})
 	if err != nil {
 		return store.Resource{}, err

@@ -187,16 +187,8 @@ func (a *App) isBlobHost(r *http.Request) bool {
 // so a name is unique across both.
 func (a *App) namespaceTaken(otherType string) func(ctx context.Context, name string) (bool, error) {
 	return func(ctx context.Context, name string) (bool, error) {
-		list, err := a.store.Resources().List(ctx, store.ResourceFilter{Type: otherType})
-		if err != nil {
-			return false, fmt.Errorf("app: list %s: %w", otherType, err)
-		}
-		for _, r := range list {
-			if strings.EqualFold(r.Name, name) {
-				return true, nil
-			}
-		}
-		return false, nil
+		_, found, err := store.FindByName(ctx, a.store.Resources(), otherType, name)
+		return found, err
 	}
 }
 

@@ -248,23 +248,7 @@ func (h *IotHubs) checkNameFree(ctx context.Context, id arm.ResourceID) error {
 
 // findHub finds the hub of a name in any subscription.
 func (h *IotHubs) findHub(ctx context.Context, name string) (store.Resource, bool, error) {
-	const page = 500
-	after := ""
-	for {
-		batch, err := h.cfg.Resources.List(ctx, store.ResourceFilter{Type: Type, After: after, Limit: page})
-		if err != nil {
-			return store.Resource{}, false, fmt.Errorf("hubresource: list hubs: %w", err)
-		}
-		for _, r := range batch {
-			if strings.EqualFold(r.Name, name) {
-				return r, true, nil
-			}
-		}
-		if len(batch) < page {
-			return store.Resource{}, false, nil
-		}
-		after = batch[len(batch)-1].ID
-	}
+	return store.FindByName(ctx, h.cfg.Resources, Type, name)
 }
 
 // location validates the location: required, a known region, and fixed

@@ -478,23 +478,7 @@ func secretsOf(res store.Resource) (stored, error) {
 // findAccount finds the account of a name in any subscription: account
 // names are DNS names, unique across the installation.
 func findAccount(ctx context.Context, resources ResourceLister, name string) (store.Resource, bool, error) {
-	const page = 500
-	after := ""
-	for {
-		batch, err := resources.List(ctx, store.ResourceFilter{Type: AccountType, After: after, Limit: page})
-		if err != nil {
-			return store.Resource{}, false, fmt.Errorf("storage: list accounts: %w", err)
-		}
-		for _, r := range batch {
-			if strings.EqualFold(r.Name, name) {
-				return r, true, nil
-			}
-		}
-		if len(batch) < page {
-			return store.Resource{}, false, nil
-		}
-		after = batch[len(batch)-1].ID
-	}
+	return store.FindByName(ctx, resources, AccountType, name)
 }
 
 // ProviderActions are the Microsoft.Storage operations on a subscription:

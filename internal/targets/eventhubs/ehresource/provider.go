@@ -181,23 +181,7 @@ func (p *Provider) findNamespace(ctx context.Context, name string) (store.Resour
 }
 
 func findByName(ctx context.Context, r Reader, typ, name string) (store.Resource, bool, error) {
-	const page = 500
-	after := ""
-	for {
-		batch, err := r.List(ctx, store.ResourceFilter{Type: typ, After: after, Limit: page})
-		if err != nil {
-			return store.Resource{}, false, fmt.Errorf("ehresource: list namespaces: %w", err)
-		}
-		for _, res := range batch {
-			if strings.EqualFold(res.Name, name) {
-				return res, true, nil
-			}
-		}
-		if len(batch) < page {
-			return store.Resource{}, false, nil
-		}
-		after = batch[len(batch)-1].ID
-	}
+	return store.FindByName(ctx, r, typ, name)
 }
 
 // namespaceOf returns the namespace name of any id below a namespace.

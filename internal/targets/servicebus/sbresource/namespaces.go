@@ -231,23 +231,7 @@ type ResourceLister interface {
 // FindNamespace finds a Service Bus namespace by name in any subscription
 // (names are global, case-insensitive).
 func FindNamespace(ctx context.Context, rs ResourceLister, name string) (store.Resource, bool, error) {
-	const page = 500
-	after := ""
-	for {
-		batch, err := rs.List(ctx, store.ResourceFilter{Type: TypeNamespace, After: after, Limit: page})
-		if err != nil {
-			return store.Resource{}, false, fmt.Errorf("sbresource: list namespaces: %w", err)
-		}
-		for _, r := range batch {
-			if strings.EqualFold(r.Name, name) {
-				return r, true, nil
-			}
-		}
-		if len(batch) < page {
-			return store.Resource{}, false, nil
-		}
-		after = batch[len(batch)-1].ID
-	}
+	return store.FindByName(ctx, rs, TypeNamespace, name)
 }
 
 // Provision implements arm.ResourceType: identity, the namespace's stream
