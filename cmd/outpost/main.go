@@ -1,4 +1,3 @@
-// Command outpost runs and drives an Outpost node. See internal/cli.
 package main
 
 import (
