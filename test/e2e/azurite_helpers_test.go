@@ -43,7 +43,7 @@ const azuriteReadyTimeout = time.Minute
 //
 // Without node or the npm packages the test is skipped locally and fails
 // under CI=true (testenv.Unavailable).
-func startAzurite(t *testing.T) (endpoint, caFile string) {
+func startAzurite(t *testing.T, extraArgs ...string) (endpoint, caFile string) {
 	t.Helper()
 	dir := clientsDir(t)
 	bin := filepath.Join(dir, "node_modules", ".bin", "azurite-blob")
@@ -63,7 +63,7 @@ func startAzurite(t *testing.T) (endpoint, caFile string) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port := freeLoopbackPort(t)
-		p, err := launchAzurite(dir, bin, port, dataDir, caFile, keyFile)
+		p, err := launchAzurite(dir, bin, port, dataDir, caFile, keyFile, extraArgs...)
 		if err != nil {
 			lastErr = err
 			if p != nil && strings.Contains(p.out.String(), "EADDRINUSE") {
@@ -93,8 +93,8 @@ type azuriteProcess struct {
 // launchAzurite starts azurite-blob and waits until it says it listens. On
 // failure the process is gone and the returned process (if any) holds its
 // output.
-func launchAzurite(dir, bin, port, dataDir, certFile, keyFile string) (*azuriteProcess, error) {
-	cmd := exec.Command(bin,
+func launchAzurite(dir, bin, port, dataDir, certFile, keyFile string, extraArgs ...string) (*azuriteProcess, error) {
+	args := []string{
 		"--blobHost", "127.0.0.1",
 		"--blobPort", port,
 		"--location", dataDir,
@@ -103,7 +103,8 @@ func launchAzurite(dir, bin, port, dataDir, certFile, keyFile string) (*azuriteP
 		"--disableTelemetry", // otherwise it sends telemetry out
 		"--loose",            // accept headers it does not know instead of failing
 		"--skipApiVersionCheck",
-	)
+	}
+	cmd := exec.Command(bin, append(args, extraArgs...)...)
 	cmd.Dir = dir
 	// The default development account only.
 	cmd.Env = azurite.Environ()

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/outpost-iot/outpost/internal/config"
@@ -407,5 +410,73 @@ func TestRoutingServiceBusTopic(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Fatalf("the subscription got %d messages, want the 3 critical ones: %v", len(got), got)
+	}
+}
+
+// TestRoutingStorageIntoAzuriteByIdentity: an identity-based storage
+// endpoint that names an Azurite started with `--oauth basic` (HTTPS,
+// Bearer tokens checked for issuer and audience): the hub's system-assigned
+// identity token from Outpost's issuer is accepted, and the routed records
+// land in Azurite — the same endpoint could name real Azure.
+func TestRoutingStorageIntoAzuriteByIdentity(t *testing.T) {
+	endpoint, caFile := startAzurite(t, "--oauth", "basic")
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) {
+		c.Hub.RoutingMinBatchFrequency = time.Second
+		c.Egress.Allow = []string{u.Host}
+		c.Egress.CAFiles = []string{caFile}
+	}))
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(caFile)
+	pool.AppendCertsFromPEM(caPEM)
+	cred, _ := azblob.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	blobs, err := azblob.NewClientWithSharedKeyCredential(endpoint+"/", cred, &azblob.ClientOptions{ClientOptions: policy.ClientOptions{
+		Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := blobs.CreateContainer(ctx, "routed", nil); err != nil {
+		t.Fatalf("create container in Azurite: %v", err)
+	}
+	h := createHub(t, s, "rg-route-azurite")
+	key := createDevice(t, s, h, "sensor")
+	routing := `{"routing":{"endpoints":{"storageContainers":[
+	  {"name":"azurite","authenticationType":"identityBased","endpointUri":"` + endpoint + `","containerName":"routed","encoding":"JSON","batchFrequencyInSeconds":1}]},
+	  "routes":[{"name":"all","source":"DeviceMessages","condition":"true","endpointNames":["azurite"],"isEnabled":true}]}}`
+	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, routing); code >= 300 {
+		t.Fatalf("routing: %d %v", code, body)
+	}
+	runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
+		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
+		"ROUTE_COUNT":                     "6",
+	})
+	records := 0
+	for deadline := time.Now().Add(40 * time.Second); records < 6 && time.Now().Before(deadline); time.Sleep(time.Second) {
+		records = 0
+		pager := blobs.NewListBlobsFlatPager("routed", nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range page.Segment.BlobItems {
+				resp, err := blobs.DownloadStream(ctx, "routed", *b.Name, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				records += strings.Count(strings.TrimSpace(string(data)), "\n") + 1
+			}
+		}
+	}
+	if records != 6 {
+		op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+		_, health := op.do("GET", h.ID+"/routingEndpointsHealth?api-version=2023-06-30", "")
+		t.Fatalf("Azurite holds %d routed records, want 6; endpoint health %v", records, health)
 	}
 }
