@@ -102,12 +102,14 @@ func editHosts(edit func([]string) []string) error {
 		buf.WriteByte('\n')
 	}
 	// /etc/hosts is often a bind mount (containers): rewrite in place rather
-	// than rename over it.
-	if err := f.Truncate(0); err != nil {
-		return fmt.Errorf("truncate %s: %w", hostsFile, err)
-	}
+	// than rename over it. Write first, then cut the rest: resolvers read the
+	// file without our lock, and truncating first would let one see an empty
+	// file (a test's host name then fails with ENOTFOUND).
 	if _, err := f.WriteAt(buf.Bytes(), 0); err != nil {
 		return fmt.Errorf("write %s: %w", hostsFile, err)
+	}
+	if err := f.Truncate(int64(buf.Len())); err != nil {
+		return fmt.Errorf("truncate %s: %w", hostsFile, err)
 	}
 	return nil
 }
