@@ -112,5 +112,4 @@ func TestPipelinedStoreFailureAcksOnlyWhatWasStored(t *testing.T) {
 			t.Fatalf("message %d acknowledged after message 1 failed", i)
 		}
 	}
-	_ = f
 }
