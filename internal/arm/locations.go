@@ -1,6 +1,9 @@
 package arm
 
-import "strings"
+import (
+	"net/http"
+	"strings"
+)
 
 // Location is an Azure region name Outpost accepts. Everything runs on one
 // machine, so a location is a label: templates and clients just need the
@@ -42,4 +45,31 @@ func normalizeLocation(locs []Location, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// ResolveLocation checks a tracked resource's location as ARM does for
+// every provider: required, one of locs (any spelling, "West US" or
+// "WESTUS"), and fixed once the resource exists (stored is the stored
+// location, "" on create). It returns the canonical name; typ and id only
+// word the errors.
+func ResolveLocation(locs []Location, typ string, id ResourceID, location, stored string) (string, error) {
+	if location == "" {
+		return "", Errorf(http.StatusBadRequest, "LocationRequired",
+			"The location property is required for this definition. Add \"location\": \"<region>\", e.g. \"westus\" (az uses the resource group's).")
+	}
+	canon, ok := normalizeLocation(locs, location)
+	if !ok {
+		names := make([]string, len(locs))
+		for i, l := range locs {
+			names[i] = l.Name
+		}
+		return "", Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
+			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.", location, typ, strings.Join(names, ","))
+	}
+	if stored != "" && stored != canon {
+		return "", Errorf(http.StatusConflict, "InvalidResourceLocation",
+			"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
+			id.Name(), stored, id.ResourceGroup, canon)
+	}
+	return canon, nil
 }

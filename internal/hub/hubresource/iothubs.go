@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -254,32 +253,11 @@ func (h *IotHubs) findHub(ctx context.Context, name string) (store.Resource, boo
 // location validates the location: required, a known region, and fixed
 // once the hub exists.
 func (h *IotHubs) location(req arm.PutRequest, current object) (string, error) {
-	loc := req.Body.String("location")
-	if loc == "" {
-		return "", arm.Errorf(http.StatusBadRequest, "LocationRequired",
-			"The location property is required for this definition. Add \"location\": \"<region>\", e.g. \"westus\" (az uses the resource group's).")
-	}
-	squashed := strings.ToLower(strings.ReplaceAll(loc, " ", ""))
-	canon := ""
-	names := make([]string, len(h.cfg.Locations))
-	for i, l := range h.cfg.Locations {
-		names[i] = l.Name
-		if l.Name == squashed {
-			canon = l.Name
-		}
-	}
-	if canon == "" {
-		return "", arm.Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
-			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.", loc, Type, strings.Join(names, ","))
-	}
+	stored := ""
 	if current != nil {
-		if was, _, _ := current.str("location", ""); was != "" && was != canon {
-			return "", arm.Errorf(http.StatusConflict, "InvalidResourceLocation",
-				"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
-				req.ID.Name(), was, req.ID.ResourceGroup, canon)
-		}
+		stored, _, _ = current.str("location", "")
 	}
-	return canon, nil
+	return arm.ResolveLocation(h.cfg.Locations, Type, req.ID, req.Body.String("location"), stored)
 }
 
 // keepPrincipalIDs shows the ids the identities already have while the

@@ -240,32 +240,11 @@ func (a *Accounts) newKey() (string, error) {
 }
 
 func (a *Accounts) location(req arm.PutRequest, current arm.Document) (string, error) {
-	loc := req.Body.String("location")
-	if loc == "" {
-		return "", arm.Errorf(http.StatusBadRequest, "LocationRequired",
-			"The location property is required for this definition. Add \"location\": \"<region>\", e.g. \"westus\".")
-	}
-	squashed := strings.ToLower(strings.ReplaceAll(loc, " ", ""))
-	names := make([]string, len(a.cfg.Locations))
-	canon := ""
-	for i, l := range a.cfg.Locations {
-		names[i] = l.Name
-		if l.Name == squashed {
-			canon = l.Name
-		}
-	}
-	if canon == "" {
-		return "", arm.Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
-			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.", loc, AccountType, strings.Join(names, ","))
-	}
+	stored := ""
 	if current != nil {
-		if was := current.String("location"); was != "" && was != canon {
-			return "", arm.Errorf(http.StatusConflict, "InvalidResourceLocation",
-				"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
-				req.ID.Name(), was, req.ID.ResourceGroup, canon)
-		}
+		stored = current.String("location")
 	}
-	return canon, nil
+	return arm.ResolveLocation(a.cfg.Locations, AccountType, req.ID, req.Body.String("location"), stored)
 }
 
 // SKU is the account's sku.

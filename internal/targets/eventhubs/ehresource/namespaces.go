@@ -173,32 +173,11 @@ func (n *Namespaces) Prepare(ctx context.Context, req arm.PutRequest) (arm.Docum
 }
 
 func (n *Namespaces) location(req arm.PutRequest, cur arm.Document) (string, error) {
-	loc := req.Body.String("location")
-	if loc == "" {
-		return "", arm.Errorf(http.StatusBadRequest, "LocationRequired",
-			"The location property is required for this definition. Add \"location\": \"<region>\", e.g. \"westus\" (az uses the resource group's).")
-	}
-	squashed := strings.ToLower(strings.ReplaceAll(loc, " ", ""))
-	names := make([]string, len(n.p.cfg.Locations))
-	canon := ""
-	for i, l := range n.p.cfg.Locations {
-		names[i] = l.Name
-		if l.Name == squashed {
-			canon = l.Name
-		}
-	}
-	if canon == "" {
-		return "", arm.Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
-			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.", loc, TypeNamespace, strings.Join(names, ","))
-	}
+	stored := ""
 	if cur != nil {
-		if was := cur.String("location"); was != "" && was != canon {
-			return "", arm.Errorf(http.StatusConflict, "InvalidResourceLocation",
-				"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
-				req.ID.Name(), was, req.ID.ResourceGroup, canon)
-		}
+		stored = cur.String("location")
 	}
-	return canon, nil
+	return arm.ResolveLocation(n.p.cfg.Locations, TypeNamespace, req.ID, req.Body.String("location"), stored)
 }
 
 // prepareSKU validates the sku: Basic, Standard (the default) or Premium,

@@ -76,10 +76,15 @@ func (n *Namespaces) Prepare(ctx context.Context, req arm.PutRequest) (arm.Docum
 				"The namespace name '%s' is not available: a Service Bus or Event Hubs namespace of this installation already uses it. Namespace names are host names ({name}.servicebus.<dns suffix>); choose another name.", name)
 		}
 	}
-	loc, ok := n.location(req.Body.String("location"))
-	if !ok {
-		return nil, arm.Errorf(http.StatusBadRequest, "LocationRequired",
-			"The location '%s' is missing or unknown; set \"location\" to a region such as \"westus\".", req.Body.String("location"))
+	stored := ""
+	if req.Current != nil {
+		if cur, err := arm.ParseDocument(req.Current.Body); err == nil {
+			stored = cur.String("location")
+		}
+	}
+	loc, err := arm.ResolveLocation(n.cfg.Locations, TypeNamespace, req.ID, req.Body.String("location"), stored)
+	if err != nil {
+		return nil, err
 	}
 	var sku struct {
 		Name     string `json:"name"`
@@ -191,16 +196,6 @@ func canonicalFold(s string, options ...string) string {
 		}
 	}
 	return s
-}
-
-func (n *Namespaces) location(loc string) (string, bool) {
-	squashed := strings.ToLower(strings.ReplaceAll(loc, " ", ""))
-	for _, l := range n.cfg.Locations {
-		if l.Name == squashed {
-			return l.Name, true
-		}
-	}
-	return "", false
 }
 
 // nameTaken checks the Service Bus namespaces of every subscription and
