@@ -3,6 +3,8 @@ package query
 import (
 	"fmt"
 	"strings"
+
+	"github.com/outpost-iot/outpost/internal/textdist"
 )
 
 // Position is a place in a condition. Line and Column are 1-based; Column
@@ -74,7 +76,7 @@ func suggestFunction(name string) string {
 		if strings.ReplaceAll(b.name, "_", "") == squash {
 			return "did you mean " + strings.ToUpper(b.name) + "?"
 		}
-		if d := editDistance(lower, b.name); d < bestDist || (d == bestDist && b.name < best) {
+		if d := textdist.Levenshtein(lower, b.name); d < bestDist || (d == bestDist && b.name < best) {
 			best, bestDist = b.name, d
 		}
 	}
@@ -113,25 +115,4 @@ func builtinNames() string {
 		names = append(names, strings.ToUpper(b))
 	}
 	return strings.Join(names, ", ")
-}
-
-// editDistance is the Levenshtein distance, for short function names only.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/outpost-iot/outpost/internal/textdist"
 )
 
 // MaxExpressionLength is ARM's limit on one expression string.
@@ -463,29 +465,9 @@ func suggestFunction(name string) string {
 		bestDist = 2
 	}
 	for _, fn := range functionList {
-		if d := editDistance(lower, strings.ToLower(fn.name)); d < bestDist {
+		if d := textdist.Levenshtein(lower, strings.ToLower(fn.name)); d < bestDist {
 			best, bestDist = fn.name, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
