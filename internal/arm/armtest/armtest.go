@@ -2,16 +2,22 @@ package armtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/server"
@@ -202,4 +208,79 @@ func (s *Server) Wait(t testing.TB, asyncURL string) map[string]any {
 	}
 	t.Fatal("operation did not finish")
 	return nil
+}
+
+// Tokens is the in-process managed identity token path the hub's egress
+// uses (App.ManagedIdentityToken): it issues real tokens from the fixture's
+// issuer for the principals registered with Add, and counts requests.
+type Tokens struct {
+	issuer *identity.Issuer
+
+	mu         sync.Mutex
+	principals map[string]store.Principal // by resource id (system-assigned) or user-assigned id
+	calls      int
+}
+
+// NewTokens returns a token source issuing with issuer.
+func NewTokens(issuer *identity.Issuer) *Tokens {
+	return &Tokens{issuer: issuer, principals: map[string]store.Principal{}}
+}
+
+// Add registers the principal of a managed identity: key is the resource id
+// of a system-assigned identity or the id of a user-assigned one.
+func (t *Tokens) Add(key string, p store.Principal) {
+	t.mu.Lock()
+	t.principals[strings.ToLower(key)] = p
+	t.mu.Unlock()
+}
+
+// Principal returns a registered principal.
+func (t *Tokens) Principal(key string) (store.Principal, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.principals[strings.ToLower(key)]
+	return p, ok
+}
+
+// Calls is how many tokens were asked for.
+func (t *Tokens) Calls() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.calls
+}
+
+// ManagedIdentityToken issues a token for resource's identity.
+func (t *Tokens) ManagedIdentityToken(_ context.Context, resourceID, userAssignedID, resource string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.calls++
+	key := resourceID
+	if userAssignedID != "" {
+		key = userAssignedID
+	}
+	p, ok := t.principals[strings.ToLower(key)]
+	if !ok {
+		return "", fmt.Errorf("%s has no managed identity %q", resourceID, userAssignedID)
+	}
+	tok, err := t.issuer.Issue(p, resource, "2")
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+// DialTo is an HTTP client that sends every request to srv, verifying its
+// test certificate, whatever host the URL names — as the egress client dials
+// Outpost's own names at its own listeners.
+func DialTo(srv *httptest.Server) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	addr := srv.Listener.Addr().String()
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 64,
+	}}
 }

@@ -225,17 +225,13 @@ func TestIdentityBasedWithoutSharedKey(t *testing.T) {
 	}
 
 	// The delegation key is cached: more SAS URIs cost no token or key request.
-	f.tokens.mu.Lock()
-	before := f.tokens.calls
-	f.tokens.mu.Unlock()
+	before := f.tokens.Calls()
 	for range 5 {
 		if _, err := f.svc.Start(ctx, h, "dev2", "b.txt"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.tokens.mu.Lock()
-	after := f.tokens.calls
-	f.tokens.mu.Unlock()
+	after := f.tokens.Calls()
 	if after != before {
 		t.Fatalf("token requests while the delegation key is cached: %d", after-before)
 	}

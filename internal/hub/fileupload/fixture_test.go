@@ -2,14 +2,10 @@ package fileupload_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,39 +43,9 @@ type fixture struct {
 	idDir    *identity.Directory
 	bus      *bus.Bus
 	svc      *fileupload.Service
-	tokens   *hubTokens
+	tokens   *armtest.Tokens
 	egress   *testEgress
 	hubCount int
-}
-
-// hubTokens is the in-process token path (App.ManagedIdentityToken): it
-// issues tokens for the managed identity principals of resources.
-type hubTokens struct {
-	issuer *identity.Issuer
-	dir    *identity.Directory
-
-	mu         sync.Mutex
-	principals map[string]store.Principal // resource id (system) or user-assigned id
-	calls      int
-}
-
-func (h *hubTokens) ManagedIdentityToken(_ context.Context, resourceID, userAssignedID, resource string) (string, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.calls++
-	key := resourceID
-	if userAssignedID != "" {
-		key = userAssignedID
-	}
-	p, ok := h.principals[strings.ToLower(key)]
-	if !ok {
-		return "", fmt.Errorf("%s has no such managed identity", resourceID)
-	}
-	tok, err := h.issuer.Issue(p, resource, "2")
-	if err != nil {
-		return "", err
-	}
-	return tok.AccessToken, nil
 }
 
 // testEgress sends {account}.blob.{suffix} to the virtual-hosted server and
@@ -95,19 +61,6 @@ func (e *testEgress) Do(r *http.Request) (*http.Response, error) {
 		return e.virtual.Do(r)
 	}
 	return e.path.Do(r)
-}
-
-func dialTo(srv *httptest.Server) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	addr := srv.Listener.Addr().String()
-	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: 64,
-	}}
 }
 
 func newFixture(tb testing.TB) *fixture {
@@ -131,13 +84,13 @@ func newFixture(tb testing.TB) *fixture {
 	})
 	f.blobSrv = httptest.NewTLSServer(h)
 	f.pathSrv = httptest.NewTLSServer(h.PathStyle())
-	f.egress = &testEgress{virtual: dialTo(f.blobSrv), path: dialTo(f.pathSrv)}
+	f.egress = &testEgress{virtual: armtest.DialTo(f.blobSrv), path: armtest.DialTo(f.pathSrv)}
 
 	f.bus, err = bus.Open(context.Background(), bus.Config{StoreDir: tb.TempDir(), StreamPrefix: "test"}, s.Log)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.tokens = &hubTokens{issuer: f.issuer, dir: f.idDir, principals: map[string]store.Principal{}}
+	f.tokens = armtest.NewTokens(f.issuer)
 	f.svc, err = fileupload.New(fileupload.Config{Bus: f.bus, Egress: f.egress, Tokens: f.tokens, Log: s.Log})
 	if err != nil {
 		tb.Fatal(err)
@@ -197,9 +150,7 @@ func (f *fixture) systemIdentity(tb testing.TB, h hub.Hub, account, role string)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.tokens.mu.Lock()
-	f.tokens.principals[strings.ToLower(h.ResourceID)] = p
-	f.tokens.mu.Unlock()
+	f.tokens.Add(h.ResourceID, p)
 	if role != "" {
 		f.assign(tb, p, account, role)
 	}

@@ -2,12 +2,9 @@ package engine_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,42 +54,12 @@ type fixture struct {
 	eh     *eventhubs.Handler
 	sb     *servicebus.Handler
 	egress *testEgress
-	tokens *countingTokens
+	tokens *armtest.Tokens
 	stream *telemetry.Streams
 	engine *engine.Engine
 	// builtIn counts OnBuiltIn calls per hub.
 	builtInMu sync.Mutex
 	builtIn   map[string]int
-}
-
-// countingTokens is the in-process managed identity token path
-// (App.ManagedIdentityToken): it issues real tokens for the identities'
-// principals and counts the requests.
-type countingTokens struct {
-	issuer *identity.Issuer
-	mu     sync.Mutex
-	// principals by resource id (system-assigned) or user-assigned id.
-	principals map[string]store.Principal
-	calls      int
-}
-
-func (c *countingTokens) ManagedIdentityToken(_ context.Context, resourceID, userAssignedID, resource string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls++
-	key := resourceID
-	if userAssignedID != "" {
-		key = userAssignedID
-	}
-	p, ok := c.principals[strings.ToLower(key)]
-	if !ok {
-		return "", fmt.Errorf("%s has no managed identity %q", resourceID, userAssignedID)
-	}
-	tok, err := c.issuer.Issue(p, resource, "2")
-	if err != nil {
-		return "", err
-	}
-	return tok.AccessToken, nil
 }
 
 // testEgress sends {ns}.servicebus.{suffix} to whichever messaging data
@@ -116,19 +83,6 @@ func (e *testEgress) Do(r *http.Request) (*http.Response, error) {
 		return e.sb.Do(r)
 	}
 	return nil, fmt.Errorf("test egress: no route to %s", host)
-}
-
-func dialTo(srv *httptest.Server) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	addr := srv.Listener.Addr().String()
-	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: 64,
-	}}
 }
 
 // condition is a TEST STAND-IN for the routing query language (the lead
@@ -217,10 +171,10 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	types = append(types, accounts, storage.NewBlobServices(st.Resources()), storage.NewContainerType(st.Resources(), disk, nil))
 	types = append(types, s.RoleTypes()...)
 	ehSrv, sbSrv, blobSrv := httptest.NewTLSServer(f.eh), httptest.NewTLSServer(f.sb), httptest.NewTLSServer(blobHandler)
-	f.egress = &testEgress{eh: dialTo(ehSrv), sb: dialTo(sbSrv), blob: dialTo(blobSrv), ehHandler: f.eh}
+	f.egress = &testEgress{eh: armtest.DialTo(ehSrv), sb: armtest.DialTo(sbSrv), blob: armtest.DialTo(blobSrv), ehHandler: f.eh}
 
 	f.stream = telemetry.New(f.bus, time.Now)
-	f.tokens = &countingTokens{issuer: f.issuer, principals: map[string]store.Principal{}}
+	f.tokens = armtest.NewTokens(f.issuer)
 	cfg := engine.Config{
 		Bus: f.bus, Resources: st.Resources(), Egress: f.egress, Tokens: f.tokens, Compile: compileStandIn, Log: log,
 		MinBatchFrequency: time.Second, RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
@@ -377,9 +331,7 @@ func (f *fixture) hub(spec hubSpec) store.Principal {
 	}
 	var p store.Principal
 	if spec.system {
-		f.tokens.mu.Lock()
-		existing, ok := f.tokens.principals[strings.ToLower(id)]
-		f.tokens.mu.Unlock()
+		existing, ok := f.tokens.Principal(id)
 		if ok {
 			p = existing
 		} else {
@@ -398,9 +350,7 @@ func (f *fixture) managedIdentity(resourceID string) store.Principal {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.tokens.mu.Lock()
-	f.tokens.principals[strings.ToLower(resourceID)] = p
-	f.tokens.mu.Unlock()
+	f.tokens.Add(resourceID, p)
 	return p
 }
 
