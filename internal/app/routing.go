@@ -39,8 +39,25 @@ func compileCondition(s string) (engine.Condition, error) {
 
 type queryCondition struct{ c *query.Condition }
 
+// matchInput is the query language's evaluation input for the message it
+// was last reset for; the router carries it in Message.Scratch, so the
+// routes of one message share one parse of its body and the next message
+// reuses the buffers.
+type matchInput struct {
+	in  *query.Input
+	msg *engine.Message
+}
+
 func (q queryCondition) Match(m *engine.Message) bool {
-	return q.c.EvalMessage(routedMessage{m}) == query.True
+	st, ok := m.Scratch.(*matchInput)
+	if !ok {
+		st = &matchInput{in: query.NewInput(routedMessage{m}), msg: m}
+		m.Scratch = st
+	} else if st.msg != m {
+		st.in.Reset(routedMessage{m})
+		st.msg = m
+	}
+	return q.c.Eval(st.in) == query.True
 }
 
 // routedMessage shows a routed message to the query language: application

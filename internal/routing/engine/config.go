@@ -19,6 +19,11 @@ import (
 type Message struct {
 	telemetry.Message
 	Source string
+	// Scratch is the conditions' own state, carried from message to message
+	// by the router: the routing query language keeps its evaluation input
+	// there, so a message's body is parsed once whatever the number of
+	// routes, and the buffers are reused for the next message.
+	Scratch any
 }
 
 // Condition is a compiled route condition.

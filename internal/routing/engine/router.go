@@ -296,9 +296,10 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 	p := h.plan.Load()
 	var waits []func(context.Context) (uint64, error)
 	var targets []string
+	var scratch any
 	for _, raw := range msgs {
 		tm := telemetry.Decode(p.Hub, raw)
-		m := Message{Message: tm, Source: routeSource(tm.System[telemetry.PropMessageSource])}
+		m := Message{Message: tm, Source: routeSource(tm.System[telemetry.PropMessageSource]), Scratch: scratch}
 		h.stats.messages.Add(1)
 		targets = targets[:0]
 		for _, rt := range p.routes[m.Source] {
@@ -306,8 +307,11 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 				targets = append(targets, rt.endpoint)
 			}
 		}
+		scratch = m.Scratch
 		if len(targets) == 0 {
-			if m.Source == SourceDeviceMessages && p.fallback != nil && p.fallback.cond.Match(&m) {
+			matched := m.Source == SourceDeviceMessages && p.fallback != nil && p.fallback.cond.Match(&m)
+			scratch = m.Scratch
+			if matched {
 				targets = append(targets, p.fallback.endpoint)
 				h.stats.fallback.Add(1)
 			} else {
