@@ -58,7 +58,7 @@ func (a *App) buildHub() error {
 	a.hub.devices = deviceauth.New(a.hub.hubs, a.hub.registry, func(ctx context.Context, h hub.Hub) ([]*x509.Certificate, error) {
 		return hubresource.VerifiedCAs(ctx, a.store.Resources(), h.ResourceID)
 	}, now)
-	publisher := telemetryPublisher{streams: a.hub.telemetry, limit: throttle.New(a.cfg.Hub.D2CMessagesPerSecond)}
+	publisher := telemetryPublisher{streams: a.hub.telemetry, hubs: a.hub.hubs, limit: throttle.New(a.cfg.Hub.D2CMessagesPerSecond)}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
 	// Twin, lifecycle and connection events for routing.
@@ -130,6 +130,11 @@ func (r hubRuntime) EnsureHub(ctx context.Context, h hubresource.Hub) error {
 	if err := r.p.telemetry.EnsureHub(ctx, h.Name, h.RetentionDays); err != nil {
 		return err
 	}
+	// The router's consumer exists before any device message is stored
+	// for it (routes in the hub's first PUT apply to its first message).
+	if err := r.p.routing.EnsureRouter(ctx, h.Name); err != nil {
+		return err
+	}
 	if err := r.p.c2d.EnsureHub(ctx, h.Name); err != nil {
 		return err
 	}
@@ -162,9 +167,11 @@ func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
 }
 
 // telemetryPublisher stamps the connection's system properties and stores
-// the message durably.
+// the message durably, on the path the hub's current routing settings
+// choose.
 type telemetryPublisher struct {
 	streams *telemetry.Streams
+	hubs    *hub.Directory
 	limit   *throttle.Limiter
 }
 
@@ -172,7 +179,8 @@ func (p telemetryPublisher) PublishTelemetry(ctx context.Context, id deviceauth.
 	if err := p.limit.Allow(id.Hub.Name); err != nil {
 		return err
 	}
-	_, err := p.streams.Publish(ctx, id.Hub.PartitionCount, stamp(id, m))
+	h := p.current(ctx, id.Hub)
+	_, err := p.streams.Publish(ctx, h.PartitionCount, h.Path, stamp(id, m))
 	return err
 }
 
@@ -180,7 +188,18 @@ func (p telemetryPublisher) StartTelemetry(id deviceauth.Identity, m telemetry.M
 	if err := p.limit.Allow(id.Hub.Name); err != nil {
 		return nil, err
 	}
-	return p.streams.PublishAsync(id.Hub.PartitionCount, stamp(id, m))
+	h := p.current(context.Background(), id.Hub)
+	return p.streams.PublishAsync(h.PartitionCount, h.Path, stamp(id, m))
+}
+
+// current is the hub as the directory knows it now: a device connection
+// keeps the hub it authenticated against, but routes may have changed
+// since. When the directory can't answer, the connection's copy is used.
+func (p telemetryPublisher) current(ctx context.Context, connected hub.Hub) hub.Hub {
+	if h, ok, err := p.hubs.Get(ctx, connected.Name); err == nil && ok {
+		return h
+	}
+	return connected
 }
 
 // stamp adds the connection's system properties.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outpost-iot/outpost/internal/hub/telemetry"
 	"github.com/outpost-iot/outpost/internal/isoduration"
 	"github.com/outpost-iot/outpost/internal/store"
 )
@@ -43,6 +44,9 @@ type Hub struct {
 	// Cloud-to-device settings (cloudToDevice).
 	C2DMaxDeliveryCount int
 	C2DDefaultTTL       time.Duration
+	// Path is where the hub's device messages are stored when they arrive:
+	// on the built-in endpoint, or for the router (telemetry.PathFor).
+	Path telemetry.Path
 	// FileUpload is the file upload configuration (storageEndpoints.$default,
 	// messagingEndpoints.fileNotifications, enableFileUploadNotifications)
 	// as stored; internal/hub/fileupload interprets it.
@@ -146,6 +150,7 @@ func decodeHub(r store.Resource) (Hub, error) {
 				PartitionCount      int `json:"partitionCount"`
 				RetentionTimeInDays int `json:"retentionTimeInDays"`
 			} `json:"eventHubEndpoints"`
+			Routing json.RawMessage `json:"routing"`
 		} `json:"properties"`
 	}
 	if err := json.Unmarshal(r.Body, &doc); err != nil {
@@ -153,7 +158,8 @@ func decodeHub(r store.Resource) (Hub, error) {
 	}
 	h := Hub{Name: strings.ToLower(r.Name), ResourceID: r.ID, HostName: doc.Properties.HostName,
 		Policies: doc.Properties.AuthorizationPolicies, DisableLocalAuth: doc.Properties.DisableLocalAuth,
-		PartitionCount: 4, RetentionDays: 1, C2DMaxDeliveryCount: 10, C2DDefaultTTL: time.Hour}
+		PartitionCount: 4, RetentionDays: 1, C2DMaxDeliveryCount: 10, C2DDefaultTTL: time.Hour,
+		Path: telemetry.PathFor(doc.Properties.Routing)}
 	if n := doc.Properties.CloudToDevice.MaxDeliveryCount; n > 0 {
 		h.C2DMaxDeliveryCount = n
 	}

@@ -45,6 +45,34 @@ func readEventHub(t *testing.T, s *testserver.Server, e testEntity) []map[string
 	return out.Value
 }
 
+// readBuiltIn reads the messages on a hub's built-in endpoint (what
+// `outpost iot hub monitor-events --from-start` prints) for the time given:
+// the stream stays open, so whatever arrives in that window is read too.
+func readBuiltIn(t *testing.T, s *testserver.Server, hub string, window time.Duration) []map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.Endpoint+"/outpost/iothubs/"+url.PathEscape(hub)+"/events?fromStart=true", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token(t, testserver.ARMResource))
+	resp, err := s.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("read the built-in endpoint: %s", resp.Status)
+	}
+	var out []map[string]any
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var line struct{ Event map[string]any }
+		if err := dec.Decode(&line); err != nil {
+			return out // the window closed
+		}
+		out = append(out, line.Event)
+	}
+}
+
 // TestRoutingEventHubUserAssigned is the seed's routing scenario: a hub with
 // a user-assigned identity that holds Azure Event Hubs Data Sender at the
 // event hub's scope, an identity-based event hub endpoint, and a route whose
@@ -103,6 +131,19 @@ func TestRoutingEventHubUserAssigned(t *testing.T) {
 		props, _ := ev["properties"].(map[string]any)
 		if props["level"] != "critical" || props["iothub-connection-device-id"] != "sensor" || props["iothub-message-source"] != "Telemetry" {
 			t.Errorf("routed event properties %v", props)
+		}
+	}
+	// The built-in endpoint gets exactly the others, through the fallback
+	// route (IoT Hub stops sending every message there once routes exist).
+	builtIn := readBuiltIn(t, s, h.Name, 3*time.Second)
+	if len(builtIn) != n-len(want) {
+		t.Fatalf("the built-in endpoint got %d messages, want the %d that matched no route", len(builtIn), n-len(want))
+	}
+	for _, ev := range builtIn {
+		var body struct{ Seq int }
+		raw, _ := json.Marshal(ev["payload"])
+		if err := json.Unmarshal(raw, &body); err != nil || want[body.Seq] {
+			t.Errorf("built-in endpoint message %v", ev)
 		}
 	}
 	// Health: the endpoint delivered, so it is healthy.

@@ -3,6 +3,8 @@
 // partitionCount; a device always lands on the same partition), messages
 // stamped with IoT Hub's system properties. Publish returns only after
 // JetStream has stored the message, so a device's QoS 1 PUBACK (or HTTP 204)
-// means the message is durable. The built-in "events" endpoint, routing and
-// the AMQP Event Hubs surface all read from here.
+// means the message is durable. The built-in "events" endpoint is the
+// stream's events.{partition} subjects; a hub with routes stores device
+// messages on ingress.{partition} instead, for its router to decide where
+// they go (see Path). Routing reads ingress and the non-telemetry sources.
 package telemetry

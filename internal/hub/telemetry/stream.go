@@ -64,13 +64,9 @@ func New(b *bus.Bus, now func() time.Time) *Streams { return &Streams{bus: b, no
 
 func streamName(hub string) string { return "hub-" + strings.ToLower(hub) }
 
-// logicalSubject is a partition's subject as Bus.Publish and EnsureStream
-// take it (the bus adds its prefix); physicalSubject is what JetStream's own
-// API needs.
-func logicalSubject(hub string, partition int) string {
-	return "hub." + strings.ToLower(hub) + ".events." + strconv.Itoa(partition)
-}
-
+// physicalSubject is a built-in endpoint partition's subject as
+// JetStream's own API needs it (Bus.Publish and EnsureStream take the
+// logical one and add the bus's prefix).
 func (s *Streams) physicalSubject(hub string, partition int) string {
 	return s.bus.Subject("hub", strings.ToLower(hub), "events", strconv.Itoa(partition))
 }
@@ -83,10 +79,11 @@ func (s *Streams) EnsureHub(ctx context.Context, hub string, retentionDays int) 
 	}
 	_, err := s.bus.EnsureStream(ctx, jetstream.StreamConfig{
 		Name: streamName(hub),
-		// events.{partition}: device messages (the built-in endpoint);
+		// events.{partition}: the built-in endpoint; ingress.{partition}:
+		// device messages waiting for the router (see Path);
 		// sources.{kind}: twin change, lifecycle and connection events,
 		// which only routing delivers.
-		Subjects: []string{"hub." + strings.ToLower(hub) + ".events.*", "hub." + strings.ToLower(hub) + ".sources.*"},
+		Subjects: []string{EventsSubject(hub), IngressSubject(hub), SourcesSubject(hub)},
 		Storage:  jetstream.FileStorage,
 		MaxAge:   time.Duration(retentionDays) * 24 * time.Hour,
 		// Duplicate detection by message id for retried publishes.
@@ -117,13 +114,13 @@ func Partition(deviceID string, partitions int) int {
 	return int(h.Sum32() % uint32(partitions))
 }
 
-// Publish stores a message durably and returns it with its enqueued time,
-// partition and sequence.
-func (s *Streams) Publish(ctx context.Context, partitions int, m Message) (Message, error) {
+// Publish stores a device message durably on path and returns it with its
+// enqueued time, partition and sequence.
+func (s *Streams) Publish(ctx context.Context, partitions int, path Path, m Message) (Message, error) {
 	m.Enqueued = s.now().UTC()
 	m.Partition = Partition(m.DeviceID, partitions)
-	hdr := headers(m, "Telemetry")
-	seq, err := s.bus.Publish(ctx, logicalSubject(m.Hub, m.Partition), m.Payload, hdr)
+	hdr := headers(m, SourceTelemetry)
+	seq, err := s.bus.Publish(ctx, path.subject(m.Hub, m.Partition), m.Payload, hdr)
 	if err != nil {
 		return Message{}, fmt.Errorf("telemetry: publish for %s/%s: %w", m.Hub, m.DeviceID, err)
 	}
@@ -131,12 +128,12 @@ func (s *Streams) Publish(ctx context.Context, partitions int, m Message) (Messa
 	return m, nil
 }
 
-// PublishAsync starts storing a device-to-cloud message and returns a wait
-// for the outcome; see bus.PublishAsync.
-func (s *Streams) PublishAsync(partitions int, m Message) (func(ctx context.Context) error, error) {
+// PublishAsync starts storing a device-to-cloud message on path and
+// returns a wait for the outcome; see bus.PublishAsync.
+func (s *Streams) PublishAsync(partitions int, path Path, m Message) (func(ctx context.Context) error, error) {
 	m.Enqueued = s.now().UTC()
 	m.Partition = Partition(m.DeviceID, partitions)
-	wait, err := s.bus.PublishAsync(logicalSubject(m.Hub, m.Partition), m.Payload, headers(m, "Telemetry"))
+	wait, err := s.bus.PublishAsync(path.subject(m.Hub, m.Partition), m.Payload, headers(m, SourceTelemetry))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: publish for %s/%s: %w", m.Hub, m.DeviceID, err)
 	}
@@ -206,7 +203,8 @@ type ReadOptions struct {
 	Partition int
 }
 
-// Read streams a hub's messages to fn until ctx ends or fn returns an error.
+// Read streams the messages of a hub's built-in endpoint to fn until ctx
+// ends or fn returns an error.
 // It uses an ordered consumer: nothing is acknowledged or consumed, like an
 // Event Hubs reader (the built-in endpoint keeps messages for its retention).
 func (s *Streams) Read(ctx context.Context, hub string, opts ReadOptions, fn func(Message) error) error {

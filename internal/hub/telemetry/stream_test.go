@@ -39,9 +39,17 @@ func TestPublishAndRead(t *testing.T) {
 				t.Fatalf("EnsureHub is not idempotent: %v", err)
 			}
 			const n = 100
+			// Messages stored for the router never show on the built-in
+			// endpoint (Read) by themselves.
+			for i := range 10 {
+				if _, err := s.Publish(ctx, 4, telemetry.PathRouter, telemetry.Message{Hub: "hub1", DeviceID: "routed",
+					System: map[string]string{telemetry.PropMessageID: fmt.Sprint("routed-", i)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for i := 0; i < n; i++ {
 				dev := fmt.Sprintf("dev%d", i%7)
-				m, err := s.Publish(ctx, 4, telemetry.Message{Hub: "hub1", DeviceID: dev, Payload: []byte(fmt.Sprint(i)),
+				m, err := s.Publish(ctx, 4, telemetry.PathBuiltIn, telemetry.Message{Hub: "hub1", DeviceID: dev, Payload: []byte(fmt.Sprint(i)),
 					System: map[string]string{telemetry.PropMessageID: fmt.Sprint("mid-", i), telemetry.PropContentType: "application/json"},
 					App:    map[string]string{"temp": fmt.Sprint(i), "odd key/é": "v"}})
 				if err != nil {
@@ -66,6 +74,9 @@ func TestPublishAndRead(t *testing.T) {
 			seen := map[string]bool{}
 			for _, m := range got {
 				seen[m.System[telemetry.PropMessageID]] = true
+				if m.DeviceID == "routed" {
+					t.Fatalf("a message stored for the router is on the built-in endpoint: %+v", m)
+				}
 				if m.App["odd key/é"] != "v" || m.App["temp"] == "" || m.System[telemetry.PropMessageSource] != "Telemetry" ||
 					m.System[telemetry.PropContentType] != "application/json" || m.Enqueued.IsZero() || m.DeviceID == "" {
 					t.Fatalf("message lost properties: %+v", m)
@@ -80,9 +91,37 @@ func TestPublishAndRead(t *testing.T) {
 			if err := s.RemoveHub(ctx, "hub1"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Publish(ctx, 4, telemetry.Message{Hub: "hub1", DeviceID: "d"}); err == nil {
+			if _, err := s.Publish(ctx, 4, telemetry.PathBuiltIn, telemetry.Message{Hub: "hub1", DeviceID: "d"}); err == nil {
 				t.Error("publish to a removed hub succeeded")
 			}
 		})
+	}
+}
+
+// TestPathFor: device messages go straight to the built-in endpoint only
+// while the routing settings send every one of them there.
+func TestPathFor(t *testing.T) {
+	const fallbackOn = `"fallbackRoute":{"name":"$fallback","source":"DeviceMessages","condition":"true","endpointNames":["events"],"isEnabled":true}`
+	for _, tc := range []struct {
+		routing string
+		want    telemetry.Path
+	}{
+		{``, telemetry.PathBuiltIn},
+		{`null`, telemetry.PathBuiltIn},
+		{`{}`, telemetry.PathBuiltIn},
+		{`{"routes":[],` + fallbackOn + `}`, telemetry.PathBuiltIn},
+		{`{"routes":[],"fallbackRoute":{"condition":"","endpointNames":["Events"],"isEnabled":true}}`, telemetry.PathBuiltIn},
+		// Routes of other sources don't change where device messages go.
+		{`{"routes":[{"name":"t","source":"TwinChangeEvents","condition":"true","endpointNames":["events"],"isEnabled":true}],` + fallbackOn + `}`, telemetry.PathBuiltIn},
+		{`{"routes":[{"name":"off","source":"DeviceMessages","condition":"true","endpointNames":["hot"],"isEnabled":false}],` + fallbackOn + `}`, telemetry.PathBuiltIn},
+		{`{"routes":[{"name":"on","source":"DeviceMessages","condition":"true","endpointNames":["hot"],"isEnabled":true}],` + fallbackOn + `}`, telemetry.PathRouter},
+		{`{"routes":[{"name":"on","source":"devicemessages","condition":"true","endpointNames":["events"],"isEnabled":true}]}`, telemetry.PathRouter},
+		{`{"routes":[],"fallbackRoute":{"condition":"true","endpointNames":["events"],"isEnabled":false}}`, telemetry.PathRouter},
+		{`{"routes":[],"fallbackRoute":{"condition":"level = 'x'","endpointNames":["events"],"isEnabled":true}}`, telemetry.PathRouter},
+		{`{"routes":"not a list"}`, telemetry.PathRouter},
+	} {
+		if got := telemetry.PathFor([]byte(tc.routing)); got != tc.want {
+			t.Errorf("PathFor(%s) = %d, want %d", tc.routing, got, tc.want)
+		}
 	}
 }

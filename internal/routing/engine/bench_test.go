@@ -34,7 +34,7 @@ func BenchmarkRouteToEventHub(b *testing.B) {
 	start := time.Now()
 	waits := make([]func(context.Context) error, 0, 1000)
 	for i := 0; i < b.N; i++ {
-		w, err := f.stream.PublishAsync(4, telemetry.Message{Hub: "hubbench", DeviceID: fmt.Sprintf("dev%d", i%100), Payload: body, System: sys, App: app})
+		w, err := f.stream.PublishAsync(4, telemetry.PathRouter, telemetry.Message{Hub: "hubbench", DeviceID: fmt.Sprintf("dev%d", i%100), Payload: body, System: sys, App: app})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func BenchmarkRouteLatency(b *testing.B) {
 		if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 			time.Sleep(d)
 		}
-		if _, err := f.stream.PublishAsync(4, telemetry.Message{Hub: "hublat", DeviceID: fmt.Sprintf("dev%d", i%100), Payload: body, System: sys}); err != nil {
+		if _, err := f.stream.PublishAsync(4, telemetry.PathRouter, telemetry.Message{Hub: "hublat", DeviceID: fmt.Sprintf("dev%d", i%100), Payload: body, System: sys}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -74,13 +74,8 @@ type Config struct {
 	// "false" (and an empty condition, which is true).
 	Compile Compiler
 	Twins   TwinReader
-	// OnBuiltIn is called (from a router goroutine, in stream order per
-	// hub) for every device message the routing sends to the built-in
-	// "events" endpoint: through a route naming it, or through the
-	// fallback route. Must be fast; nil ignores them.
-	OnBuiltIn func(hub string, m telemetry.Message)
-	Log       *slog.Logger
-	Now       func() time.Time
+	Log     *slog.Logger
+	Now     func() time.Time
 
 	// MinBatchFrequency is the lowest storage batchFrequencyInSeconds the
 	// engine honours (Azure's minimum, 60 s, by default); tests lower it

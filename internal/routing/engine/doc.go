@@ -10,18 +10,23 @@
 //     and retention) and compiles a Plan once: endpoints with their
 //     credentials, routes grouped by source with their conditions compiled
 //     once (Config.Compile), the fallback route, enrichments per endpoint.
-//  2. Routing. A router reads the hub's telemetry stream (hub-{name}:
-//     device messages per partition, and the twin change, lifecycle and
-//     connection state events) through the durable consumer "routing",
-//     shared by every node. For each message it evaluates the enabled
-//     routes of the message's source; each matching custom endpoint gets a
-//     copy — with the endpoint's enrichments as application properties —
-//     appended to the hub's routing queue (stream routing-{name}, subject
-//     routing.{name}.{endpoint}). A device message no route matched takes
-//     the fallback route when it is enabled; the built-in endpoint is the
-//     hub's stream itself, so such messages are only counted and handed to
-//     Config.OnBuiltIn. The source message is acknowledged only after every
-//     copy is stored.
+//  2. Routing. A router reads the hub's telemetry stream (hub-{name}: the
+//     device messages stored for it on ingress.{partition} — see
+//     telemetry.Path: a hub whose settings send every device message to
+//     the built-in endpoint stores them there directly — and the twin
+//     change, lifecycle and connection state events) through the durable
+//     consumer "router", shared by every node and created with the stream
+//     (EnsureRouter). For each message it evaluates the enabled routes of
+//     the message's source; each matching custom endpoint gets a copy —
+//     with the endpoint's enrichments as application properties — appended
+//     to the hub's routing queue (stream routing-{name}, subject
+//     routing.{name}.{endpoint}.{partition}). A device message no route
+//     matched takes the fallback route when it is enabled. A copy for the
+//     built-in endpoint is stored on the hub stream's events.{partition},
+//     which is what the built-in endpoint's readers read — so once routes
+//     exist, only what a route to "events" or the fallback route takes
+//     reaches it, as in IoT Hub. The source message is acknowledged only
+//     after every copy is stored.
 //  3. Delivery. One worker per endpoint reads its subject in order through
 //     its own durable consumer, sends REST batches (≤ 100 messages,
 //     ≤ 256 KB) to Event Hubs / Service Bus, or collects a window per

@@ -158,15 +158,15 @@ func (e *Engine) apply(ctx context.Context, wg *sync.WaitGroup, res store.Resour
 	for _, p := range plan.Problems {
 		e.cfg.Log.Warn("routing: configuration problem", "hub", plan.Hub, "problem", p)
 	}
-	if len(plan.Endpoints) == 0 && e.cfg.OnBuiltIn == nil {
-		// Nothing to deliver but to the built-in endpoint, which is the
-		// hub's own stream: no router, so a hub without custom endpoints
-		// pays nothing for routing. Routes configured later apply to the
-		// messages that arrive after them, as in IoT Hub.
-		return e.remove(ctx, strings.ToLower(plan.Hub))
-	}
-	if err := e.ensureQueue(ctx, plan); err != nil {
-		return err
+	// Every hub has a router, even one without custom endpoints: routes to
+	// the built-in endpoint decide what reaches it, and messages stored for
+	// the router before the routes were removed still need routing. While
+	// a hub's device messages go straight to the built-in endpoint
+	// (telemetry.PathBuiltIn) its router only waits.
+	if len(plan.Endpoints) > 0 {
+		if err := e.ensureQueue(ctx, plan); err != nil {
+			return err
+		}
 	}
 	name := strings.ToLower(plan.Hub)
 	e.mu.Lock()
@@ -228,8 +228,8 @@ type Stats struct {
 	// Fallback: device messages that matched no route and took the
 	// fallback route.
 	Fallback int64
-	// BuiltIn: messages handed to the built-in endpoint (OnBuiltIn), by a
-	// route or the fallback route.
+	// BuiltIn: copies stored on the built-in endpoint, by a route or the
+	// fallback route.
 	BuiltIn int64
 	// Unrouted: messages that matched nothing and had no fallback.
 	Unrouted int64

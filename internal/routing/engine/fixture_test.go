@@ -3,17 +3,18 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outpost-iot/outpost/internal/arm/armtest"
 	"github.com/outpost-iot/outpost/internal/bus"
@@ -57,9 +58,9 @@ type fixture struct {
 	tokens *armtest.Tokens
 	stream *telemetry.Streams
 	engine *engine.Engine
-	// builtIn counts OnBuiltIn calls per hub.
-	builtInMu sync.Mutex
-	builtIn   map[string]int
+	// paths are where each hub's device messages are published, as the
+	// hub's routing settings choose.
+	paths map[string]telemetry.Path
 }
 
 // testEgress sends {ns}.servicebus.{suffix} to whichever messaging data
@@ -130,7 +131,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	s := armtest.New(tb, armtest.WithLog(log))
 	st := s.Store
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{t: tb, ctx: ctx, st: st, sub: s.SubscriptionID(), arm: s, builtIn: map[string]int{},
+	f := &fixture{t: tb, ctx: ctx, st: st, sub: s.SubscriptionID(), arm: s, paths: map[string]telemetry.Path{},
 		issuer: s.Identity.Issuer, dir: s.Identity.Directory}
 	checker := s.Identity.Checker
 	manager := s.Identities
@@ -179,11 +180,6 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 		Bus: f.bus, Resources: st.Resources(), Egress: f.egress, Tokens: f.tokens, Compile: compileStandIn, Log: log,
 		MinBatchFrequency: time.Second, RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		UnhealthyAttempts: 3,
-		OnBuiltIn: func(hub string, _ telemetry.Message) {
-			f.builtInMu.Lock()
-			f.builtIn[hub]++
-			f.builtInMu.Unlock()
-		},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -329,6 +325,10 @@ func (f *fixture) hub(spec hubSpec) store.Principal {
 	if err := f.stream.EnsureHub(f.ctx, spec.name, 1); err != nil {
 		f.t.Fatal(err)
 	}
+	if err := f.engine.EnsureRouter(f.ctx, spec.name); err != nil {
+		f.t.Fatal(err)
+	}
+	f.paths[spec.name] = telemetry.PathFor(routing)
 	var p store.Principal
 	if spec.system {
 		existing, ok := f.tokens.Principal(id)
@@ -359,20 +359,18 @@ func (f *fixture) userAssigned(name string) (string, store.Principal) {
 	return id, f.managedIdentity(id)
 }
 
-// waitRouter waits until the hub's router consumer exists: routing starts
-// at messages published after it.
+// waitRouter waits until the engine runs the hub's router with its
+// current plan.
 func (f *fixture) waitRouter(hub string) {
 	f.t.Helper()
-	waitFor(f.t, 10*time.Second, "router of "+hub, func() bool {
-		_, err := f.bus.JetStream().Consumer(f.ctx, f.bus.Stream(telemetry.StreamName(hub)), "routing")
-		return err == nil
-	})
+	waitFor(f.t, 10*time.Second, "router of "+hub, func() bool { return f.engine.Health(hub) != nil })
 }
 
-// publish sends a device message into the hub's stream.
+// publish sends a device message into the hub's stream, on the path the
+// hub's routing settings choose (as the hub's device endpoints do).
 func (f *fixture) publish(hub string, partitions int, device, body string, app map[string]string) {
 	f.t.Helper()
-	_, err := f.stream.Publish(f.ctx, partitions, telemetry.Message{Hub: hub, DeviceID: device, Payload: []byte(body), App: app,
+	_, err := f.stream.Publish(f.ctx, partitions, f.paths[hub], telemetry.Message{Hub: hub, DeviceID: device, Payload: []byte(body), App: app,
 		System: map[string]string{
 			telemetry.PropContentType: "application/json", telemetry.PropContentEncoding: "utf-8",
 			telemetry.PropAuthMethod:   `{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`,
@@ -383,10 +381,39 @@ func (f *fixture) publish(hub string, partitions int, device, body string, app m
 	}
 }
 
-func (f *fixture) builtInCount(hub string) int {
-	f.builtInMu.Lock()
-	defer f.builtInMu.Unlock()
-	return f.builtIn[hub]
+// builtIn reads every message on the hub's built-in endpoint.
+func (f *fixture) builtIn(hub string) []telemetry.Message {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+	defer cancel()
+	info, err := f.bus.JetStream().Stream(ctx, f.bus.Stream(telemetry.StreamName(hub)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	st, err := info.Info(ctx, jetstream.WithSubjectFilter(f.bus.Subject(telemetry.EventsSubject(hub))))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var want uint64
+	for _, n := range st.State.Subjects {
+		want += n
+	}
+	var out []telemetry.Message
+	if want == 0 {
+		return out
+	}
+	errDone := errors.New("done")
+	err = f.stream.Read(ctx, hub, telemetry.ReadOptions{FromStart: true, Partition: -1}, func(m telemetry.Message) error {
+		out = append(out, m)
+		if uint64(len(out)) == want {
+			return errDone
+		}
+		return nil
+	})
+	if !errors.Is(err, errDone) {
+		f.t.Fatalf("read %d of the %d messages on %s's built-in endpoint: %v", len(out), want, hub, err)
+	}
+	return out
 }
 
 // readEvents reads every event of an event hub (all partitions) from the

@@ -115,6 +115,8 @@ type Plan struct {
 	Retention  time.Duration
 	// Endpoints by lower-case name.
 	Endpoints map[string]*Endpoint
+	// builtIn stands for the built-in endpoint: its name and enrichments.
+	builtIn *Endpoint
 	// routes by routing source, in configuration order.
 	routes   map[string][]route
 	fallback *route // nil when disabled
@@ -193,7 +195,8 @@ func compilePlan(res store.Resource, compile Compiler) (*Plan, error) {
 		return nil, fmt.Errorf("engine: decode hub %s: %w", res.ID, err)
 	}
 	p := &Plan{Hub: res.Name, ResourceID: res.ID, Partitions: 4, Retention: 24 * time.Hour,
-		Endpoints: map[string]*Endpoint{}, routes: map[string][]route{}}
+		Endpoints: map[string]*Endpoint{}, routes: map[string][]route{},
+		builtIn: &Endpoint{Name: BuiltInEndpoint, ID: BuiltInEndpoint}}
 	for name, ev := range doc.Properties.EventHubEndpoints {
 		if strings.EqualFold(name, BuiltInEndpoint) {
 			if ev.PartitionCount > 0 {
@@ -219,6 +222,9 @@ func compilePlan(res store.Resource, compile Compiler) (*Plan, error) {
 	}
 	for _, e := range r.Enrichments {
 		for _, n := range e.EndpointNames {
+			if strings.EqualFold(n, BuiltInEndpoint) {
+				p.builtIn.Enrichments = append(p.builtIn.Enrichments, Enrichment{Key: e.Key, Value: e.Value})
+			}
 			if ep := p.Endpoints[strings.ToLower(n)]; ep != nil {
 				ep.Enrichments = append(ep.Enrichments, Enrichment{Key: e.Key, Value: e.Value})
 			}

@@ -17,8 +17,9 @@ import (
 )
 
 // routerConsumer is the durable consumer of a hub's telemetry stream the
-// routers of every node share.
-const routerConsumer = "routing"
+// routers of every node share: it reads the device messages stored for the
+// router (telemetry.PathRouter) and the non-telemetry sources.
+const routerConsumer = "router"
 
 // hdrPartition carries a routed message's partition on the queue (the
 // queue's subject names the endpoint, not the partition).
@@ -227,7 +228,7 @@ func (h *hubRuntime) route(ctx context.Context) {
 	for ctx.Err() == nil {
 		if cons == nil {
 			var err error
-			if cons, err = h.routerConsumer(ctx); err != nil {
+			if cons, err = h.e.routerConsumer(ctx, h.name); err != nil {
 				failures++
 				if failures == 1 || failures%20 == 0 {
 					log.Warn("routing: waiting for the hub's stream", "err", err)
@@ -267,31 +268,40 @@ func (h *hubRuntime) route(ctx context.Context) {
 	}
 }
 
-// routerConsumer creates (or finds) the hub's durable router consumer. A
-// new one starts at new messages: routing applies from the moment it is
-// configured, as in IoT Hub. MaxAckPending bounds what one batch may hold,
-// so after a crash the unacknowledged batch is routed again before anything
-// newer.
-func (h *hubRuntime) routerConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	b := h.e.cfg.Bus
-	c, err := b.JetStream().CreateOrUpdateConsumer(ctx, b.Stream(hubStream(h.name)), jetstream.ConsumerConfig{
+// EnsureRouter creates (or finds) a hub's durable router consumer. The hub
+// runtime calls it right after creating the hub's stream, before any
+// device can publish to it: the consumer delivers everything from the
+// stream's start, so no message stored for the router is ever missed, even
+// when the engine's Run gets to the hub later. MaxAckPending bounds what
+// one batch may hold, so after a crash the unacknowledged batch is routed
+// again before anything newer.
+func (e *Engine) EnsureRouter(ctx context.Context, hub string) error {
+	_, err := e.routerConsumer(ctx, strings.ToLower(hub))
+	return err
+}
+
+func (e *Engine) routerConsumer(ctx context.Context, hub string) (jetstream.Consumer, error) {
+	b := e.cfg.Bus
+	c, err := b.JetStream().CreateOrUpdateConsumer(ctx, b.Stream(hubStream(hub)), jetstream.ConsumerConfig{
 		Durable:        routerConsumer,
 		Description:    "IoT Hub message routing",
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        time.Minute,
 		MaxDeliver:     -1,
-		MaxAckPending:  h.e.cfg.RouterBatch,
-		FilterSubjects: []string{b.Subject(telemetry.EventsSubject(h.name)), b.Subject(telemetry.SourcesSubject(h.name))},
+		MaxAckPending:  e.cfg.RouterBatch,
+		FilterSubjects: []string{b.Subject(telemetry.IngressSubject(hub)), b.Subject(telemetry.SourcesSubject(hub))},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("engine: router consumer of %s: %w", h.name, err)
+		return nil, fmt.Errorf("engine: router consumer of %s: %w", hub, err)
 	}
 	return c, nil
 }
 
 // routeBatch evaluates the routes for each message and appends a copy to
-// every matching endpoint's queue; it returns once every copy is stored.
+// every matching endpoint's queue — for the built-in endpoint, to the
+// hub's events subject of the message's partition; it returns once every
+// copy is stored.
 func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error {
 	p := h.plan.Load()
 	var waits []func(context.Context) (uint64, error)
@@ -300,6 +310,11 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 	for _, raw := range msgs {
 		tm := telemetry.Decode(p.Hub, raw)
 		m := Message{Message: tm, Source: routeSource(tm.System[telemetry.PropMessageSource]), Scratch: scratch}
+		if m.Source != SourceDeviceMessages {
+			// Events are stored by kind, not partition; on an endpoint
+			// they take their device's partition, as telemetry does.
+			m.Partition = telemetry.Partition(m.DeviceID, p.Partitions)
+		}
 		h.stats.messages.Add(1)
 		targets = targets[:0]
 		for _, rt := range p.routes[m.Source] {
@@ -320,21 +335,21 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 			}
 		}
 		for _, t := range targets {
+			ep, subject := p.Endpoints[t], queueSubject(p.Hub, t, m.Partition)
 			if t == BuiltInEndpoint {
-				h.stats.builtIn.Add(1)
-				if h.e.cfg.OnBuiltIn != nil {
-					h.e.cfg.OnBuiltIn(p.Hub, tm)
-				}
-				continue
+				ep, subject = p.builtIn, telemetry.BuiltInSubject(p.Hub, m.Partition)
 			}
-			ep := p.Endpoints[t]
 			hdr := queueHeaders(ctx, raw, &m, ep, h.e.cfg.Twins)
-			wait, err := h.e.cfg.Bus.PublishAsync(queueSubject(p.Hub, t, m.Partition), raw.Data(), hdr)
+			wait, err := h.e.cfg.Bus.PublishAsync(subject, raw.Data(), hdr)
 			if err != nil {
 				return fmt.Errorf("engine: queue for endpoint %s: %w", ep.Name, err)
 			}
 			waits = append(waits, wait)
-			h.stats.routed.Add(1)
+			if t == BuiltInEndpoint {
+				h.stats.builtIn.Add(1)
+			} else {
+				h.stats.routed.Add(1)
+			}
 		}
 	}
 	for _, w := range waits {
