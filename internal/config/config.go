@@ -95,6 +95,10 @@ type Hub struct {
 	// routing endpoint may use: Azure's 60 s by default; lower it so tests
 	// and demos see blobs in seconds.
 	RoutingMinBatchFrequency time.Duration `json:"routingMinBatchFrequency"`
+	// RoutingUnhealthyAfter is how long a routing endpoint fails before its
+	// health turns from degraded to unhealthy (5m; also after 10 failed
+	// attempts in a row).
+	RoutingUnhealthyAfter time.Duration `json:"routingUnhealthyAfter"`
 }
 
 // Blob configures the blob service's path-style listener.
@@ -147,7 +151,7 @@ func Default() Config {
 			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
 		},
 		Blob:            Blob{MaxBlockBytes: 256 << 20},
-		Hub:             Hub{RoutingMinBatchFrequency: 60 * time.Second},
+		Hub:             Hub{RoutingMinBatchFrequency: 60 * time.Second, RoutingUnhealthyAfter: 5 * time.Minute},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -246,6 +250,9 @@ func (c Config) Validate() error {
 	}
 	if c.Hub.RoutingMinBatchFrequency < time.Second || c.Hub.RoutingMinBatchFrequency > 720*time.Second {
 		add("routing-min-batch-frequency: %s must be between 1s and 720s", c.Hub.RoutingMinBatchFrequency)
+	}
+	if c.Hub.RoutingUnhealthyAfter < time.Second || c.Hub.RoutingUnhealthyAfter > time.Hour {
+		add("routing-unhealthy-after: %s must be between 1s and 1h", c.Hub.RoutingUnhealthyAfter)
 	}
 	if c.Hub.D2CMessagesPerSecond < 0 {
 		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")
