@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/deploy"
 	"github.com/outpost-iot/outpost/internal/hub/hubresource"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/msi"
@@ -25,7 +26,7 @@ func (a *App) resourceTypes() []arm.ResourceType {
 		msi.NewUserAssignedIdentities(a.msi),
 		rbac.NewRoleAssignments(a.rbac, a.directory, a.installation.TenantID, now),
 		rbac.NewRoleDefinitions(a.rbac, now),
-		a.deploys,
+		a.deploys, deploy.Operations{},
 		a.iotHubs(),
 		hubresource.NewIotHubKeys(a.store.Resources()),
 		routetest.New(a.store.Resources(), hubresource.APIVersions()),

@@ -34,6 +34,8 @@ type Service interface {
 	GetResource(ctx context.Context, id arm.ResourceID) (store.Resource, error)
 	GetOperation(ctx context.Context, id string) (store.Operation, *arm.Error, error)
 	GetGroup(ctx context.Context, sub, name string) (store.Resource, error)
+	PutGroup(ctx context.Context, sub, name string, body arm.Document) (store.Resource, bool, error)
+	DeleteResource(ctx context.Context, id arm.ResourceID, ifMatch string) (op *store.Operation, found bool, err error)
 	Action(ctx context.Context, id arm.ResourceID, action string, body json.RawMessage) (any, error)
 }
 
@@ -120,6 +122,9 @@ type request struct {
 	Template   map[string]any
 	Parameters map[string]any // name → value, already unwrapped from {"value": …}
 	Mode       string
+	// Location is the deployment's own location: required at subscription
+	// scope, where it also answers deployment().location.
+	Location string
 }
 
 func decodeRequest(doc arm.Document) (request, error) {
@@ -135,6 +140,9 @@ func decodeRequest(doc arm.Document) (request, error) {
 		return request{}, arm.Errorf(http.StatusBadRequest, "InvalidRequestContent", "The request content is missing 'properties'. Send {\"properties\": {\"mode\": \"Incremental\", \"template\": {…}, \"parameters\": {…}}}.")
 	}
 	var r request
+	if raw, ok := doc["location"]; ok {
+		_ = json.Unmarshal(raw, &r.Location)
+	}
 	switch t := lookup(props, "template").(type) {
 	case map[string]any:
 		r.Template = t
@@ -196,14 +204,17 @@ func decodeRequest(doc arm.Document) (request, error) {
 // checked (every expression parses, parameters match their declarations)
 // and stored with the deployer; Provision deploys.
 func (d *Deployments) Prepare(ctx context.Context, req arm.PutRequest) (arm.Document, error) {
-	if req.ID.ResourceGroup == "" {
-		return nil, arm.Errorf(http.StatusBadRequest, "InvalidDeploymentScope", "Outpost runs deployments at resource-group scope: PUT /subscriptions/{s}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/{name}.")
+	if err := checkScope(req.ID); err != nil {
+		return nil, err
 	}
 	if n := req.ID.Name(); len(n) > 64 || !deploymentName.MatchString(n) {
 		return nil, arm.Errorf(http.StatusBadRequest, "InvalidDeploymentName", "The deployment name '%s' is invalid: use 1-64 letters, digits, '-', '_', '.', '(' or ')'.", n)
 	}
 	r, err := decodeRequest(req.Body)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkLocation(req.ID, r); err != nil {
 		return nil, err
 	}
 	if err := checkTemplate(r); err != nil {
@@ -217,7 +228,29 @@ func (d *Deployments) Prepare(ctx context.Context, req arm.PutRequest) (arm.Docu
 		"template": r.Template, "duration": "PT0S",
 	})
 	doc.Set(principalMember, req.Principal)
+	if r.Location != "" {
+		doc.Set("location", r.Location)
+	}
 	return doc, nil
+}
+
+// checkScope accepts deployments at resource-group and subscription scope.
+func checkScope(id arm.ResourceID) error {
+	if id.Scope != "" || id.Subscription == "" {
+		return arm.Errorf(http.StatusBadRequest, "InvalidDeploymentScope",
+			"Outpost runs deployments at resource-group scope (/subscriptions/{s}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/{name}) and subscription scope (/subscriptions/{s}/providers/Microsoft.Resources/deployments/{name}); management-group and tenant deployments are not supported.")
+	}
+	return nil
+}
+
+// checkLocation: a subscription deployment must say where its metadata
+// lives (az deployment sub create --location).
+func checkLocation(id arm.ResourceID, r request) error {
+	if id.ResourceGroup == "" && r.Location == "" {
+		return arm.Errorf(http.StatusBadRequest, "LocationRequired",
+			"The location property is required for a subscription deployment. Add \"location\" to the request body (az deployment sub create --location …).")
+	}
+	return nil
 }
 
 // Render implements arm.Renderer: the deployer and the template stay
@@ -247,7 +280,7 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 	}
 	var principal arm.Principal
 	_ = doc.Decode(principalMember, &principal)
-	r, err := decodeRequest(arm.Document{"properties": mustJSON(props)})
+	r, err := decodeRequest(arm.Document{"properties": mustJSON(props), "location": doc["location"]})
 	if err != nil {
 		return nil, err
 	}

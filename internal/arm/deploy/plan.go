@@ -1,0 +1,517 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/deploy/expr"
+)
+
+// result is what a run leaves in the deployment's properties.
+type result struct {
+	outputs         map[string]any
+	outputResources []map[string]any
+	dependencies    []map[string]any
+	operations      []operation
+}
+
+// planned is one resource instance of the template.
+type planned struct {
+	raw        map[string]any
+	ctx        *expr.Context
+	typ        string
+	name       string
+	apiVersion string
+	id         string
+	loop       string // copy loop name, if any
+	deps       []*planned
+	dependsOn  []string // as evaluated, for resolution
+	// group is the resource group a nested deployment targets
+	// ("resourceGroup" member), when it isn't the deployment's own.
+	group string
+
+	done chan struct{}
+	err  error
+	op   operation
+}
+
+// target is where a deployment runs: a resource group, or with rg empty a
+// subscription.
+type target struct {
+	sub, rg string
+	// location is the group's, or the deployment's at subscription scope.
+	location  string
+	groupTags map[string]string
+	name      string // the deployment's name
+	mode      string
+}
+
+// scopeID is the id resources of the template hang off.
+func (t target) scopeID() string {
+	if t.rg == "" {
+		return "/subscriptions/" + t.sub
+	}
+	return "/subscriptions/" + t.sub + "/resourceGroups/" + t.rg
+}
+
+// run is one evaluation of a template: planned (expand, link) and then
+// deployed, or only planned (Expand, whatIf).
+type run struct {
+	d         *Deployments // nil when only planning
+	ctx       context.Context
+	principal arm.Principal
+	target
+	ectx   *expr.Context
+	all    []*planned
+	byName map[string][]*planned // resource name, copy loop name → instances
+	byID   map[string]*planned   // lower-case id
+	// skipped are the ids of instances whose condition was false.
+	skipped []string
+	// fetch answers reference() and list*() once the target is a resource
+	// id; nil makes them fail.
+	fetchReference func(ctx context.Context, id arm.ResourceID, req expr.ReferenceRequest) (any, error)
+	fetchList      func(ctx context.Context, id arm.ResourceID, req expr.ListRequest) (any, error)
+	// deploying: reference() waits for a template resource to be deployed.
+	deploying bool
+}
+
+// newRun builds the evaluation context of a template at t.
+func newRun(ctx context.Context, t target, tenantID string, r request, now func() time.Time) *run {
+	decls, _ := lookup(r.Template, "parameters").(map[string]any)
+	vars, _ := lookup(r.Template, "variables").(map[string]any)
+	ectx := &expr.Context{
+		Parameters: expr.NewParameters(decls, r.Parameters),
+		Variables:  expr.NewVariables(vars),
+		Deployment: expr.Deployment{Name: t.name, Template: r.Template, Parameters: r.Parameters, Mode: r.Mode, ProvisioningState: "Running"},
+		Tenant:     expr.Tenant{ID: tenantID},
+		Subscription: &expr.Subscription{
+			ID: t.sub, DisplayName: "Outpost", TenantID: tenantID,
+		},
+		Now: now,
+	}
+	if t.rg != "" {
+		ectx.ResourceGroup = &expr.ResourceGroup{Name: t.rg, Location: t.location, Tags: t.groupTags, ProvisioningState: "Succeeded"}
+	} else {
+		ectx.Deployment.Location = t.location
+	}
+	ru := &run{ctx: ctx, target: t, ectx: ectx, byName: map[string][]*planned{}, byID: map[string]*planned{}}
+	ectx.Reference = ru.reference
+	ectx.List = ru.list
+	return ru
+}
+
+// plan checks the parameters, expands every resource and links the
+// dependencies.
+func (ru *run) plan(r request) error {
+	decls, _ := lookup(r.Template, "parameters").(map[string]any)
+	if err := ru.checkParameters(decls); err != nil {
+		return err
+	}
+	resources, _ := lookup(r.Template, "resources").([]any)
+	for i, raw := range resources {
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return invalidTemplate("resources[%d] is not an object.", i)
+		}
+		if err := ru.expand(m, nil, ru.ectx); err != nil {
+			return err
+		}
+	}
+	return ru.link()
+}
+
+// target resolves a deployment's target: its resource group (which must
+// exist), or at subscription scope its location.
+func (d *Deployments) target(ctx context.Context, id arm.ResourceID, location string, mode string) (target, error) {
+	t := target{sub: id.Subscription, name: id.Name(), mode: mode, location: location}
+	if id.ResourceGroup == "" {
+		return t, nil
+	}
+	group, err := d.svc.GetGroup(ctx, id.Subscription, id.ResourceGroup)
+	if err != nil {
+		return t, err
+	}
+	var gdoc struct {
+		Location string            `json:"location"`
+		Tags     map[string]string `json:"tags"`
+	}
+	_ = json.Unmarshal(group.Body, &gdoc)
+	t.rg, t.location, t.groupTags = group.Name, gdoc.Location, gdoc.Tags
+	return t, nil
+}
+
+func (d *Deployments) run(ctx context.Context, id arm.ResourceID, principal arm.Principal, r request) (result, error) {
+	res := result{outputs: map[string]any{}, outputResources: []map[string]any{}, dependencies: []map[string]any{}}
+	t, err := d.target(ctx, id, r.Location, r.Mode)
+	if err != nil {
+		return res, err
+	}
+	ru := newRun(ctx, t, d.cfg.TenantID, r, d.cfg.Now)
+	ru.d, ru.principal, ru.deploying = d, principal, true
+	ru.fetchReference, ru.fetchList = d.fetchReference, d.fetchList
+	if err := ru.plan(r); err != nil {
+		return res, err
+	}
+	err = ru.deploy()
+	for _, p := range ru.all {
+		if p.op.ID != "" {
+			res.operations = append(res.operations, p.op)
+		}
+		if p.err == nil && p.done != nil {
+			res.outputResources = append(res.outputResources, map[string]any{"id": p.id})
+		}
+		if len(p.deps) > 0 {
+			var deps []map[string]any
+			for _, q := range p.deps {
+				deps = append(deps, map[string]any{"id": q.id, "resourceType": q.typ, "resourceName": q.name})
+			}
+			res.dependencies = append(res.dependencies, map[string]any{"id": p.id, "resourceType": p.typ, "resourceName": p.name, "dependsOn": deps})
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	if r.Mode == "Complete" && t.rg != "" {
+		ops, err := ru.deleteUnlisted()
+		res.operations = append(res.operations, ops...)
+		if err != nil {
+			return res, err
+		}
+	}
+	outs, err := ru.outputs(lookup(r.Template, "outputs"))
+	res.outputs = outs
+	return res, err
+}
+
+// checkParameters evaluates every parameter now, so a bad value fails the
+// deployment before anything is created, and checks type and allowedValues.
+func (ru *run) checkParameters(decls map[string]any) error {
+	for name, d := range decls {
+		decl, _ := d.(map[string]any)
+		v, err := ru.ectx.Parameters.Value(ru.ectx.WithSite(expr.SiteParameterDefault), name)
+		if err != nil {
+			return invalidTemplate("parameter '%s': %v", name, err)
+		}
+		typ, _ := lookup(decl, "type").(string)
+		if !typeMatches(strings.ToLower(typ), v) {
+			return arm.Errorf(http.StatusBadRequest, "InvalidTemplate",
+				"Deployment template validation failed: 'Template parameter JToken type is not valid. Expected '%s'. Actual '%s'.' (parameter '%s')", typ, jsonType(v), name)
+		}
+		if allowed, ok := lookup(decl, "allowedValues").([]any); ok && len(allowed) > 0 {
+			found := false
+			for _, a := range allowed {
+				found = found || fmt.Sprint(a) == fmt.Sprint(v)
+			}
+			if !found {
+				return arm.Errorf(http.StatusBadRequest, "InvalidTemplate",
+					"Deployment template validation failed: 'The provided value '%v' for the template parameter '%s' is not valid. The parameter value is not part of the allowed value(s): '%s'.'", v, name, joinAny(allowed))
+			}
+		}
+	}
+	return nil
+}
+
+// expand adds a template resource — each copy instance, and its nested
+// child resources — to the plan. parent is set for nested children.
+func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) error {
+	site := ctx.WithSite(expr.SiteResource)
+	instances := []*expr.Context{site}
+	loop := ""
+	if c, ok := lookup(raw, "copy").(map[string]any); ok {
+		loop, _ = lookup(c, "name").(string)
+		n, err := expr.EvalValue(lookup(c, "count"), site)
+		if err != nil {
+			return invalidTemplate("copy '%s' count: %v", loop, err)
+		}
+		count, ok := n.(int64)
+		if !ok || count < 0 || count > 800 {
+			return invalidTemplate("copy '%s': count must be an integer from 0 to 800, got %v.", loop, n)
+		}
+		instances = instances[:0]
+		for i := range int(count) {
+			instances = append(instances, site.WithResourceCopyIndex(loop, i))
+		}
+		ru.byName[strings.ToLower(loop)] = []*planned{}
+	}
+	for _, ictx := range instances {
+		skip := false
+		if cond := lookup(raw, "condition"); cond != nil {
+			v, err := expr.EvalValue(cond, ictx)
+			if err != nil {
+				return invalidTemplate("condition: %v", err)
+			}
+			if b, ok := v.(bool); ok && !b {
+				skip = true
+			}
+		}
+		typ, err := evalString(lookup(raw, "type"), ictx, "resource type")
+		if err != nil {
+			if skip {
+				continue
+			}
+			return err
+		}
+		name, err := evalString(lookup(raw, "name"), ictx, "resource name")
+		if err != nil {
+			if skip {
+				continue
+			}
+			return err
+		}
+		api, _ := evalString(lookup(raw, "apiVersion"), ictx, "apiVersion")
+		if parent != nil && !strings.Contains(typ, ".") {
+			typ = parent.typ + "/" + typ
+			name = parent.name + "/" + name
+		}
+		p := &planned{raw: raw, ctx: ictx.WithSite(expr.SiteResourceProperties), typ: strings.TrimSuffix(typ, "/"), name: name, apiVersion: api, loop: loop}
+		scope := ""
+		if s := lookup(raw, "scope"); s != nil {
+			if scope, err = evalString(s, ictx, "scope"); err != nil {
+				return err
+			}
+		}
+		if strings.EqualFold(p.typ, Type) {
+			if g := lookup(raw, "resourceGroup"); g != nil {
+				if p.group, err = evalString(g, ictx, "nested deployment resourceGroup"); err != nil {
+					return err
+				}
+			}
+			if s := lookup(raw, "subscriptionId"); s != nil {
+				sub, err := evalString(s, ictx, "nested deployment subscriptionId")
+				if err != nil {
+					return err
+				}
+				if !strings.EqualFold(sub, ru.sub) {
+					return invalidTemplate("nested deployment '%s' targets subscription '%s'; this installation has only subscription '%s'.", name, sub, ru.sub)
+				}
+			}
+		}
+		if p.id, err = ru.resourceID(p.typ, p.name, scope, p.group); err != nil {
+			if skip {
+				continue
+			}
+			return err
+		}
+		if skip {
+			// A resource whose condition is false is not deployed; in
+			// Complete mode it is not deleted either (api-version ≥ 2019-05-10).
+			ru.skipped = append(ru.skipped, p.id)
+			continue
+		}
+		if deps, ok := lookup(raw, "dependsOn").([]any); ok {
+			for _, dep := range deps {
+				s, err := evalString(dep, ictx, "dependsOn")
+				if err != nil {
+					return err
+				}
+				p.dependsOn = append(p.dependsOn, s)
+			}
+		}
+		if parent != nil {
+			p.deps = append(p.deps, parent)
+		}
+		ru.add(p)
+		if children, ok := lookup(raw, "resources").([]any); ok {
+			for _, c := range children {
+				cm, ok := c.(map[string]any)
+				if !ok {
+					continue
+				}
+				if err := ru.expand(cm, p, ictx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (ru *run) add(p *planned) {
+	ru.all = append(ru.all, p)
+	ru.byID[strings.ToLower(p.id)] = p
+	short := strings.ToLower(p.name)
+	ru.byName[short] = append(ru.byName[short], p)
+	if i := strings.LastIndex(short, "/"); i >= 0 {
+		last := short[i+1:]
+		ru.byName[last] = append(ru.byName[last], p)
+	}
+	if p.loop != "" {
+		ru.byName[strings.ToLower(p.loop)] = append(ru.byName[strings.ToLower(p.loop)], p)
+	}
+	// "Namespace/type/name" as some dependsOn entries spell it.
+	ru.byName[strings.ToLower(p.typ+"/"+p.name)] = append(ru.byName[strings.ToLower(p.typ+"/"+p.name)], p)
+}
+
+// resourceID builds a resource id from a template type and name:
+// Namespace/t1/t2 with a/b → .../providers/Namespace/t1/a/t2/b; an
+// extension resource (scope, or "…/providers/…" in the type) hangs off its
+// scope.
+//
+// At subscription scope resources hang off the subscription, and a
+// Microsoft.Resources/resourceGroups resource is the group itself. A nested
+// deployment with a resourceGroup member (group) is created in that group.
+func (ru *run) resourceID(typ, name, scope, group string) (string, error) {
+	base := ru.scopeID()
+	if group != "" {
+		base = "/subscriptions/" + ru.sub + "/resourceGroups/" + group
+	}
+	if strings.EqualFold(typ, groupType) && scope == "" {
+		if ru.rg != "" {
+			return "", invalidTemplate("a resource group ('%s') can only be created by a subscription deployment: deploy with az deployment sub create.", name)
+		}
+		if strings.Contains(name, "/") {
+			return "", invalidTemplate("the resource group name '%s' must not contain '/'.", name)
+		}
+		return "/subscriptions/" + ru.sub + "/resourceGroups/" + name, nil
+	}
+	if i := strings.Index(strings.ToLower(typ), "/providers/"); i >= 0 {
+		// Old-style extension: Microsoft.Storage/storageAccounts/providers/roleAssignments
+		// named "acct/Microsoft.Authorization/{guid}".
+		baseType, extType := typ[:i], typ[i+len("/providers/"):]
+		parts := strings.Split(name, "/")
+		baseSegs := strings.Count(baseType, "/")
+		if len(parts) < baseSegs+2 {
+			return "", invalidTemplate("the extension resource name '%s' does not match its type '%s'.", name, typ)
+		}
+		baseID, err := ru.resourceID(baseType, strings.Join(parts[:baseSegs], "/"), "", "")
+		if err != nil {
+			return "", err
+		}
+		return baseID + "/providers/" + parts[baseSegs] + "/" + extType + "/" + strings.Join(parts[baseSegs+1:], "/"), nil
+	}
+	segs := strings.Split(typ, "/")
+	names := strings.Split(name, "/")
+	if len(segs) < 2 || len(names) != len(segs)-1 {
+		return "", invalidTemplate("the resource name '%s' does not match its type '%s': a type with %d segments needs %d name segments.", name, typ, len(segs), len(segs)-1)
+	}
+	var b strings.Builder
+	b.WriteString("/providers/" + segs[0])
+	for i, t := range segs[1:] {
+		b.WriteString("/" + t + "/" + names[i])
+	}
+	if scope != "" {
+		if !strings.HasPrefix(scope, "/") {
+			// A scope written as "Namespace/type/name[/type/name]" is a
+			// resource of this group.
+			ss := strings.Split(scope, "/")
+			if len(ss) < 3 || len(ss)%2 == 0 {
+				return "", invalidTemplate("the scope '%s' is neither a resource id nor Namespace/type/name.", scope)
+			}
+			types, names := []string{ss[0]}, []string{}
+			for i := 1; i+1 < len(ss); i += 2 {
+				types, names = append(types, ss[i]), append(names, ss[i+1])
+			}
+			sid, err := ru.resourceID(strings.Join(types, "/"), strings.Join(names, "/"), "", "")
+			if err != nil {
+				return "", err
+			}
+			scope = sid
+		}
+		return strings.TrimSuffix(scope, "/") + b.String(), nil
+	}
+	return base + b.String(), nil
+}
+
+// link resolves dependsOn entries and the implicit dependencies of
+// reference() / list*() calls by name, and refuses cycles.
+func (ru *run) link() error {
+	for _, p := range ru.all {
+		for _, dep := range p.dependsOn {
+			targets := ru.resolve(dep)
+			// A dependency on a resource the template skipped (condition
+			// false) or doesn't declare is dropped, as ARM does.
+			p.deps = append(p.deps, targets...)
+		}
+		walkStrings(p.raw, func(_ string, s string) {
+			if !expr.IsExpression(s) {
+				return
+			}
+			e, err := expr.Parse(s)
+			if err != nil {
+				return
+			}
+			for _, c := range expr.Calls(e) {
+				fn := strings.ToLower(c.Name)
+				if fn != "reference" && !strings.HasPrefix(fn, "list") {
+					continue
+				}
+				if len(c.Args) > 0 {
+					if lit, ok := c.Args[0].(*expr.StringLit); ok {
+						p.deps = append(p.deps, ru.byName[strings.ToLower(lit.Value)]...)
+					}
+				}
+			}
+		})
+		p.deps = uniqueDeps(p.deps, p)
+	}
+	// Cycle check: depth-first with colours.
+	state := map[*planned]int{}
+	var visit func(p *planned) error
+	visit = func(p *planned) error {
+		switch state[p] {
+		case 1:
+			return invalidTemplate("Circular dependency detected on resource: '%s'.", p.id)
+		case 2:
+			return nil
+		}
+		state[p] = 1
+		for _, q := range p.deps {
+			if err := visit(q); err != nil {
+				return err
+			}
+		}
+		state[p] = 2
+		return nil
+	}
+	for _, p := range ru.all {
+		if err := visit(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ru *run) resolve(dep string) []*planned {
+	if p, ok := ru.byID[strings.ToLower(dep)]; ok {
+		return []*planned{p}
+	}
+	if strings.HasPrefix(dep, "/") {
+		// resourceId() of an extension resource names it without its scope
+		// (resourceId('Microsoft.Authorization/roleAssignments', guid)), as
+		// ARM's dependsOn accepts: match by type and name.
+		if id, err := arm.ParseResourceID(dep); err == nil {
+			var out []*planned
+			for _, p := range ru.all {
+				if strings.EqualFold(p.typ, id.FullType()) && strings.EqualFold(lastSegment(p.name), id.Name()) {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+	}
+	return ru.byName[strings.ToLower(strings.Trim(dep, "/"))]
+}
+
+func lastSegment(name string) string {
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+func uniqueDeps(deps []*planned, self *planned) []*planned {
+	seen := map[*planned]bool{self: true}
+	out := deps[:0]
+	for _, d := range deps {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
