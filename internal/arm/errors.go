@@ -33,6 +33,18 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.cause }
 
+// ErrCanceled is the cause of an error that ends a long-running operation
+// Canceled rather than Failed (a deployment cancelled while it ran).
+var ErrCanceled = errors.New("operation canceled")
+
+// CanceledErrorf builds an Error whose operation, and resource, end
+// Canceled.
+func CanceledErrorf(status int, code, format string, args ...any) *Error {
+	e := Errorf(status, code, format, args...)
+	e.cause = ErrCanceled
+	return e
+}
+
 // Errorf builds an Error with a formatted message.
 func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}

@@ -369,6 +369,11 @@ func (h *Handler) action(rt route, id ResourceID, action string) error {
 	if err != nil {
 		return err
 	}
+	if out == nil {
+		// An action with nothing to say (a deployment's cancel).
+		rt.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	return writeJSON(rt.w, http.StatusOK, out)
 }
 

@@ -47,6 +47,9 @@ func (s *Service) finishOperation(ctx context.Context, id string, opErr error) {
 		ae := AsError(opErr)
 		b, _ := json.Marshal(storedError{ErrorBody: ae.Body(), Status: ae.Status})
 		op.Status, op.Error = "Failed", b
+		if errors.Is(opErr, ErrCanceled) {
+			op.Status = "Canceled"
+		}
 		return nil
 	})
 	if err != nil {
@@ -99,15 +102,20 @@ func (s *Service) execute(ctx context.Context, op store.Operation) error {
 		}
 		_, err = s.provision(ctx, rt, res)
 		if err != nil {
-			s.markFailed(ctx, res.ID)
+			state := "Failed"
+			if errors.Is(err, ErrCanceled) {
+				state = "Canceled"
+			}
+			s.markState(ctx, res.ID, state)
 		}
 		return err
 	}
 	return fmt.Errorf("arm: operation %s: unknown kind %q", op.ID, op.Kind)
 }
 
-// markFailed sets provisioningState Failed on a resource whose Provision failed.
-func (s *Service) markFailed(ctx context.Context, id string) {
+// markState sets provisioningState Failed (or Canceled) on a resource
+// whose Provision failed (or was canceled).
+func (s *Service) markState(ctx context.Context, id, state string) {
 	_, _, err := s.store.Resources().Put(ctx, id, func(cur *store.Resource) (store.Resource, error) {
 		if cur == nil {
 			return store.Resource{}, store.ErrNotFound
@@ -116,7 +124,7 @@ func (s *Service) markFailed(ctx context.Context, id string) {
 		if err != nil {
 			return store.Resource{}, err
 		}
-		setProvisioningState(doc, "Failed")
+		setProvisioningState(doc, state)
 		next := *cur
 		next.Body = doc.Bytes()
 		return next, nil

@@ -14,21 +14,32 @@ import (
 	"github.com/outpost-iot/outpost/internal/arm/deploy"
 )
 
-// newDeploymentCommand is `outpost deployment group create`, shaped like az's.
+// newDeploymentCommand is `outpost deployment group|sub create|what-if`,
+// shaped like az's.
 func newDeploymentCommand() *cobra.Command {
 	dep := &cobra.Command{Use: "deployment", Short: "ARM template deployments (az deployment shaped)"}
 	group := &cobra.Command{Use: "group", Short: "Deployments to a resource group"}
-	dep.AddCommand(group)
+	sub := &cobra.Command{Use: "sub", Short: "Deployments to the subscription"}
+	dep.AddCommand(group, sub)
+	group.AddCommand(deploymentCommand("create", false), deploymentCommand("what-if", false))
+	sub.AddCommand(deploymentCommand("create", true), deploymentCommand("what-if", true))
+	return dep
+}
+
+// deploymentCommand builds create or what-if at resource-group or
+// subscription scope.
+func deploymentCommand(verb string, atSubscription bool) *cobra.Command {
 	var (
-		name, rg, file, mode string
-		params               []string
-		noWait               bool
+		name, rg, file, mode, location string
+		params                         []string
+		noWait                         bool
 	)
-	create := &cobra.Command{
-		Use:   "create --resource-group RG --template-file FILE [--name NAME] [--parameters k=v|@file.json …]",
-		Short: "Deploy a template into a resource group and wait for it",
-		Long: "Deploys an ARM template (JSON, comments allowed) into a resource group, printing each state\n" +
-			"change while it runs and the deployment as JSON at the end. Exits non-zero when it fails.",
+	where := "--resource-group RG"
+	if atSubscription {
+		where = "--location LOCATION"
+	}
+	cmd := &cobra.Command{
+		Use: verb + " " + where + " --template-file FILE [--name NAME] [--parameters k=v|@file.json …]",
 		// az takes `--parameters a=1 b=2`: the words after the first value
 		// arrive as arguments and are parameters too.
 		Args: cobra.ArbitraryArgs,
@@ -39,8 +50,8 @@ func newDeploymentCommand() *cobra.Command {
 				}
 			}
 			params = append(params, args...)
-			if rg == "" || file == "" {
-				return errors.New("--resource-group (-g) and --template-file (-f) are required")
+			if file == "" || (!atSubscription && rg == "") || (atSubscription && location == "") {
+				return fmt.Errorf("%s and --template-file (-f) are required", strings.Fields(where)[0])
 			}
 			raw, err := os.ReadFile(file)
 			if err != nil {
@@ -62,47 +73,134 @@ func newDeploymentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			path := "/subscriptions/" + c.subscription + "/resourcegroups/" + url.PathEscape(rg) +
-				"/providers/Microsoft.Resources/deployments/" + url.PathEscape(name) + "?api-version=2021-04-01"
+			base := "/subscriptions/" + c.subscription
+			if !atSubscription {
+				base += "/resourcegroups/" + url.PathEscape(rg)
+			}
+			path := base + "/providers/Microsoft.Resources/deployments/" + url.PathEscape(name)
 			body := map[string]any{"properties": map[string]any{"mode": mode, "template": tpl, "parameters": parameters}}
-			var out map[string]any
-			if err := c.do(ctx, "PUT", path, body, &out); err != nil {
-				return err
+			if location != "" {
+				body["location"] = location
 			}
-			last := ""
-			for !noWait {
-				props, _ := out["properties"].(map[string]any)
-				state, _ := props["provisioningState"].(string)
-				if state != last {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s  deployment %s: %s\n", time.Now().Format("15:04:05"), name, state)
-					last = state
-				}
-				if state == "Succeeded" || state == "Failed" || state == "Canceled" {
-					break
-				}
-				time.Sleep(500 * time.Millisecond)
-				if err := c.do(ctx, "GET", path, nil, &out); err != nil {
-					return err
-				}
+			if verb == "what-if" {
+				return whatIf(cmd, c, path, body)
 			}
-			b, _ := json.MarshalIndent(out, "", "  ")
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			if props, _ := out["properties"].(map[string]any); props["provisioningState"] == "Failed" {
-				e, _ := json.Marshal(props["error"])
-				return fmt.Errorf("deployment %s failed: %s", name, e)
-			}
-			return nil
+			return deployAndFollow(cmd, c, path, name, body, noWait)
 		},
 	}
-	create.Flags().StringVarP(&name, "name", "n", "", "deployment name (default: the template file's base name)")
-	create.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
-	create.Flags().StringVarP(&file, "template-file", "f", "", "template file (JSON; comments allowed)")
-	create.Flags().StringArrayVarP(&params, "parameters", "p", nil, "name=value, or @file.json (a parameters file); repeatable, and several in one flag separated by spaces")
-	create.Flags().StringVar(&mode, "mode", "Incremental", "Incremental or Complete")
-	create.Flags().BoolVar(&noWait, "no-wait", false, "return once the deployment is accepted")
-	group.AddCommand(create)
-	return dep
+	if verb == "what-if" {
+		cmd.Short = "Show what a deployment would change, without deploying"
+	} else {
+		cmd.Short = "Deploy a template and follow its operations"
+		cmd.Long = "Deploys an ARM template (JSON, comments allowed), printing each resource operation as it\n" +
+			"starts and ends, and the deployment as JSON at the end. Exits non-zero when it fails."
+		cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the deployment is accepted")
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "deployment name (default: the template file's base name)")
+	if atSubscription {
+		cmd.Flags().StringVarP(&location, "location", "l", "", "the deployment's location")
+	} else {
+		cmd.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
+	}
+	cmd.Flags().StringVarP(&file, "template-file", "f", "", "template file (JSON; comments allowed)")
+	cmd.Flags().StringArrayVarP(&params, "parameters", "p", nil, "name=value, or @file.json (a parameters file); repeatable, and several in one flag separated by spaces")
+	cmd.Flags().StringVar(&mode, "mode", "Incremental", "Incremental or Complete")
+	return cmd
+}
+
+const deploymentsAPI = "?api-version=2021-04-01"
+
+// deployAndFollow PUTs a deployment and, unless noWait, follows it to the
+// end: every operation (one per resource) is printed when it appears and
+// when its state changes, then the deployment as JSON.
+func deployAndFollow(cmd *cobra.Command, c *apiClient, path, name string, body map[string]any, noWait bool) error {
+	ctx := cmd.Context()
+	var out map[string]any
+	if err := c.do(ctx, "PUT", path+deploymentsAPI, body, &out); err != nil {
+		return err
+	}
+	stderr := cmd.ErrOrStderr()
+	last, seen := "", map[string]string{}
+	for !noWait {
+		props, _ := out["properties"].(map[string]any)
+		state, _ := props["provisioningState"].(string)
+		var ops struct {
+			Value []struct {
+				OperationID string `json:"operationId"`
+				Properties  struct {
+					ProvisioningOperation string `json:"provisioningOperation"`
+					ProvisioningState     string `json:"provisioningState"`
+					StatusCode            string `json:"statusCode"`
+					TargetResource        struct {
+						ResourceType string `json:"resourceType"`
+						ResourceName string `json:"resourceName"`
+					} `json:"targetResource"`
+				} `json:"properties"`
+			} `json:"value"`
+		}
+		if err := c.do(ctx, "GET", path+"/operations"+deploymentsAPI, nil, &ops); err == nil {
+			for _, o := range ops.Value {
+				p := o.Properties
+				if seen[o.OperationID] == p.ProvisioningState {
+					continue
+				}
+				seen[o.OperationID] = p.ProvisioningState
+				fmt.Fprintf(stderr, "%s  %-6s %s %s: %s %s\n", time.Now().Format("15:04:05"), p.ProvisioningOperation,
+					p.TargetResource.ResourceType, p.TargetResource.ResourceName, p.ProvisioningState, p.StatusCode)
+			}
+		}
+		if state != last {
+			fmt.Fprintf(stderr, "%s  deployment %s: %s\n", time.Now().Format("15:04:05"), name, state)
+			last = state
+		}
+		if state == "Succeeded" || state == "Failed" || state == "Canceled" {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+		if err := c.do(ctx, "GET", path+deploymentsAPI, nil, &out); err != nil {
+			return err
+		}
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	if props, _ := out["properties"].(map[string]any); props["provisioningState"] == "Failed" || props["provisioningState"] == "Canceled" {
+		e, _ := json.Marshal(props["error"])
+		return fmt.Errorf("deployment %s %s: %s", name, strings.ToLower(fmt.Sprint(props["provisioningState"])), e)
+	}
+	return nil
+}
+
+// whatIf prints the change set: one line per resource, then the JSON.
+func whatIf(cmd *cobra.Command, c *apiClient, path string, body map[string]any) error {
+	var out struct {
+		Status     string `json:"status"`
+		Properties struct {
+			Changes []struct {
+				ResourceID string `json:"resourceId"`
+				ChangeType string `json:"changeType"`
+				Delta      []struct {
+					Path               string `json:"path"`
+					PropertyChangeType string `json:"propertyChangeType"`
+				} `json:"delta"`
+			} `json:"changes"`
+		} `json:"properties"`
+	}
+	var raw json.RawMessage
+	if err := c.do(cmd.Context(), "POST", path+"/whatIf"+deploymentsAPI, body, &raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("what-if: %w", err)
+	}
+	w := cmd.ErrOrStderr()
+	for _, ch := range out.Properties.Changes {
+		fmt.Fprintf(w, "%-9s %s\n", ch.ChangeType, ch.ResourceID)
+		for _, d := range ch.Delta {
+			fmt.Fprintf(w, "          %s %s\n", d.PropertyChangeType, d.Path)
+		}
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), string(raw))
+	return nil
 }
 
 // deploymentParameters turns az-style --parameters into the deployment's

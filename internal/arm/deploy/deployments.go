@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
@@ -63,6 +65,16 @@ type Config struct {
 type Deployments struct {
 	cfg Config
 	svc Service
+
+	mu sync.Mutex
+	// running are the deployments this process is running, by lower-case
+	// id, for cancel.
+	running map[string]*runningDeployment
+}
+
+type runningDeployment struct {
+	cancel    context.CancelFunc
+	requested atomic.Bool
 }
 
 var (
@@ -81,7 +93,7 @@ func New(cfg Config) *Deployments {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Deployments{cfg: cfg}
+	return &Deployments{cfg: cfg, running: map[string]*runningDeployment{}}
 }
 
 // Bind sets the resource manager the deployments drive.
@@ -91,7 +103,7 @@ func (d *Deployments) Bind(svc Service) { d.svc = svc }
 func (d *Deployments) Info() arm.TypeInfo {
 	return arm.TypeInfo{
 		Namespace: "Microsoft.Resources", Type: "deployments", APIVersions: APIVersions(), LongRunning: true,
-		Actions: []string{"validate", "cancel", "exportTemplate"}, DetachedActions: []string{"validate"},
+		Actions: []string{"validate", "whatIf", "cancel", "exportTemplate"}, DetachedActions: []string{"validate", "whatIf"},
 	}
 }
 
@@ -284,8 +296,14 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 	if err != nil {
 		return nil, err
 	}
+	runCtx, rd := d.track(ctx, id)
+	defer d.untrack(id, rd)
 	start := d.cfg.Now()
-	out, runErr := d.run(ctx, id, principal, r)
+	out, runErr := d.run(runCtx, id, principal, r)
+	if runErr != nil && rd.requested.Load() {
+		runErr = arm.CanceledErrorf(http.StatusConflict, "DeploymentCanceled", "The deployment '%s' was canceled; the resources deployed before the cancellation stay.", id.Name())
+		props["provisioningState"] = "Canceled"
+	}
 	props["duration"] = isoSeconds(d.cfg.Now().Sub(start))
 	props["outputResources"] = out.outputResources
 	props["dependencies"] = out.dependencies
@@ -300,6 +318,25 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 	delete(props, "error")
 	doc.Set("properties", props)
 	return doc, nil
+}
+
+// track registers a running deployment for cancel.
+func (d *Deployments) track(ctx context.Context, id arm.ResourceID) (context.Context, *runningDeployment) {
+	ctx, cancel := context.WithCancel(ctx)
+	rd := &runningDeployment{cancel: cancel}
+	d.mu.Lock()
+	d.running[strings.ToLower(id.String())] = rd
+	d.mu.Unlock()
+	return ctx, rd
+}
+
+func (d *Deployments) untrack(id arm.ResourceID, rd *runningDeployment) {
+	rd.cancel()
+	d.mu.Lock()
+	if d.running[strings.ToLower(id.String())] == rd {
+		delete(d.running, strings.ToLower(id.String()))
+	}
+	d.mu.Unlock()
 }
 
 // recordFailure keeps a failed deployment's error and partial results in
@@ -331,27 +368,17 @@ func (d *Deployments) Deprovision(context.Context, store.Resource) error { retur
 func (d *Deployments) Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error) {
 	switch action {
 	case "validate":
-		doc, err := d.ParseBody(body)
-		if err != nil {
-			return nil, arm.Errorf(http.StatusBadRequest, "InvalidRequestContent", "The request content is not valid JSON: %v", err)
-		}
-		r, err := decodeRequest(doc)
+		id, err := arm.ParseResourceID(res.ID)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkTemplate(r); err != nil {
+		return d.validate(ctx, id, body)
+	case "whatif":
+		id, err := arm.ParseResourceID(res.ID)
+		if err != nil {
 			return nil, err
 		}
-		id, _ := arm.ParseResourceID(res.ID)
-		return map[string]any{
-			"id": res.ID, "name": id.Name(), "type": Type,
-			"properties": map[string]any{
-				"provisioningState": "Succeeded", "mode": r.Mode, "templateHash": templateHash(r.Template),
-				"parameters": shownParameters(r), "timestamp": d.cfg.Now().UTC().Format(time.RFC3339Nano),
-				"correlationId": newCorrelationID(), "duration": "PT0S",
-				"validatedResources": []any{},
-			},
-		}, nil
+		return d.whatIf(ctx, id, body)
 	case "exporttemplate":
 		doc, err := arm.ParseDocument(res.Body)
 		if err != nil {
@@ -361,10 +388,52 @@ func (d *Deployments) Action(ctx context.Context, res store.Resource, action str
 		_ = doc.Decode("properties", &props)
 		return map[string]any{"template": props["template"]}, nil
 	case "cancel":
-		return nil, arm.Errorf(http.StatusConflict, "DeploymentCannotBeCancelled",
-			"The deployment '%s' can't be cancelled: Outpost runs a deployment to the end once accepted.", res.Name)
+		d.mu.Lock()
+		rd := d.running[strings.ToLower(res.ID)]
+		d.mu.Unlock()
+		if rd == nil {
+			return nil, arm.Errorf(http.StatusConflict, "DeploymentCannotBeCancelled",
+				"The deployment '%s' can't be canceled: only a deployment that is Accepted or Running (on this node) can be.", res.Name)
+		}
+		rd.requested.Store(true)
+		rd.cancel()
+		return nil, nil
 	}
 	return nil, arm.Errorf(http.StatusNotFound, "NotFound", "Unknown action '%s'.", action)
+}
+
+// validate answers POST …/validate (az calls it before every deployment):
+// the request is checked as a PUT is, and the template planned — copy
+// loops, conditions, resource ids, dependencies — without deploying, so a
+// dependency cycle or a bad parameter value is refused before anything is
+// created.
+func (d *Deployments) validate(ctx context.Context, id arm.ResourceID, body json.RawMessage) (any, error) {
+	r, err := d.decodeAction(id, body)
+	if err != nil {
+		return nil, err
+	}
+	t, err := d.target(ctx, id, r.Location, r.Mode)
+	if err != nil {
+		return nil, err
+	}
+	ru := newRun(ctx, t, d.cfg.TenantID, r, d.cfg.Now)
+	if err := ru.plan(r); err != nil {
+		return nil, err
+	}
+	validated := []any{}
+	for _, p := range ru.all {
+		validated = append(validated, map[string]any{"id": p.id})
+	}
+	props := map[string]any{
+		"provisioningState": "Succeeded", "mode": r.Mode, "templateHash": templateHash(r.Template),
+		"parameters": shownParameters(r), "timestamp": d.cfg.Now().UTC().Format(time.RFC3339Nano),
+		"correlationId": newCorrelationID(), "duration": "PT0S", "validatedResources": validated,
+	}
+	out := map[string]any{"id": id.String(), "name": id.Name(), "type": Type, "properties": props}
+	if r.Location != "" {
+		out["location"] = r.Location
+	}
+	return out, nil
 }
 
 func invalidTemplate(format string, args ...any) *arm.Error {

@@ -1,5 +1,6 @@
 // Package deploy is Outpost's ARM template deployments: the
-// Microsoft.Resources/deployments resource type at resource-group scope.
+// Microsoft.Resources/deployments resource type at resource-group and
+// subscription scope, and its operations.
 //
 // A deployment PUT goes through the resource manager like any long-running
 // resource:
@@ -22,11 +23,31 @@
 //	           Outputs are evaluated last. A failure records DeploymentFailed
 //	           with one detail per failed resource.
 //
-// validate (POST …/validate, which az calls first) runs Prepare's checks
-// without deploying. The template language is the expr subpackage.
+// Files: deployments.go (the resource type, its actions), template.go
+// (checks before planning), plan.go (a run: expand resources, ids,
+// dependencies), execute.go (deploying, reference()/list*()), operations.go
+// (one record per resource put or deleted, listed under
+// …/deployments/{name}/operations while the deployment runs), complete.go
+// (Complete mode), whatif.go, expand.go (Expand: a template evaluated
+// without deploying, for tests and tools).
 //
-// Not yet: Complete mode's deletions (treated as Incremental for what it
-// deploys), templateLink/parametersLink (no fetching from URIs), Key Vault
-// parameter references, cross-resource-group nested deployments,
-// subscription/tenant-scope deployments, deployment operations listing.
+// validate (POST …/validate, which az calls first) runs Prepare's checks
+// and plans the template without deploying, so cycles and bad parameter
+// values fail before anything is created. whatIf plans the same way and
+// compares each resource with what exists: Create, Modify (with the
+// property paths the template changes), NoChange, Deploy (nested
+// deployments), Unsupported (types Outpost doesn't serve), and for the
+// group's other resources Ignore or, in Complete mode, Delete. Complete mode
+// deletes, after everything listed deployed, the group's top-level
+// resources neither the template nor its nested deployments into the same
+// group list, except deployments and Microsoft.Authorization resources, and
+// except resources whose condition is false.
+//
+// Subscription deployments need a location; they create resource groups
+// (Microsoft.Resources/resourceGroups) and nested deployments into them
+// (the resourceGroup member).
+//
+// Not yet: templateLink/parametersLink (no fetching from URIs), Key Vault
+// parameter references, symbolic-name templates (languageVersion 2.0),
+// management-group and tenant scope, cancelling a running deployment.
 package deploy

@@ -222,6 +222,7 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 	site := ctx.WithSite(expr.SiteResource)
 	instances := []*expr.Context{site}
 	loop := ""
+	batch := 0 // serial copy: instances deploy in batches of this size
 	if c, ok := lookup(raw, "copy").(map[string]any); ok {
 		loop, _ = lookup(c, "name").(string)
 		n, err := expr.EvalValue(lookup(c, "count"), site)
@@ -237,8 +238,19 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 			instances = append(instances, site.WithResourceCopyIndex(loop, i))
 		}
 		ru.byName[strings.ToLower(loop)] = []*planned{}
+		if batch, err = copyBatch(c, site, loop); err != nil {
+			return err
+		}
 	}
-	for _, ictx := range instances {
+	// planned instance per copy index (nil when its condition is false),
+	// for serial copies.
+	byIndex := make([]*planned, len(instances))
+	defer func() {
+		if batch > 0 {
+			serialize(byIndex, batch)
+		}
+	}()
+	for index, ictx := range instances {
 		skip := false
 		if cond := lookup(raw, "condition"); cond != nil {
 			v, err := expr.EvalValue(cond, ictx)
@@ -315,6 +327,7 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 		if parent != nil {
 			p.deps = append(p.deps, parent)
 		}
+		byIndex[index] = p
 		ru.add(p)
 		if children, ok := lookup(raw, "resources").([]any); ok {
 			for _, c := range children {
@@ -329,6 +342,46 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 		}
 	}
 	return nil
+}
+
+// copyBatch reads a copy loop's mode: 0 for parallel (the default), the
+// batch size (default 1) for serial.
+func copyBatch(c map[string]any, ctx *expr.Context, loop string) (int, error) {
+	mode, _ := expr.EvalValue(lookup(c, "mode"), ctx)
+	if m, _ := mode.(string); !strings.EqualFold(m, "serial") {
+		if m != "" && !strings.EqualFold(m, "parallel") {
+			return 0, invalidTemplate("copy '%s': mode '%s' is not valid; use Parallel or Serial.", loop, m)
+		}
+		return 0, nil
+	}
+	size := int64(1)
+	if raw := lookup(c, "batchSize"); raw != nil {
+		v, err := expr.EvalValue(raw, ctx)
+		if err != nil {
+			return 0, invalidTemplate("copy '%s' batchSize: %v", loop, err)
+		}
+		n, ok := v.(int64)
+		if !ok || n < 1 || n > 800 {
+			return 0, invalidTemplate("copy '%s': batchSize must be an integer from 1 to 800, got %v.", loop, v)
+		}
+		size = n
+	}
+	return int(size), nil
+}
+
+// serialize makes each batch of a serial copy wait for the one before.
+func serialize(byIndex []*planned, batch int) {
+	for i, p := range byIndex {
+		if p == nil || i < batch {
+			continue
+		}
+		prev := (i/batch - 1) * batch
+		for _, q := range byIndex[prev : prev+batch] {
+			if q != nil {
+				p.deps = append(p.deps, q)
+			}
+		}
+	}
 }
 
 func (ru *run) add(p *planned) {

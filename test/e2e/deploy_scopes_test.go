@@ -1,0 +1,356 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+
+	"github.com/outpost-iot/outpost/internal/testserver"
+)
+
+const templateSchema = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+
+// identityTemplate deploys user-assigned identities named by the keys of
+// the "identities" parameter, each tagged with its value.
+const identityTemplate = `{
+  "$schema": "` + templateSchema + `",
+  "contentVersion": "1.0.0.0",
+  "parameters": {"identities": {"type": "object"}},
+  "resources": [{
+    "type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31",
+    "name": "[items(parameters('identities'))[copyIndex()].key]",
+    "location": "[resourceGroup().location]",
+    "tags": {"env": "[items(parameters('identities'))[copyIndex()].value]"},
+    "copy": {"name": "ids", "count": "[length(items(parameters('identities')))]"}
+  }]
+}`
+
+func decodeTemplate(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestDeploymentWhatIfOperationsComplete, with the Go SDK: a deployment's
+// operations list one Create per resource; whatIf reports the change set
+// (a tag changed → Modify with the property path, a new resource → Create,
+// an unlisted one → Ignore, and in Complete mode → Delete) without changing
+// anything; a Complete mode deployment then deletes the unlisted resource
+// and leaves role assignments alone.
+func TestDeploymentWhatIfOperationsComplete(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := context.Background()
+	sub := s.App.Installation().SubscriptionID
+	const group = "rg-whatif"
+	ensureGroup(t, s, group)
+	cred, opts := operatorCredential(t, s), armOptions(s)
+	deployments, err := armresources.NewDeploymentsClient(sub, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operations, err := armresources.NewDeploymentOperationsClient(sub, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := decodeTemplate(t, identityTemplate)
+	params := func(ids map[string]any) map[string]any { return map[string]any{"identities": map[string]any{"value": ids}} }
+	deploy := func(name string, mode armresources.DeploymentMode, ids map[string]any) {
+		t.Helper()
+		poller, err := deployments.BeginCreateOrUpdate(ctx, group, name, armresources.Deployment{Properties: &armresources.DeploymentProperties{
+			Mode: to.Ptr(mode), Template: tpl, Parameters: params(ids)}}, nil)
+		if err == nil {
+			_, err = poller.PollUntilDone(ctx, nil)
+		}
+		if err != nil {
+			t.Fatalf("deployment %s: %v", name, err)
+		}
+	}
+	deploy("first", armresources.DeploymentModeIncremental, map[string]any{"alpha": "dev", "gamma": "dev"})
+
+	// Operations: one Create per resource, succeeded, naming its target.
+	var ops []*armresources.DeploymentOperation
+	pager := operations.NewListPager(group, "first", nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("list operations: %v", err)
+		}
+		ops = append(ops, page.Value...)
+	}
+	targets := map[string]bool{}
+	for _, op := range ops {
+		p := op.Properties
+		if p == nil || p.TargetResource == nil || *p.ProvisioningState != "Succeeded" || *p.ProvisioningOperation != armresources.ProvisioningOperationCreate ||
+			op.OperationID == nil || !strings.HasSuffix(*op.ID, "/operations/"+*op.OperationID) || *p.StatusCode != "Created" {
+			t.Errorf("operation %+v", p)
+			continue
+		}
+		targets[*p.TargetResource.ResourceName] = true
+	}
+	if len(ops) != 2 || !targets["alpha"] || !targets["gamma"] {
+		t.Fatalf("operations of 'first': %d, targets %v", len(ops), targets)
+	}
+	one, err := operations.Get(ctx, group, "first", *ops[0].OperationID, nil)
+	if err != nil || *one.OperationID != *ops[0].OperationID {
+		t.Fatalf("get one operation: %v", err)
+	}
+
+	// A role assignment in the group, which Complete mode must leave.
+	_, alpha := armCall{t, s, s.Token(t, testserver.ARMResource)}.do("GET",
+		"/subscriptions/"+sub+"/resourceGroups/"+group+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/alpha?api-version=2023-01-31", "")
+	assignRole(t, s, alpha["properties"].(map[string]any)["principalId"].(string), storageBlobDataContributor, "/subscriptions/"+sub+"/resourceGroups/"+group)
+
+	whatIf := func(mode armresources.DeploymentMode) map[string]*armresources.WhatIfChange {
+		t.Helper()
+		poller, err := deployments.BeginWhatIf(ctx, group, "second", armresources.DeploymentWhatIf{Properties: &armresources.DeploymentWhatIfProperties{
+			Mode: to.Ptr(mode), Template: tpl, Parameters: params(map[string]any{"alpha": "prod", "beta": "dev"})}}, nil)
+		if err != nil {
+			t.Fatalf("whatIf: %v", err)
+		}
+		res, err := poller.PollUntilDone(ctx, nil)
+		if err != nil {
+			t.Fatalf("whatIf: %v", err)
+		}
+		if res.Status == nil || *res.Status != "Succeeded" || res.Properties == nil {
+			t.Fatalf("whatIf result %+v", res)
+		}
+		out := map[string]*armresources.WhatIfChange{}
+		for _, c := range res.Properties.Changes {
+			out[(*c.ResourceID)[strings.LastIndexByte(*c.ResourceID, '/')+1:]] = c
+		}
+		return out
+	}
+	changes := whatIf(armresources.DeploymentModeIncremental)
+	if c := changes["alpha"]; c == nil || *c.ChangeType != armresources.ChangeTypeModify || len(c.Delta) != 1 ||
+		*c.Delta[0].Path != "tags.env" || *c.Delta[0].PropertyChangeType != armresources.PropertyChangeTypeModify || c.Delta[0].Before != "dev" || c.Delta[0].After != "prod" {
+		t.Errorf("alpha: %s", mustMarshal(c))
+	}
+	if c := changes["beta"]; c == nil || *c.ChangeType != armresources.ChangeTypeCreate || c.After == nil {
+		t.Errorf("beta: %s", mustMarshal(c))
+	}
+	if c := changes["gamma"]; c == nil || *c.ChangeType != armresources.ChangeTypeIgnore {
+		t.Errorf("gamma (not in the template, Incremental): %s", mustMarshal(c))
+	}
+	if c := whatIf(armresources.DeploymentModeComplete)["gamma"]; c == nil || *c.ChangeType != armresources.ChangeTypeDelete {
+		t.Errorf("gamma (not in the template, Complete): %s", mustMarshal(c))
+	}
+	// whatIf changed nothing.
+	if _, err := deployments.Get(ctx, group, "second", nil); err == nil {
+		t.Error("whatIf created the deployment")
+	}
+
+	deploy("second", armresources.DeploymentModeComplete, map[string]any{"alpha": "prod", "beta": "dev"})
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	base := "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
+	if code, _ := op.do("GET", base+"gamma?api-version=2023-01-31", ""); code != 404 {
+		t.Errorf("Complete mode left 'gamma': %d", code)
+	}
+	if code, body := op.do("GET", base+"alpha?api-version=2023-01-31", ""); code != 200 || body["tags"].(map[string]any)["env"] != "prod" {
+		t.Errorf("alpha after the Complete deployment: %d %v", code, body)
+	}
+	code, list := op.do("GET", "/subscriptions/"+sub+"/resourceGroups/"+group+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01", "")
+	if arr, _ := list["value"].([]any); code != 200 || len(arr) != 1 {
+		t.Errorf("role assignments after the Complete deployment: %d %v", code, list)
+	}
+	var deletes int
+	pager = operations.NewListPager(group, "second", nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Value {
+			if *o.Properties.ProvisioningOperation == armresources.ProvisioningOperationDelete && *o.Properties.TargetResource.ResourceName == "gamma" {
+				deletes++
+			}
+		}
+	}
+	if deletes != 1 {
+		t.Errorf("%d Delete operations for 'gamma', want 1", deletes)
+	}
+}
+
+func mustMarshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// subscriptionTemplate creates a resource group and, through a nested
+// deployment into it (inner scope), a user-assigned identity there.
+const subscriptionTemplate = `{
+  "$schema": "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "parameters": {"groupName": {"type": "string"}},
+  "resources": [
+    {"type": "Microsoft.Resources/resourceGroups", "apiVersion": "2022-09-01", "name": "[parameters('groupName')]",
+     "location": "[deployment().location]", "tags": {"made-by": "subscription deployment"}},
+    {"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "inside",
+     "resourceGroup": "[parameters('groupName')]",
+     "dependsOn": ["[subscriptionResourceId('Microsoft.Resources/resourceGroups', parameters('groupName'))]"],
+     "properties": {
+       "mode": "Incremental",
+       "expressionEvaluationOptions": {"scope": "inner"},
+       "parameters": {"name": {"value": "[concat(parameters('groupName'), '-id')]"}},
+       "template": {
+         "$schema": "` + templateSchema + `", "contentVersion": "1.0.0.0",
+         "parameters": {"name": {"type": "string"}},
+         "resources": [{"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31",
+                        "name": "[parameters('name')]", "location": "[resourceGroup().location]"}],
+         "outputs": {"groupOfIdentity": {"type": "string", "value": "[resourceGroup().name]"}}
+       }
+     }}
+  ],
+  "outputs": {
+    "groupId": {"type": "string", "value": "[subscriptionResourceId('Microsoft.Resources/resourceGroups', parameters('groupName'))]"},
+    "nested": {"type": "string", "value": "[reference('inside').outputs.groupOfIdentity.value]"}
+  }
+}`
+
+// TestDeploymentSubscriptionScope: `az deployment sub create` deploys a
+// template that creates a resource group and deploys into it through a
+// nested deployment; `az deployment sub what-if` and `az deployment
+// operation sub list` work too, and a subscription deployment without a
+// location is refused.
+func TestDeploymentSubscriptionScope(t *testing.T) {
+	s := testserver.Start(t)
+	env := s.Env()
+	secret := env["AZURE_CLIENT_SECRET"]
+	az := newAzCLI(t, s, secret)
+	azRegisterCloud(az, s)
+	az.ok("login", "--service-principal", "-u", env["AZURE_CLIENT_ID"], "-p", secret, "--tenant", env["AZURE_TENANT_ID"])
+	file := filepath.Join(t.TempDir(), "sub.json")
+	if err := os.WriteFile(file, []byte(subscriptionTemplate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var whatIf struct {
+		Status  string
+		Changes []struct {
+			ResourceID string
+			ChangeType string
+		}
+	}
+	az.decode(&whatIf, "deployment", "sub", "what-if", "--name", "made-group", "--location", "westus",
+		"--template-file", file, "--parameters", "groupName=rg-from-sub", "--no-pretty-print")
+	creates := 0
+	for _, c := range whatIf.Changes {
+		if c.ChangeType == "Create" {
+			creates++
+		}
+	}
+	if whatIf.Status != "Succeeded" || creates != 2 {
+		t.Errorf("what-if: %+v", whatIf)
+	}
+
+	var dep struct {
+		Properties struct {
+			ProvisioningState string
+			Outputs           map[string]struct{ Value string }
+		}
+	}
+	az.decode(&dep, "deployment", "sub", "create", "--name", "made-group", "--location", "westus",
+		"--template-file", file, "--parameters", "groupName=rg-from-sub")
+	sub := s.App.Installation().SubscriptionID
+	if dep.Properties.ProvisioningState != "Succeeded" ||
+		!strings.EqualFold(dep.Properties.Outputs["groupId"].Value, "/subscriptions/"+sub+"/resourceGroups/rg-from-sub") ||
+		dep.Properties.Outputs["nested"].Value != "rg-from-sub" {
+		t.Fatalf("deployment: %+v", dep.Properties)
+	}
+	var group struct {
+		Location string
+		Tags     map[string]string
+	}
+	az.decode(&group, "group", "show", "-n", "rg-from-sub")
+	if group.Location != "westus" || group.Tags["made-by"] != "subscription deployment" {
+		t.Errorf("group %+v", group)
+	}
+	az.ok("identity", "show", "-g", "rg-from-sub", "-n", "rg-from-sub-id")
+
+	var ops []struct {
+		Properties struct {
+			ProvisioningOperation string
+			ProvisioningState     string
+			TargetResource        struct{ ID string }
+		}
+	}
+	az.decode(&ops, "deployment", "operation", "sub", "list", "--name", "made-group")
+	if len(ops) != 2 {
+		t.Errorf("subscription deployment operations: %+v", ops)
+	}
+	for _, o := range ops {
+		if o.Properties.ProvisioningState != "Succeeded" || o.Properties.TargetResource.ID == "" {
+			t.Errorf("operation %+v", o)
+		}
+	}
+
+	// Without a location: refused, saying what to add.
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	code, body := op.do("PUT", "/subscriptions/"+sub+"/providers/Microsoft.Resources/deployments/no-location?api-version=2021-04-01",
+		`{"properties":{"mode":"Incremental","template":`+identityTemplate+`}}`)
+	if msg := mustMarshal(body); code != 400 || !strings.Contains(msg, "LocationRequired") || !strings.Contains(msg, "location") {
+		t.Errorf("no location: %d %s", code, msg)
+	}
+}
+
+// TestDeploymentCancel: a serial copy loop deploys one identity at a time;
+// cancel stops it (204), the deployment ends Canceled with the identities
+// deployed so far kept, and cancelling it again is refused.
+func TestDeploymentCancel(t *testing.T) {
+	s := testserver.Start(t)
+	sub := s.App.Installation().SubscriptionID
+	const group = "rg-cancel"
+	ensureGroup(t, s, group)
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	dep := "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Resources/deployments/slow"
+	const v = "?api-version=2021-04-01"
+	code, body := op.do("PUT", dep+v, `{"properties":{"mode":"Incremental","template":{
+	  "$schema":"`+templateSchema+`","contentVersion":"1.0.0.0",
+	  "resources":[{"type":"Microsoft.ManagedIdentity/userAssignedIdentities","apiVersion":"2023-01-31",
+	    "name":"[format('id{0:000}', copyIndex())]","location":"westus",
+	    "copy":{"name":"ids","count":800,"mode":"Serial","batchSize":1}}]}}}`)
+	if code != 201 {
+		t.Fatalf("deploy: %d %v", code, body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, list := op.do("GET", dep+"/operations"+v, "")
+		if arr, _ := list["value"].([]any); len(arr) >= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := op.do("POST", dep+"/cancel"+v, ""); code != 204 {
+		t.Fatalf("cancel: %d %v", code, body)
+	}
+	var state string
+	for time.Now().Before(deadline) {
+		_, d := op.do("GET", dep+v, "")
+		props, _ := d["properties"].(map[string]any)
+		if state, _ = props["provisioningState"].(string); state != "Running" && state != "Accepted" {
+			if errBody := mustMarshal(props["error"]); !strings.Contains(errBody, "DeploymentCanceled") {
+				t.Errorf("error of the canceled deployment: %s", errBody)
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if state != "Canceled" {
+		t.Fatalf("provisioningState after cancel = %q, want Canceled", state)
+	}
+	_, list := op.do("GET", "/subscriptions/"+sub+"/resourceGroups/"+group+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31", "")
+	if n := len(list["value"].([]any)); n == 0 || n >= 800 {
+		t.Errorf("%d identities after cancel, want some but not all 800", n)
+	}
+	if code, body := op.do("POST", dep+"/cancel"+v, ""); code != 409 || !strings.Contains(mustMarshal(body), "DeploymentCannotBeCancelled") {
+		t.Errorf("cancel a finished deployment: %d %v", code, body)
+	}
+}
