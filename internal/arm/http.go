@@ -120,6 +120,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return h.group(rt, seg[1], seg[3])
 	case is(2, "resourcegroups") && len(seg) == 5 && is(4, "resources"):
 		return h.listAll(rt, seg[1], seg[3])
+	case is(2, "resourcegroups") && (len(seg) == 7 || len(seg) == 8) && is(4, "deployments") && is(6, "operations"):
+		// A resource group deployment's operations live at a path without
+		// the providers segment (Microsoft.Resources' spec, so the SDKs and
+		// az call it); it is the deployment's child all the same.
+		r.URL.Path = "/" + strings.Join(append([]string{"subscriptions", seg[1], "resourceGroups", seg[3], "providers", "Microsoft.Resources"}, seg[4:]...), "/")
+		rt.seg = Segments(r.URL.Path)
+		return h.providerPath(rt)
 	case is(2, "providers") && len(seg) <= 4:
 		return h.providers(rt, seg[1])
 	case is(2, "providers") && len(seg) == 5 && is(4, "register"):

@@ -5,6 +5,8 @@
 // JetStream has stored the message, so a device's QoS 1 PUBACK (or HTTP 204)
 // means the message is durable. The built-in "events" endpoint is the
 // stream's events.{partition} subjects; a hub with routes stores device
-// messages on ingress.{partition} instead, for its router to decide where
-// they go (see Path). Routing reads ingress and the non-telemetry sources.
+// messages on route.{partition} instead, for its router to decide where
+// they go (see Path). The non-telemetry events (twin change, lifecycle,
+// connection state) are stored on route.{source}; the router reads
+// route.*.
 package telemetry

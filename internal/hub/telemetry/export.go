@@ -23,10 +23,6 @@ func StreamName(hub string) string { return streamName(hub) }
 // every partition (give its parts to bus.Subject for the physical one).
 func EventsSubject(hub string) string { return "hub." + strings.ToLower(hub) + ".events.*" }
 
-// SourcesSubject is the logical subject filter of a hub's non-telemetry
-// events (twin change, lifecycle, connection state).
-func SourcesSubject(hub string) string { return "hub." + strings.ToLower(hub) + ".sources.*" }
-
 // Headers encodes m's system and application properties as stored on the
 // stream; source is the iothub-message-source unless m.System has one.
 // m.Enqueued must be set.

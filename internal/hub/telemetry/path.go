@@ -14,7 +14,7 @@ import (
 // Hub's default) stores them there directly: no router on the way, nothing
 // stored twice. Once a route reads device messages (or the fallback route
 // is off), whether a message reaches the built-in endpoint depends on the
-// routes, so it is stored on ingress.{partition} and the hub's router
+// routes, so it is stored on route.{partition} and the hub's router
 // copies it to events.{partition} when a route to "events" or the fallback
 // route takes it — as IoT Hub stops default delivery once routes exist.
 type Path int
@@ -75,7 +75,7 @@ func PathFor(routing json.RawMessage) Path {
 func (p Path) subject(hub string, partition int) string {
 	kind := "events"
 	if p == PathRouter {
-		kind = "ingress"
+		kind = "route"
 	}
 	return "hub." + strings.ToLower(hub) + "." + kind + "." + strconv.Itoa(partition)
 }
@@ -86,6 +86,8 @@ func BuiltInSubject(hub string, partition int) string {
 	return PathBuiltIn.subject(hub, partition)
 }
 
-// IngressSubject is the logical subject filter of the device messages
-// waiting for the router, every partition.
-func IngressSubject(hub string) string { return "hub." + strings.ToLower(hub) + ".ingress.*" }
+// RouterSubject is the logical subject filter of everything the hub's
+// router reads: route.{partition} (device messages stored for it) and
+// route.{source} (twin change, lifecycle and connection state events). One
+// filter, not two: NATS servers before 2.10 allow one filter per consumer.
+func RouterSubject(hub string) string { return "hub." + strings.ToLower(hub) + ".route.*" }

@@ -79,11 +79,11 @@ func (s *Streams) EnsureHub(ctx context.Context, hub string, retentionDays int) 
 	}
 	_, err := s.bus.EnsureStream(ctx, jetstream.StreamConfig{
 		Name: streamName(hub),
-		// events.{partition}: the built-in endpoint; ingress.{partition}:
+		// events.{partition}: the built-in endpoint; route.{partition}:
 		// device messages waiting for the router (see Path);
-		// sources.{kind}: twin change, lifecycle and connection events,
+		// route.{source}: twin change, lifecycle and connection events,
 		// which only routing delivers.
-		Subjects: []string{EventsSubject(hub), IngressSubject(hub), SourcesSubject(hub)},
+		Subjects: []string{EventsSubject(hub), RouterSubject(hub)},
 		Storage:  jetstream.FileStorage,
 		MaxAge:   time.Duration(retentionDays) * 24 * time.Hour,
 		// Duplicate detection by message id for retried publishes.
@@ -258,16 +258,21 @@ const (
 func (s *Streams) PublishSource(ctx context.Context, source string, m Message) error {
 	m.Enqueued = s.now().UTC()
 	hdr := headers(m, source)
-	if _, err := s.bus.Publish(ctx, "hub."+strings.ToLower(m.Hub)+".sources."+source, m.Payload, hdr); err != nil {
+	if _, err := s.bus.Publish(ctx, "hub."+strings.ToLower(m.Hub)+".route."+source, m.Payload, hdr); err != nil {
 		return fmt.Errorf("telemetry: publish %s event for %s/%s: %w", source, m.Hub, m.DeviceID, err)
 	}
 	return nil
 }
 
-// ReadSources streams a hub's non-telemetry events (for routing and tests).
+// ReadSources streams a hub's non-telemetry events (for tests).
 func (s *Streams) ReadSources(ctx context.Context, hub string, fn func(source string, m Message) error) error {
 	return s.readLoop(ctx, hub, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		FilterSubjects: []string{s.bus.Subject("hub", strings.ToLower(hub), "sources", "*")},
-	}, func(m Message) error { return fn(m.System[PropMessageSource], m) })
+		FilterSubjects: []string{s.bus.Subject("hub", strings.ToLower(hub), "route", "*")},
+	}, func(m Message) error {
+		if m.System[PropMessageSource] == SourceTelemetry {
+			return nil // a device message stored for the router
+		}
+		return fn(m.System[PropMessageSource], m)
+	})
 }

@@ -11,10 +11,11 @@
 //     credentials, routes grouped by source with their conditions compiled
 //     once (Config.Compile), the fallback route, enrichments per endpoint.
 //  2. Routing. A router reads the hub's telemetry stream (hub-{name}: the
-//     device messages stored for it on ingress.{partition} — see
+//     device messages stored for it on route.{partition} — see
 //     telemetry.Path: a hub whose settings send every device message to
 //     the built-in endpoint stores them there directly — and the twin
-//     change, lifecycle and connection state events) through the durable
+//     change, lifecycle and connection state events on route.{source})
+//     through the durable
 //     consumer "router", shared by every node and created with the stream
 //     (EnsureRouter). For each message it evaluates the enabled routes of
 //     the message's source; each matching custom endpoint gets a copy —

@@ -283,14 +283,14 @@ func (e *Engine) EnsureRouter(ctx context.Context, hub string) error {
 func (e *Engine) routerConsumer(ctx context.Context, hub string) (jetstream.Consumer, error) {
 	b := e.cfg.Bus
 	c, err := b.JetStream().CreateOrUpdateConsumer(ctx, b.Stream(hubStream(hub)), jetstream.ConsumerConfig{
-		Durable:        routerConsumer,
-		Description:    "IoT Hub message routing",
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        time.Minute,
-		MaxDeliver:     -1,
-		MaxAckPending:  e.cfg.RouterBatch,
-		FilterSubjects: []string{b.Subject(telemetry.IngressSubject(hub)), b.Subject(telemetry.SourcesSubject(hub))},
+		Durable:       routerConsumer,
+		Description:   "IoT Hub message routing",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1,
+		MaxAckPending: e.cfg.RouterBatch,
+		FilterSubject: b.Subject(telemetry.RouterSubject(hub)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: router consumer of %s: %w", hub, err)

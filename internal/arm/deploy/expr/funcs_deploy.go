@@ -345,9 +345,20 @@ func fnResourceID(ctx *Context, args []any) (any, error) {
 	case ctx.ResourceGroup != nil:
 		return "/subscriptions/" + sub + "/resourceGroups/" + ctx.ResourceGroup.Name + "/providers/" + path, nil
 	case sub != "":
-		return "/subscriptions/" + sub + "/providers/" + path, nil
+		return subscriptionResource(sub, path), nil
 	}
 	return "/providers/" + path, nil
+}
+
+// subscriptionResource is the id of a resource below a subscription. A
+// resource group's id has no providers segment: ARM answers
+// subscriptionResourceId('Microsoft.Resources/resourceGroups', 'rg') with
+// /subscriptions/{sub}/resourceGroups/rg, the id the group really has.
+func subscriptionResource(sub, path string) string {
+	if segs := strings.Split(path, "/"); len(segs) == 3 && strings.EqualFold(segs[0]+"/"+segs[1], "Microsoft.Resources/resourceGroups") {
+		return "/subscriptions/" + sub + "/resourceGroups/" + segs[2]
+	}
+	return "/subscriptions/" + sub + "/providers/" + path
 }
 
 func fnSubscriptionResourceID(ctx *Context, args []any) (any, error) {
@@ -364,7 +375,7 @@ func fnSubscriptionResourceID(ctx *Context, args []any) (any, error) {
 	if sub == "" {
 		return nil, errors.New("this deployment has no subscription; give the subscription id as the first argument")
 	}
-	return "/subscriptions/" + sub + "/providers/" + path, nil
+	return subscriptionResource(sub, path), nil
 }
 
 func fnManagementGroupResourceID(ctx *Context, args []any) (any, error) {
