@@ -125,6 +125,11 @@ func (p *planned) nestedProperties() (map[string]any, error) {
 
 // body evaluates a resource's members: everything but the template's own
 // (type, name, copy, dependsOn…).
+//
+// The resource's own members are matched ignoring case, as ARM reads them
+// into its typed resource: "Location" is sent as "location". What is
+// inside them is passed through as written. A resource the resource
+// manager could not find for reference() fails with its ResourceNotFound.
 func (p *planned) body() (map[string]any, error) {
 	body := map[string]any{}
 	for k, v := range p.raw {
@@ -133,13 +138,28 @@ func (p *planned) body() (map[string]any, error) {
 		}
 		out, err := expr.EvalValue(v, p.ctx)
 		if err != nil {
+			var ae *arm.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				return nil, ae
+			}
 			return nil, invalidTemplate("resource '%s' %s: %v", p.id, k, err)
 		}
 		if out != nil {
-			body[k] = out
+			body[resourceMember(k)] = out
 		}
 	}
 	return body, nil
+}
+
+// resourceMember is a resource member's name as the resource provider
+// expects it.
+func resourceMember(k string) string {
+	for _, m := range []string{"location", "tags", "sku", "kind", "identity", "properties", "plan", "zones", "extendedLocation", "managedBy", "scale", "etag"} {
+		if strings.EqualFold(k, m) {
+			return m
+		}
+	}
+	return k
 }
 
 // templateMember reports whether a resource member is the template's, not
@@ -272,13 +292,13 @@ func (ru *run) wait(opID string) error {
 // the whole resource, as GET shows it.
 func (ru *run) reference(req expr.ReferenceRequest) (any, error) {
 	target := req.Target
-	if p := ru.resolve(target); len(p) == 1 {
+	if p, _ := ru.resolve(target); len(p) == 1 {
 		target = p[0].id
 		if ru.deploying {
 			<-p[0].done // deployed already through the implicit dependency
 		}
 	} else if !strings.HasPrefix(target, "/") {
-		return nil, fmt.Errorf("the resource '%s' is not defined in the template; pass its resource id", req.Target)
+		return nil, fmt.Errorf("The template reference '%s' is not valid: could not find template resource or resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details.", req.Target)
 	}
 	id, err := arm.ParseResourceID(target)
 	if err != nil {
@@ -298,7 +318,8 @@ func (d *Deployments) fetchReference(ctx context.Context, id arm.ResourceID, req
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("The Resource '%s' under resource group '%s' was not found.", id.FullType()+"/"+id.Name(), id.ResourceGroup)
+		return nil, arm.Errorf(http.StatusNotFound, "ResourceNotFound", "The Resource '%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+			id.FullType()+"/"+strings.Join(id.Names, "/"), id.ResourceGroup)
 	}
 	if !req.Full {
 		if props, ok := m["properties"]; ok {
@@ -364,7 +385,7 @@ func groupID(id string) (sub, group string, ok bool) {
 // list answers list*() (listKeys…) with the resource's POST action.
 func (ru *run) list(req expr.ListRequest) (any, error) {
 	target := req.Target
-	if p := ru.resolve(target); len(p) == 1 {
+	if p, _ := ru.resolve(target); len(p) == 1 {
 		target = p[0].id
 		if ru.deploying {
 			<-p[0].done
@@ -401,17 +422,29 @@ func (ru *run) outputs(section any) (map[string]any, error) {
 	ctx := ru.ectx.WithSite(expr.SiteOutputs)
 	for name, raw := range m {
 		decl, _ := raw.(map[string]any)
+		if cond := lookup(decl, "condition"); cond != nil {
+			v, err := expr.EvalValue(cond, ctx)
+			if err != nil {
+				return outs, invalidTemplate("output '%s' condition: %v", name, err)
+			}
+			if b, ok := v.(bool); ok && !b {
+				continue // ARM leaves out an output whose condition is false
+			}
+		}
 		typ, _ := lookup(decl, "type").(string)
 		var value any
 		var err error
 		if c, ok := lookup(decl, "copy").(map[string]any); ok {
 			n, cerr := expr.EvalValue(lookup(c, "count"), ctx)
-			count, _ := n.(int64)
 			if cerr != nil {
 				return outs, invalidTemplate("output '%s' copy count: %v", name, cerr)
 			}
+			count, ok := copyCount(n)
+			if !ok {
+				return outs, invalidTemplate("output '%s': the copy count must be a non-negative integer value and cannot exceed '800', got %v.", name, n)
+			}
 			var arr []any
-			for i := range int(count) {
+			for i := range count {
 				v, err := expr.EvalValue(lookup(c, "input"), ctx.WithResourceCopyIndex(name, i))
 				if err != nil {
 					return outs, invalidTemplate("output '%s': %v", name, err)
@@ -422,7 +455,29 @@ func (ru *run) outputs(section any) (map[string]any, error) {
 		} else if value, err = expr.EvalValue(lookup(decl, "value"), ctx); err != nil {
 			return outs, invalidTemplate("output '%s': %v", name, err)
 		}
-		outs[name] = map[string]any{"type": typ, "value": value}
+		outs[name] = map[string]any{"type": outputType(typ), "value": value}
 	}
 	return outs, nil
+}
+
+// outputType is a declared type as ARM reports it on a deployment's
+// outputs: String, Int, Bool, Array, Object, SecureString, SecureObject.
+func outputType(typ string) string {
+	switch strings.ToLower(typ) {
+	case "string":
+		return "String"
+	case "int":
+		return "Int"
+	case "bool":
+		return "Bool"
+	case "array":
+		return "Array"
+	case "object":
+		return "Object"
+	case "securestring":
+		return "SecureString"
+	case "secureobject":
+		return "SecureObject"
+	}
+	return typ
 }

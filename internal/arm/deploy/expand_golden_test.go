@@ -37,7 +37,7 @@ import (
 // are empty may be left out; dependsOn is compared as a set). Every golden is what Azure Resource Manager
 // does with the template, not what the code happens to do:
 // OUTPOST_UPDATE_GOLDEN=1 rewrites "want" from the actual output while
-// writing a case (error cases and knownDiscrepancies are never rewritten),
+// writing a case (error cases are never rewritten),
 // and every rewritten value must then be checked by hand against ARM's
 // documented behaviour.
 //
@@ -45,26 +45,6 @@ import (
 
 // minExpandCases keeps the suite from silently shrinking.
 const minExpandCases = 60
-
-// knownDiscrepancies are cases whose golden is ARM's behaviour and the code
-// does something else; each is skipped until the code is fixed.
-var knownDiscrepancies = map[string]string{
-	"009-array-allowed-values-subset.json":                 "allowedValues of an array parameter is checked against the whole array, not each element",
-	"010-allowed-values-case-insensitive.json":             "allowedValues is compared case-sensitively",
-	"011-resource-member-names-case-insensitive.json":      "resource members keep the template's letter case in the body ('Location', not 'location')",
-	"032-nested-child-no-implicit-dependency.json":         "a nested child always depends on its parent; ARM adds no implicit parent dependency",
-	"033-child-reference-not-parent-dependency.json":       "reference()/list*() calls of nested children become dependencies of the parent too",
-	"034-child-reference-no-false-cycle.json":              "reference()/list*() calls of nested children become dependencies of the parent, making a false cycle",
-	"049-output-condition.json":                            "an output's condition is ignored: outputs with a false condition are still returned",
-	"050-output-type-names.json":                           "output types are reported as written ('string'), not in ARM's canonical form ('String')",
-	"074-copy-count-string.json":                           "a copy count given as a string (\"3\", as in the docs' example) is refused instead of converted",
-	"075-reference-implicit-dependency-by-expression.json": "reference()/list*() make implicit dependencies only when the name is a string literal, not when it is an expression such as variables('webAppName')",
-	"087-error-dependson-undefined.json":                   "a dependsOn entry naming no resource of the template is dropped silently instead of failing validation",
-	"092-error-reference-missing-resource.json":            "a failed reference() becomes InvalidTemplate 'Deployment template validation failed' instead of the resource manager's ResourceNotFound",
-	"093-error-reference-undefined-name.json":              "reference() of an unknown name fails with Outpost's own wording, not ARM's 'The template reference … is not valid: could not find template resource or resource copy with this name'",
-	"095-error-min-value.json":                             "minValue/maxValue are not checked",
-	"096-error-max-length.json":                            "minLength/maxLength are not checked",
-}
 
 // Fixed scope of every case unless its file says otherwise.
 const (
@@ -118,9 +98,6 @@ func TestExpandGolden(t *testing.T) {
 	for _, file := range files {
 		name := filepath.Base(file)
 		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {
-			if reason, ok := knownDiscrepancies[name]; ok {
-				t.Skip("known discrepancy: " + reason)
-			}
 			raw, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)

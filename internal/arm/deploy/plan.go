@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/arm/deploy/expr"
@@ -29,6 +32,7 @@ type planned struct {
 	apiVersion string
 	id         string
 	loop       string // copy loop name, if any
+	index      int    // position in the template's order (run.all)
 	deps       []*planned
 	dependsOn  []string // as evaluated, for resolution
 	// group is the resource group a nested deployment targets
@@ -70,8 +74,10 @@ type run struct {
 	all    []*planned
 	byName map[string][]*planned // resource name, copy loop name → instances
 	byID   map[string]*planned   // lower-case id
-	// skipped are the ids of instances whose condition was false.
-	skipped []string
+	// skipped are the ids of instances whose condition was false;
+	// skippedNames the names a dependsOn may give them by.
+	skipped      []string
+	skippedNames map[string]bool
 	// fetch answers reference() and list*() once the target is a resource
 	// id; nil makes them fail.
 	fetchReference func(ctx context.Context, id arm.ResourceID, req expr.ReferenceRequest) (any, error)
@@ -99,7 +105,7 @@ func newRun(ctx context.Context, t target, tenantID string, r request, now func(
 	} else {
 		ectx.Deployment.Location = t.location
 	}
-	ru := &run{ctx: ctx, target: t, ectx: ectx, byName: map[string][]*planned{}, byID: map[string]*planned{}}
+	ru := &run{ctx: ctx, target: t, ectx: ectx, byName: map[string][]*planned{}, byID: map[string]*planned{}, skippedNames: map[string]bool{}}
 	ectx.Reference = ru.reference
 	ectx.List = ru.list
 	return ru
@@ -189,10 +195,13 @@ func (d *Deployments) run(ctx context.Context, id arm.ResourceID, principal arm.
 }
 
 // checkParameters evaluates every parameter now, so a bad value fails the
-// deployment before anything is created, and checks type and allowedValues.
+// deployment before anything is created, and checks it against its
+// declaration: type, allowedValues (each element for an array; strings
+// compared ignoring case, as ARM does), minValue/maxValue,
+// minLength/maxLength.
 func (ru *run) checkParameters(decls map[string]any) error {
-	for name, d := range decls {
-		decl, _ := d.(map[string]any)
+	for _, name := range keys(decls) {
+		decl, _ := decls[name].(map[string]any)
 		v, err := ru.ectx.Parameters.Value(ru.ectx.WithSite(expr.SiteParameterDefault), name)
 		if err != nil {
 			return invalidTemplate("parameter '%s': %v", name, err)
@@ -203,17 +212,84 @@ func (ru *run) checkParameters(decls map[string]any) error {
 				"Deployment template validation failed: 'Template parameter JToken type is not valid. Expected '%s'. Actual '%s'.' (parameter '%s')", typ, jsonType(v), name)
 		}
 		if allowed, ok := lookup(decl, "allowedValues").([]any); ok && len(allowed) > 0 {
-			found := false
-			for _, a := range allowed {
-				found = found || fmt.Sprint(a) == fmt.Sprint(v)
+			candidates := []any{v}
+			if arr, isArr := v.([]any); isArr {
+				candidates = arr
 			}
-			if !found {
-				return arm.Errorf(http.StatusBadRequest, "InvalidTemplate",
-					"Deployment template validation failed: 'The provided value '%v' for the template parameter '%s' is not valid. The parameter value is not part of the allowed value(s): '%s'.'", v, name, joinAny(allowed))
+			for _, c := range candidates {
+				if !slices.ContainsFunc(allowed, func(a any) bool { return sameParameterValue(a, c) }) {
+					return invalidParameter(name, v, "The parameter value is not part of the allowed value(s): '%s'.", joinAny(allowed))
+				}
 			}
+		}
+		if err := checkBounds(name, decl, v); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// checkBounds applies minValue/maxValue to ints and minLength/maxLength to
+// strings and arrays.
+func checkBounds(name string, decl map[string]any, v any) error {
+	bound := func(key string) (int64, bool) {
+		switch b := lookup(decl, key).(type) {
+		case float64:
+			return int64(b), true
+		case int64:
+			return b, true
+		case json.Number:
+			n, err := b.Int64()
+			return n, err == nil
+		}
+		return 0, false
+	}
+	if n, ok := v.(int64); ok {
+		if lo, ok := bound("minValue"); ok && n < lo {
+			return invalidParameter(name, v, "The value must be greater than or equal to '%d'.", lo)
+		}
+		if hi, ok := bound("maxValue"); ok && n > hi {
+			return invalidParameter(name, v, "The value must be less than or equal to '%d'.", hi)
+		}
+	}
+	length := -1
+	switch t := v.(type) {
+	case string:
+		length = utf8.RuneCountInString(t)
+	case []any:
+		length = len(t)
+	}
+	if length >= 0 {
+		if lo, ok := bound("minLength"); ok && int64(length) < lo {
+			return invalidParameter(name, v, "The length of the value must be at least '%d'; it is '%d'.", lo, length)
+		}
+		if hi, ok := bound("maxLength"); ok && int64(length) > hi {
+			return invalidParameter(name, v, "The length of the value must be at most '%d'; it is '%d'.", hi, length)
+		}
+	}
+	return nil
+}
+
+func invalidParameter(name string, v any, format string, args ...any) error {
+	shown, _ := json.Marshal(v)
+	if s, ok := v.(string); ok {
+		shown = []byte(s)
+	}
+	return arm.Errorf(http.StatusBadRequest, "InvalidTemplate",
+		"Deployment template validation failed: 'The provided value '%s' for the template parameter '%s' is not valid. %s'", shown, name, fmt.Sprintf(format, args...))
+}
+
+// sameParameterValue compares a value with an allowed one: strings
+// ignoring case, everything else as JSON.
+func sameParameterValue(allowed, v any) bool {
+	as, aok := allowed.(string)
+	vs, vok := v.(string)
+	if aok && vok {
+		return strings.EqualFold(as, vs)
+	}
+	a, _ := json.Marshal(canonical(allowed))
+	b, _ := json.Marshal(canonical(v))
+	return string(a) == string(b)
 }
 
 // expand adds a template resource — each copy instance, and its nested
@@ -229,12 +305,12 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 		if err != nil {
 			return invalidTemplate("copy '%s' count: %v", loop, err)
 		}
-		count, ok := n.(int64)
-		if !ok || count < 0 || count > 800 {
-			return invalidTemplate("copy '%s': count must be an integer from 0 to 800, got %v.", loop, n)
+		count, ok := copyCount(n)
+		if !ok {
+			return invalidTemplate("copy '%s': the copy count must be a non-negative integer value and cannot exceed '800', got %v.", loop, n)
 		}
 		instances = instances[:0]
-		for i := range int(count) {
+		for i := range count {
 			instances = append(instances, site.WithResourceCopyIndex(loop, i))
 		}
 		ru.byName[strings.ToLower(loop)] = []*planned{}
@@ -313,6 +389,10 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 			// A resource whose condition is false is not deployed; in
 			// Complete mode it is not deleted either (api-version ≥ 2019-05-10).
 			ru.skipped = append(ru.skipped, p.id)
+			ru.skippedNames[strings.ToLower(p.id)] = true
+			for _, k := range p.names() {
+				ru.skippedNames[k] = true
+			}
 			continue
 		}
 		if deps, ok := lookup(raw, "dependsOn").([]any); ok {
@@ -324,9 +404,8 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 				p.dependsOn = append(p.dependsOn, s)
 			}
 		}
-		if parent != nil {
-			p.deps = append(p.deps, parent)
-		}
+		// A nested child does not depend on its parent unless its
+		// dependsOn says so: ARM creates no implicit dependency there.
 		byIndex[index] = p
 		ru.add(p)
 		if children, ok := lookup(raw, "resources").([]any); ok {
@@ -385,19 +464,27 @@ func serialize(byIndex []*planned, batch int) {
 }
 
 func (ru *run) add(p *planned) {
+	p.index = len(ru.all)
 	ru.all = append(ru.all, p)
 	ru.byID[strings.ToLower(p.id)] = p
+	for _, k := range p.names() {
+		ru.byName[k] = append(ru.byName[k], p)
+	}
+}
+
+// names are the lower-case names a dependsOn, reference() or list*() may
+// give a resource by: its name, its last name segment, "Namespace/type/name",
+// and its copy loop.
+func (p *planned) names() []string {
 	short := strings.ToLower(p.name)
-	ru.byName[short] = append(ru.byName[short], p)
+	out := []string{short, strings.ToLower(p.typ + "/" + p.name)}
 	if i := strings.LastIndex(short, "/"); i >= 0 {
-		last := short[i+1:]
-		ru.byName[last] = append(ru.byName[last], p)
+		out = append(out, short[i+1:])
 	}
 	if p.loop != "" {
-		ru.byName[strings.ToLower(p.loop)] = append(ru.byName[strings.ToLower(p.loop)], p)
+		out = append(out, strings.ToLower(p.loop))
 	}
-	// "Namespace/type/name" as some dependsOn entries spell it.
-	ru.byName[strings.ToLower(p.typ+"/"+p.name)] = append(ru.byName[strings.ToLower(p.typ+"/"+p.name)], p)
+	return out
 }
 
 // resourceID builds a resource id from a template type and name:
@@ -475,32 +562,17 @@ func (ru *run) resourceID(typ, name, scope, group string) (string, error) {
 func (ru *run) link() error {
 	for _, p := range ru.all {
 		for _, dep := range p.dependsOn {
-			targets := ru.resolve(dep)
+			targets, known := ru.resolve(dep)
+			if !known {
+				return invalidTemplate("'The resource '%s' is not defined in the template. Please see https://aka.ms/arm-syntax for usage details.' (dependsOn of '%s')", strings.Trim(dep, "/"), p.id)
+			}
 			// A dependency on a resource the template skipped (condition
-			// false) or doesn't declare is dropped, as ARM does.
+			// false) is dropped, as ARM does.
 			p.deps = append(p.deps, targets...)
 		}
-		walkStrings(p.raw, func(_ string, s string) {
-			if !expr.IsExpression(s) {
-				return
-			}
-			e, err := expr.Parse(s)
-			if err != nil {
-				return
-			}
-			for _, c := range expr.Calls(e) {
-				fn := strings.ToLower(c.Name)
-				if fn != "reference" && !strings.HasPrefix(fn, "list") {
-					continue
-				}
-				if len(c.Args) > 0 {
-					if lit, ok := c.Args[0].(*expr.StringLit); ok {
-						p.deps = append(p.deps, ru.byName[strings.ToLower(lit.Value)]...)
-					}
-				}
-			}
-		})
+		p.deps = append(p.deps, ru.implicitDeps(p)...)
 		p.deps = uniqueDeps(p.deps, p)
+		sort.SliceStable(p.deps, func(i, j int) bool { return p.deps[i].index < p.deps[j].index })
 	}
 	// Cycle check: depth-first with colours.
 	state := map[*planned]int{}
@@ -529,25 +601,87 @@ func (ru *run) link() error {
 	return nil
 }
 
-func (ru *run) resolve(dep string) []*planned {
-	if p, ok := ru.byID[strings.ToLower(dep)]; ok {
-		return []*planned{p}
+// resolve finds the template resources a dependsOn entry names: an id, a
+// name, "Namespace/type/name", or a copy loop. known is false when it names
+// nothing the template declares (resources whose condition is false are
+// declared: they resolve to nothing, and known is true).
+func (ru *run) resolve(dep string) (targets []*planned, known bool) {
+	key := strings.ToLower(dep)
+	if p, ok := ru.byID[key]; ok {
+		return []*planned{p}, true
 	}
 	if strings.HasPrefix(dep, "/") {
 		// resourceId() of an extension resource names it without its scope
 		// (resourceId('Microsoft.Authorization/roleAssignments', guid)), as
 		// ARM's dependsOn accepts: match by type and name.
 		if id, err := arm.ParseResourceID(dep); err == nil {
-			var out []*planned
 			for _, p := range ru.all {
 				if strings.EqualFold(p.typ, id.FullType()) && strings.EqualFold(lastSegment(p.name), id.Name()) {
-					out = append(out, p)
+					targets = append(targets, p)
 				}
 			}
-			return out
+			if len(targets) > 0 {
+				return targets, true
+			}
 		}
 	}
-	return ru.byName[strings.ToLower(strings.Trim(dep, "/"))]
+	if targets, known = ru.byName[strings.Trim(key, "/")]; known {
+		return targets, true
+	}
+	return nil, ru.skippedNames[key] || ru.skippedNames[strings.Trim(key, "/")]
+}
+
+// implicitDeps are the template resources p's own members read through
+// reference() or list*() by name — a literal or any expression that
+// evaluates to one (reference(variables('app'))). A reference by resource
+// id creates no dependency, as in ARM, and p's nested children are
+// resources of their own: what they read is theirs.
+func (ru *run) implicitDeps(p *planned) []*planned {
+	var out []*planned
+	for k, v := range p.raw {
+		if strings.EqualFold(k, "resources") {
+			continue
+		}
+		walkStrings(v, func(_ string, s string) {
+			if !expr.IsExpression(s) {
+				return
+			}
+			e, err := expr.Parse(s)
+			if err != nil {
+				return
+			}
+			for _, c := range expr.Calls(e) {
+				fn := strings.ToLower(c.Name)
+				if (fn != "reference" && !strings.HasPrefix(fn, "list")) || len(c.Args) == 0 {
+					continue
+				}
+				name, ok := ru.staticName(c.Args[0], p)
+				if ok && !strings.HasPrefix(name, "/") {
+					out = append(out, ru.byName[strings.ToLower(name)]...)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// staticName evaluates a reference()/list*() target without reading any
+// resource: a literal, or an expression free of reference() and list*().
+func (ru *run) staticName(arg expr.Expr, p *planned) (string, bool) {
+	if lit, ok := arg.(*expr.StringLit); ok {
+		return lit.Value, true
+	}
+	for _, c := range expr.Calls(arg) {
+		if fn := strings.ToLower(c.Name); fn == "reference" || fn == "references" || strings.HasPrefix(fn, "list") {
+			return "", false
+		}
+	}
+	v, err := arg.Eval(p.ctx)
+	if err != nil {
+		return "", false
+	}
+	s, ok := v.(string)
+	return s, ok
 }
 
 func lastSegment(name string) string {

@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -156,9 +158,36 @@ func jsonType(v any) string {
 func joinAny(xs []any) string {
 	var s []string
 	for _, x := range xs {
-		s = append(s, fmt.Sprint(x))
+		if str, ok := x.(string); ok {
+			s = append(s, str)
+			continue
+		}
+		b, _ := json.Marshal(x)
+		s = append(s, string(b))
 	}
 	return strings.Join(s, ",")
+}
+
+// copyCount reads a copy loop's count: an integer from 0 to 800, or a
+// string holding one (the docs' own examples write "count": "3").
+func copyCount(v any) (int, bool) {
+	var n int64
+	switch t := v.(type) {
+	case int64:
+		n = t
+	case string:
+		parsed, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		n = parsed
+	default:
+		return 0, false
+	}
+	if n < 0 || n > 800 {
+		return 0, false
+	}
+	return int(n), true
 }
 
 // evalString evaluates one template string at a site.
