@@ -360,3 +360,52 @@ func TestDeploymentCancel(t *testing.T) {
 		t.Errorf("cancel a finished deployment: %d %v", code, body)
 	}
 }
+
+// TestDeploymentSymbolicNames: `az deployment group create` with a
+// languageVersion 2.0 template (what Bicep emits for newer features): an
+// existing identity is read by symbolic name, not redeployed, and a new one
+// depends on it by symbolic name.
+func TestDeploymentSymbolicNames(t *testing.T) {
+	s := testserver.Start(t)
+	env := s.Env()
+	secret := env["AZURE_CLIENT_SECRET"]
+	az := newAzCLI(t, s, secret)
+	azRegisterCloud(az, s)
+	az.ok("login", "--service-principal", "-u", env["AZURE_CLIENT_ID"], "-p", secret, "--tenant", env["AZURE_TENANT_ID"])
+	const group = "rg-symbolic"
+	az.ok("group", "create", "-n", group, "-l", "westus")
+	var shared struct{ PrincipalID string }
+	az.decode(&shared, "identity", "create", "-g", group, "-n", "shared-id")
+	file := filepath.Join(t.TempDir(), "symbolic.json")
+	tpl := `{
+  "$schema": "` + templateSchema + `",
+  "languageVersion": "2.0",
+  "contentVersion": "1.0.0.0",
+  "resources": {
+    "shared": {"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "shared-id", "existing": true},
+    "worker": {"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "worker-id",
+               "location": "[resourceGroup().location]", "dependsOn": ["shared"],
+               "tags": {"sharedPrincipal": "[reference('shared').principalId]"}}
+  },
+  "outputs": {"worker": {"type": "string", "value": "[reference('worker').principalId]"}}
+}`
+	if err := os.WriteFile(file, []byte(tpl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var dep struct {
+		Properties struct {
+			ProvisioningState string
+			OutputResources   []struct{ ID string }
+			Outputs           map[string]struct{ Value string }
+		}
+	}
+	az.decode(&dep, "deployment", "group", "create", "-g", group, "-n", "symbolic", "--template-file", file)
+	if dep.Properties.ProvisioningState != "Succeeded" || len(dep.Properties.OutputResources) != 1 || dep.Properties.Outputs["worker"].Value == "" {
+		t.Fatalf("deployment: %+v", dep.Properties)
+	}
+	var worker struct{ Tags map[string]string }
+	az.decode(&worker, "identity", "show", "-g", group, "-n", "worker-id")
+	if worker.Tags["sharedPrincipal"] != shared.PrincipalID {
+		t.Errorf("worker tags %v, want the shared identity's principal %s", worker.Tags, shared.PrincipalID)
+	}
+}

@@ -28,6 +28,9 @@ func (ru *run) unlisted(listed map[string]bool) ([]store.Resource, error) {
 	for _, id := range ru.skipped {
 		listed[strings.ToLower(id)] = true
 	}
+	for _, p := range ru.existing {
+		listed[strings.ToLower(p.id)] = true // read by the template, never deleted by it
+	}
 	var out []store.Resource
 	for _, r := range res {
 		if !listed[strings.ToLower(r.ID)] && !keptInCompleteMode(r.Type) {

@@ -47,7 +47,12 @@
 // (Microsoft.Resources/resourceGroups) and nested deployments into them
 // (the resourceGroup member).
 //
+// languageVersion 2.0 templates (resources by symbolic name, as Bicep emits
+// them for newer features) plan the same way: dependsOn, reference() and
+// references() take symbolic names, and an "existing" resource is only read.
+//
+// cancel stops a deployment this process runs; it ends Canceled.
+//
 // Not yet: templateLink/parametersLink (no fetching from URIs), Key Vault
-// parameter references, symbolic-name templates (languageVersion 2.0),
-// management-group and tenant scope, cancelling a running deployment.
+// parameter references, management-group and tenant scope.
 package deploy

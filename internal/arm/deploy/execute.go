@@ -310,6 +310,26 @@ func (ru *run) reference(req expr.ReferenceRequest) (any, error) {
 	return ru.fetchReference(ru.ctx, id, req)
 }
 
+// references answers references(symbolicName): reference() of every
+// instance of a languageVersion 2.0 copy loop, in copy order.
+func (ru *run) references(symbol string, full bool) ([]any, error) {
+	var out []any
+	for _, p := range ru.byName[strings.ToLower(symbol)] {
+		if !strings.EqualFold(p.symbol, symbol) {
+			continue
+		}
+		v, err := ru.reference(expr.ReferenceRequest{Target: p.id, APIVersion: p.apiVersion, Full: full})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("'%s' is not the symbolic name of a resource in this template", symbol)
+	}
+	return out, nil
+}
+
 // fetchReference reads a resource for reference() through the resource
 // manager.
 func (d *Deployments) fetchReference(ctx context.Context, id arm.ResourceID, req expr.ReferenceRequest) (any, error) {

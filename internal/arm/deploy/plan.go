@@ -32,7 +32,11 @@ type planned struct {
 	apiVersion string
 	id         string
 	loop       string // copy loop name, if any
+	symbol     string // symbolic name (languageVersion 2.0), if any
 	index      int    // position in the template's order (run.all)
+	// existing resources (languageVersion 2.0 "existing": true) are only
+	// read: reference() and dependsOn reach them, nothing deploys them.
+	existing bool
 	deps       []*planned
 	dependsOn  []string // as evaluated, for resolution
 	// group is the resource group a nested deployment targets
@@ -74,6 +78,8 @@ type run struct {
 	all    []*planned
 	byName map[string][]*planned // resource name, copy loop name → instances
 	byID   map[string]*planned   // lower-case id
+	// existing are the languageVersion 2.0 resources only read.
+	existing []*planned
 	// skipped are the ids of instances whose condition was false;
 	// skippedNames the names a dependsOn may give them by.
 	skipped      []string
@@ -107,6 +113,7 @@ func newRun(ctx context.Context, t target, tenantID string, r request, now func(
 	}
 	ru := &run{ctx: ctx, target: t, ectx: ectx, byName: map[string][]*planned{}, byID: map[string]*planned{}, skippedNames: map[string]bool{}}
 	ectx.Reference = ru.reference
+	ectx.References = ru.references
 	ectx.List = ru.list
 	return ru
 }
@@ -118,14 +125,28 @@ func (ru *run) plan(r request) error {
 	if err := ru.checkParameters(decls); err != nil {
 		return err
 	}
-	resources, _ := lookup(r.Template, "resources").([]any)
-	for i, raw := range resources {
-		m, ok := raw.(map[string]any)
-		if !ok {
-			return invalidTemplate("resources[%d] is not an object.", i)
+	switch resources := lookup(r.Template, "resources").(type) {
+	case []any:
+		for i, raw := range resources {
+			m, ok := raw.(map[string]any)
+			if !ok {
+				return invalidTemplate("resources[%d] is not an object.", i)
+			}
+			if err := ru.expand(m, nil, ru.ectx, ""); err != nil {
+				return err
+			}
 		}
-		if err := ru.expand(m, nil, ru.ectx); err != nil {
-			return err
+	case map[string]any:
+		// languageVersion 2.0: deployment order comes from dependencies
+		// only, so the symbolic names' order is as good as the file's.
+		for _, sym := range keys(resources) {
+			m, ok := resources[sym].(map[string]any)
+			if !ok {
+				return invalidTemplate("resources.%s is not an object.", sym)
+			}
+			if err := ru.expand(m, nil, ru.ectx, sym); err != nil {
+				return err
+			}
 		}
 	}
 	return ru.link()
@@ -294,7 +315,7 @@ func sameParameterValue(allowed, v any) bool {
 
 // expand adds a template resource — each copy instance, and its nested
 // child resources — to the plan. parent is set for nested children.
-func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) error {
+func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context, symbol string) error {
 	site := ctx.WithSite(expr.SiteResource)
 	instances := []*expr.Context{site}
 	loop := ""
@@ -356,7 +377,8 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 			typ = parent.typ + "/" + typ
 			name = parent.name + "/" + name
 		}
-		p := &planned{raw: raw, ctx: ictx.WithSite(expr.SiteResourceProperties), typ: strings.TrimSuffix(typ, "/"), name: name, apiVersion: api, loop: loop}
+		p := &planned{raw: raw, ctx: ictx.WithSite(expr.SiteResourceProperties), typ: strings.TrimSuffix(typ, "/"), name: name, apiVersion: api, loop: loop, symbol: symbol}
+		p.existing, _ = lookup(raw, "existing").(bool)
 		scope := ""
 		if s := lookup(raw, "scope"); s != nil {
 			if scope, err = evalString(s, ictx, "scope"); err != nil {
@@ -404,6 +426,13 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 				p.dependsOn = append(p.dependsOn, s)
 			}
 		}
+		if p.existing {
+			p.done = make(chan struct{})
+			close(p.done)
+			ru.existing = append(ru.existing, p)
+			ru.register(p)
+			continue
+		}
 		// A nested child does not depend on its parent unless its
 		// dependsOn says so: ARM creates no implicit dependency there.
 		byIndex[index] = p
@@ -414,7 +443,7 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context) er
 				if !ok {
 					continue
 				}
-				if err := ru.expand(cm, p, ictx); err != nil {
+				if err := ru.expand(cm, p, ictx, ""); err != nil {
 					return err
 				}
 			}
@@ -466,6 +495,12 @@ func serialize(byIndex []*planned, batch int) {
 func (ru *run) add(p *planned) {
 	p.index = len(ru.all)
 	ru.all = append(ru.all, p)
+	ru.register(p)
+}
+
+// register makes p reachable by id and by the names dependsOn,
+// reference() and list*() use.
+func (ru *run) register(p *planned) {
 	ru.byID[strings.ToLower(p.id)] = p
 	for _, k := range p.names() {
 		ru.byName[k] = append(ru.byName[k], p)
@@ -484,7 +519,11 @@ func (p *planned) names() []string {
 	if p.loop != "" {
 		out = append(out, strings.ToLower(p.loop))
 	}
-	return out
+	if p.symbol != "" {
+		out = append(out, strings.ToLower(p.symbol))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // resourceID builds a resource id from a template type and name:
@@ -571,7 +610,8 @@ func (ru *run) link() error {
 			p.deps = append(p.deps, targets...)
 		}
 		p.deps = append(p.deps, ru.implicitDeps(p)...)
-		p.deps = uniqueDeps(p.deps, p)
+		// Existing resources are only read: nothing to wait for.
+		p.deps = slices.DeleteFunc(uniqueDeps(p.deps, p), func(q *planned) bool { return q.existing })
 		sort.SliceStable(p.deps, func(i, j int) bool { return p.deps[i].index < p.deps[j].index })
 	}
 	// Cycle check: depth-first with colours.

@@ -44,11 +44,12 @@ func lookupFold(m map[string]any, key string) any {
 // template's shape, that every expression parses, and that the supplied
 // parameters match the declarations.
 func checkTemplate(r request) error {
-	if _, ok := lookup(r.Template, "resources").([]any); !ok {
-		if _, isMap := lookup(r.Template, "resources").(map[string]any); !isMap {
-			return invalidTemplate("the template has no 'resources' array.")
-		}
-		return invalidTemplate("symbolic-name templates (languageVersion 2.0, 'resources' as an object) are not supported yet.")
+	switch lookup(r.Template, "resources").(type) {
+	case []any:
+	case map[string]any:
+		// languageVersion 2.0: resources by symbolic name.
+	default:
+		return invalidTemplate("the template has no 'resources' array (or, with languageVersion 2.0, object of resources by symbolic name).")
 	}
 	decls, _ := lookup(r.Template, "parameters").(map[string]any)
 	for name := range r.Parameters {
