@@ -141,6 +141,10 @@ func forEachBlobServer(b *testing.B, bench func(*testing.B, *blobServer)) {
 // processes spent on it and the server's peak memory.
 func measureServer(b *testing.B, srv *blobServer, op func()) {
 	b.Helper()
+	// What the previous case (or the other server) left dirty in the page
+	// cache would be written back during this one and charge its disk
+	// time to whoever runs next: start every case with it on disk.
+	syscall.Sync()
 	pid := srv.process.cmd.Process.Pid
 	serverBefore, err := readCPUTime(pid)
 	if err != nil {

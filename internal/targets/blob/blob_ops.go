@@ -41,8 +41,13 @@ func uploadLimit(r *http.Request, limit int64) error {
 
 // spoolBody streams the request body to a temporary file and checks a
 // Content-MD5 the client sent.
-func (h *Handler) spoolBody(rq *request, limit int64) (string, int64, []byte, error) {
-	path, n, sum, err := h.cfg.Blobs.spool(rq.account.Name, rq.container, rq.r.Body, limit)
+//
+// The MD5 is computed when alwaysMD5 (Put Blob stores it as the blob's
+// Content-MD5) or when the request sends Content-MD5 to check; otherwise
+// (Put Block since version 2019-02-02) sum is nil.
+func (h *Handler) spoolBody(rq *request, limit int64, alwaysMD5 bool) (string, int64, []byte, error) {
+	withMD5 := alwaysMD5 || rq.r.Header.Get("Content-MD5") != ""
+	path, n, sum, err := h.cfg.Blobs.spool(rq.account.Name, rq.container, rq.r.Body, limit, withMD5)
 	if errors.Is(err, errTooLarge) {
 		return "", 0, nil, errTooLargeFor(limit)
 	}
@@ -151,7 +156,7 @@ func (h *Handler) putBlob(ctx context.Context, rq *request, _ *access.Caller) er
 	if err != nil {
 		return err
 	}
-	spooled, n, sum, err := h.spoolBody(rq, MaxPutBlobBytes)
+	spooled, n, sum, err := h.spoolBody(rq, MaxPutBlobBytes, true)
 	if err != nil {
 		return err
 	}
@@ -193,7 +198,7 @@ func (h *Handler) putBlock(ctx context.Context, rq *request, _ *access.Caller) e
 	if _, err := h.container(ctx, rq); err != nil {
 		return err
 	}
-	spooled, _, sum, err := h.spoolBody(rq, MaxBlockBytes)
+	spooled, _, sum, err := h.spoolBody(rq, MaxBlockBytes, false)
 	if err != nil {
 		return err
 	}
@@ -202,7 +207,11 @@ func (h *Handler) putBlock(ctx context.Context, rq *request, _ *access.Caller) e
 		return err
 	}
 	hd := rq.w.Header()
-	hd.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	if sum != nil {
+		// Since 2019-02-02 Put Block returns Content-MD5 only when the
+		// request sent one.
+		hd.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	}
 	hd.Set("x-ms-request-server-encrypted", "true")
 	hd.Set("Content-Length", "0")
 	rq.w.WriteHeader(http.StatusCreated)
@@ -300,7 +309,7 @@ func (h *Handler) appendBlock(ctx context.Context, rq *request, _ *access.Caller
 	if _, err := h.container(ctx, rq); err != nil {
 		return err
 	}
-	spooled, n, sum, err := h.spoolBody(rq, MaxAppendBlockBytes)
+	spooled, n, sum, err := h.spoolBody(rq, MaxAppendBlockBytes, true)
 	if err != nil {
 		return err
 	}

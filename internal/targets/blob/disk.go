@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -206,8 +207,10 @@ func randomName(prefix string) string {
 var errTooLarge = errors.New("body exceeds the limit")
 
 // spool streams r into a new temporary file of the container, at most limit
-// bytes, fsynced. It returns the file's path, size and MD5.
-func (d *Disk) spool(account, container string, r io.Reader, limit int64) (string, int64, []byte, error) {
+// bytes, fsynced. It returns the file's path, size and, when withMD5, the
+// content's MD5. Writeback starts every spoolWriteback bytes, so the final
+// fsync mostly finds the data on disk already.
+func (d *Disk) spool(account, container string, r io.Reader, limit int64, withMD5 bool) (string, int64, []byte, error) {
 	cd, err := d.containerDir(account, container)
 	if err != nil {
 		return "", 0, nil, err
@@ -221,8 +224,14 @@ func (d *Disk) spool(account, container string, r io.Reader, limit int64) (strin
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("blob: %w", err)
 	}
-	h := md5.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, limit+1))
+	sw := &spoolWriter{f: f}
+	var w io.Writer = sw
+	var h hash.Hash
+	if withMD5 {
+		h = md5.New()
+		w = io.MultiWriter(sw, h)
+	}
+	n, err := io.CopyBuffer(w, io.LimitReader(r, limit+1), make([]byte, spoolBuffer))
 	if err == nil && n > limit {
 		err = errTooLarge
 	}
@@ -236,7 +245,36 @@ func (d *Disk) spool(account, container string, r io.Reader, limit int64) (strin
 		_ = os.Remove(path)
 		return "", 0, nil, err
 	}
-	return path, n, h.Sum(nil), nil
+	var sum []byte
+	if h != nil {
+		sum = h.Sum(nil)
+	}
+	return path, n, sum, nil
+}
+
+const (
+	// spoolBuffer is the read size of an upload: large enough that a 4 MiB
+	// block takes a few dozen writes, not hundreds.
+	spoolBuffer = 256 << 10
+	// spoolWriteback is how much an upload writes between writeback starts.
+	spoolWriteback = 256 << 10
+)
+
+// spoolWriter writes to a file and starts writeback every spoolWriteback
+// bytes.
+type spoolWriter struct {
+	f              *os.File
+	written, flush int64
+}
+
+func (s *spoolWriter) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	s.written += int64(n)
+	if s.written-s.flush >= spoolWriteback {
+		startWriteback(s.f, s.flush, s.written-s.flush)
+		s.flush = s.written
+	}
+	return n, err
 }
 
 // readMeta reads a blob's sidecar; fs.ErrNotExist when there is no blob.

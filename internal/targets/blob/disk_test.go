@@ -52,7 +52,7 @@ func testBlobDir(t *testing.T, d *Disk, name string) string {
 // stage puts an uncommitted block and returns its file's identity.
 func stage(t *testing.T, d *Disk, name, id string, data []byte) os.FileInfo {
 	t.Helper()
-	path, _, _, err := d.spool(testAccount, testContainer, bytes.NewReader(data), MaxBlockBytes)
+	path, _, _, err := d.spool(testAccount, testContainer, bytes.NewReader(data), MaxBlockBytes, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func mustCommitList(t *testing.T, d *Disk, name string, list []listEntry) *blobM
 
 func putWhole(t *testing.T, d *Disk, name string, data []byte) {
 	t.Helper()
-	path, n, _, err := d.spool(testAccount, testContainer, bytes.NewReader(data), MaxPutBlobBytes)
+	path, n, _, err := d.spool(testAccount, testContainer, bytes.NewReader(data), MaxPutBlobBytes, true)
 	if err != nil {
 		t.Fatal(err)
 	}
