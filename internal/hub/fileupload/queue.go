@@ -60,7 +60,11 @@ func notifySubject(hubName string) string {
 type heldMessage struct {
 	msg      jetstream.Msg
 	deadline time.Time
+	stream   string // the message's stream and sequence: held by one lock at a time
+	seq      uint64
 }
+
+func (h heldMessage) key() string { return h.stream + "/" + strconv.FormatUint(h.seq, 10) }
 
 // queue is the file notification queue of every hub: a JetStream
 // work-queue stream per hub with one durable consumer whose AckWait is the
@@ -73,8 +77,13 @@ type heldMessage struct {
 type queue struct {
 	svc *Service
 
-	mu        sync.Mutex
-	locks     map[string]heldMessage
+	mu    sync.Mutex
+	locks map[string]heldMessage
+	// holders is the lock token of each held message by stream and
+	// sequence: a new delivery revokes the older lock, whatever its
+	// deadline says — JetStream's AckWait started when it delivered, a
+	// little before this node set the deadline.
+	holders   map[string]string
 	consumers map[string]jetstream.Consumer
 }
 
@@ -214,8 +223,14 @@ func (s *Service) Receive(ctx context.Context, h hub.Hub, wait time.Duration) (*
 			continue
 		}
 		token := newLockToken()
+		held := heldMessage{msg: got, deadline: s.now().Add(st.LockDuration), stream: md.Stream, seq: md.Sequence.Stream}
 		s.queue.mu.Lock()
-		s.queue.locks[token] = heldMessage{msg: got, deadline: s.now().Add(st.LockDuration)}
+		key := held.key()
+		if old, ok := s.queue.holders[key]; ok {
+			delete(s.queue.locks, old)
+		}
+		s.queue.holders[key] = token
+		s.queue.locks[token] = held
 		s.queue.mu.Unlock()
 		return &n, token, nil
 	}
@@ -227,6 +242,9 @@ func (s *Service) Settle(ctx context.Context, lockToken string, how Settlement) 
 	s.queue.mu.Lock()
 	held, ok := s.queue.locks[lockToken]
 	delete(s.queue.locks, lockToken)
+	if ok && s.queue.holders[held.key()] == lockToken {
+		delete(s.queue.holders, held.key())
+	}
 	s.queue.mu.Unlock()
 	// Past the deadline JetStream may already have redelivered it; settling
 	// the old delivery would act on someone else's lock.
@@ -256,6 +274,9 @@ func (q *queue) sweep(now time.Time) {
 	for k, h := range q.locks {
 		if !now.Before(h.deadline) {
 			delete(q.locks, k)
+			if q.holders[h.key()] == k {
+				delete(q.holders, h.key())
+			}
 		}
 	}
 }

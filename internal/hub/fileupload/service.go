@@ -75,7 +75,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{bus: cfg.Bus, log: cfg.Log, now: cfg.Now,
 		storage: newStorage(cfg.Egress, cfg.Tokens, cfg.Now), pending: &pendingStore{bus: cfg.Bus}}
-	s.queue = &queue{svc: s, locks: map[string]heldMessage{}, consumers: map[string]jetstream.Consumer{}}
+	s.queue = &queue{svc: s, locks: map[string]heldMessage{}, holders: map[string]string{}, consumers: map[string]jetstream.Consumer{}}
 	return s, nil
 }
 
