@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -407,5 +408,58 @@ func TestDeploymentSymbolicNames(t *testing.T) {
 	az.decode(&worker, "identity", "show", "-g", group, "-n", "worker-id")
 	if worker.Tags["sharedPrincipal"] != shared.PrincipalID {
 		t.Errorf("worker tags %v, want the shared identity's principal %s", worker.Tags, shared.PrincipalID)
+	}
+}
+
+// TestDeploymentCLIProgress: `outpost deployment group create` prints each
+// resource operation as it runs, `what-if` prints the change set, and a
+// failing deployment exits non-zero naming the failure.
+func TestDeploymentCLIProgress(t *testing.T) {
+	bin := testserver.BuildBinary(t)
+	s := testserver.Start(t)
+	const group = "rg-cli-progress"
+	ensureGroup(t, s, group)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ids.json")
+	params := filepath.Join(dir, "params.json")
+	if err := os.WriteFile(file, []byte(identityTemplate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(params, []byte(`{"parameters":{"identities":{"value":{"cli-a":"dev","cli-b":"dev"}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = os.Environ()
+		for k, v := range s.Env() {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	_, progress, err := run("deployment", "group", "create", "-g", group, "-n", "cli", "-f", file, "--parameters", "@"+params)
+	if err != nil {
+		t.Fatalf("deployment: %v\n%s", err, progress)
+	}
+	for _, want := range []string{"Microsoft.ManagedIdentity/userAssignedIdentities cli-a: Succeeded Created",
+		"Microsoft.ManagedIdentity/userAssignedIdentities cli-b: Succeeded Created", "deployment cli: Succeeded"} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
+		}
+	}
+	out, changes, err := run("deployment", "group", "what-if", "-g", group, "-n", "cli", "-f", file,
+		"--parameters", `identities={"cli-a":"prod","cli-c":"dev"}`)
+	if err != nil || !strings.Contains(changes, "Modify") || !strings.Contains(changes, "tags.env") ||
+		!strings.Contains(changes, "Create    /subscriptions/") || !strings.Contains(changes, "Ignore") || !strings.Contains(out, `"changes"`) {
+		t.Errorf("what-if: %v\n%s\n%s", err, changes, out)
+	}
+	cycle := filepath.Join(dir, "cycle.json")
+	os.WriteFile(cycle, []byte(`{"$schema":"`+templateSchema+`","contentVersion":"1.0.0.0","resources":[
+	  {"type":"Microsoft.ManagedIdentity/userAssignedIdentities","apiVersion":"2023-01-31","name":"x","location":"westus","dependsOn":["y"]},
+	  {"type":"Microsoft.ManagedIdentity/userAssignedIdentities","apiVersion":"2023-01-31","name":"y","location":"westus","dependsOn":["x"]}]}`), 0o600)
+	if _, stderr, err := run("deployment", "group", "create", "-g", group, "-f", cycle); err == nil || !strings.Contains(stderr, "Circular dependency") {
+		t.Errorf("a dependency cycle: err %v\n%s", err, stderr)
 	}
 }

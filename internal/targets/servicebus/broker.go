@@ -36,6 +36,10 @@ type Broker struct {
 	mu        sync.Mutex
 	consumers map[string]jetstream.Consumer // durable name → consumer
 	locks     map[string]*heldLock          // lock token → message
+	// holders is the token holding each message (entity and sequence): a
+	// new delivery revokes the older lock at once — JetStream's AckWait
+	// started before this node set the lock's expiry.
+	holders map[string]string
 }
 
 type heldLock struct {
@@ -51,7 +55,7 @@ func NewBroker(b *bus.Bus, log *slog.Logger, now func() time.Time) *Broker {
 	if now == nil {
 		now = time.Now
 	}
-	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{}}
+	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{}, holders: map[string]string{}}
 }
 
 // target is one (sub-)queue messages are received from.
@@ -358,7 +362,7 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 		m.LockToken = uuid.NewString()
 		m.LockedUntil = now.Add(lock)
 		b.mu.Lock()
-		b.locks[m.LockToken] = &heldLock{msg: got, entity: t.key(), seq: m.SequenceNumber, duration: lock, until: m.LockedUntil}
+		b.holdLock(m.LockToken, &heldLock{msg: got, entity: t.key(), seq: m.SequenceNumber, duration: lock, until: m.LockedUntil})
 		b.mu.Unlock()
 		return m, nil
 	}
@@ -399,11 +403,11 @@ func (b *Broker) settle(ctx context.Context, entity, lockToken string, how settl
 	if ok && (l.entity != entity || !now.Before(l.until)) {
 		ok = false
 		if !now.Before(l.until) {
-			delete(b.locks, lockToken)
+			b.forgetLock(lockToken, l)
 		}
 	}
 	if ok && how != settleRenew {
-		delete(b.locks, lockToken)
+		b.forgetLock(lockToken, l)
 	}
 	b.mu.Unlock()
 	if !ok {
@@ -439,9 +443,30 @@ func (b *Broker) sweepLocks() int {
 	n := 0
 	for k, l := range b.locks {
 		if !now.Before(l.until) {
-			delete(b.locks, k)
+			b.forgetLock(k, l)
 			n++
 		}
 	}
 	return n
 }
+
+// holdLock records a new lock; the message's older lock, if any, is
+// revoked. b.mu must be held.
+func (b *Broker) holdLock(token string, l *heldLock) {
+	key := l.holderKey()
+	if old, ok := b.holders[key]; ok {
+		delete(b.locks, old)
+	}
+	b.holders[key] = token
+	b.locks[token] = l
+}
+
+// forgetLock drops a lock. b.mu must be held.
+func (b *Broker) forgetLock(token string, l *heldLock) {
+	delete(b.locks, token)
+	if b.holders[l.holderKey()] == token {
+		delete(b.holders, l.holderKey())
+	}
+}
+
+func (l *heldLock) holderKey() string { return l.entity + "/" + strconv.FormatUint(l.seq, 10) }
