@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -65,6 +66,8 @@ type Config struct {
 type Handler struct {
 	cfg    Config
 	suffix string
+	// buffers are the download copy buffers (downloadBuffer bytes).
+	buffers sync.Pool
 }
 
 // New builds the handler.
@@ -75,7 +78,9 @@ func New(cfg Config) *Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, suffix: ".blob." + strings.ToLower(strings.Trim(cfg.DNSSuffix, "."))}
+	h := &Handler{cfg: cfg, suffix: ".blob." + strings.ToLower(strings.Trim(cfg.DNSSuffix, "."))}
+	h.buffers.New = func() any { return new([downloadBuffer]byte) }
+	return h
 }
 
 // ServeHTTP serves {account}.blob.{suffix}/{container}/{blob}.
