@@ -196,7 +196,7 @@ func (p telemetryPublisher) StartTelemetry(id deviceauth.Identity, m telemetry.M
 // keeps the hub it authenticated against, but routes may have changed
 // since. When the directory can't answer, the connection's copy is used.
 func (p telemetryPublisher) current(ctx context.Context, connected hub.Hub) hub.Hub {
-	if h, ok, err := p.hubs.Get(ctx, connected.Name); err == nil && ok {
+	if h, ok, err := p.hubs.Peek(ctx, connected.Name); err == nil && ok {
 		return h
 	}
 	return connected

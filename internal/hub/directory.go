@@ -90,6 +90,11 @@ type Directory struct {
 	mu     sync.Mutex
 	hubs   map[string]Hub
 	loaded time.Time
+	// version counts invalidations: a list read before the latest one is
+	// kept but not taken as fresh.
+	version uint64
+	// refreshing: a background reload (Peek) is under way.
+	refreshing bool
 }
 
 // NewDirectory builds a hub directory.
@@ -104,19 +109,33 @@ func (e ErrNoHub) Error() string {
 	return fmt.Sprintf("no IoT hub answers to host '%s'", e.Host)
 }
 
-// Invalidate makes the next lookup reload (a hub was created or deleted).
+// Invalidate makes the next lookup reload (a hub was created, changed or
+// deleted).
 func (d *Directory) Invalidate() {
 	d.mu.Lock()
 	d.loaded = time.Time{}
+	d.version++
 	d.mu.Unlock()
 }
 
+// load returns the hubs, reading them from the store when what is held is
+// older than the TTL or was invalidated. The store is read without holding
+// the lock, so Peek never waits for it.
 func (d *Directory) load(ctx context.Context) (map[string]Hub, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.hubs != nil && time.Since(d.loaded) < d.ttl {
-		return d.hubs, nil
+		hubs := d.hubs
+		d.mu.Unlock()
+		return hubs, nil
 	}
+	version := d.version
+	d.mu.Unlock()
+	return d.fetch(ctx, version)
+}
+
+// fetch reads every hub and keeps them; read after invalidation version,
+// they count as fresh only if no invalidation came meanwhile.
+func (d *Directory) fetch(ctx context.Context, version uint64) (map[string]Hub, error) {
 	list, err := d.resources.List(ctx, store.ResourceFilter{Type: "Microsoft.Devices/IotHubs"})
 	if err != nil {
 		return nil, fmt.Errorf("hub: list hubs: %w", err)
@@ -129,8 +148,41 @@ func (d *Directory) load(ctx context.Context) (map[string]Hub, error) {
 		}
 		hubs[h.Name] = h
 	}
-	d.hubs, d.loaded = hubs, time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.version == version {
+		d.hubs, d.loaded = hubs, time.Now()
+	} else if d.hubs == nil {
+		d.hubs = hubs // better than nothing; still stale, so the next lookup reads again
+	}
 	return hubs, nil
+}
+
+// Peek returns a hub from what the directory holds without waiting for
+// the store: when that is stale (older than the TTL, or invalidated) it is
+// reloaded in the background and this call answers from the copy held.
+// For the hot paths — every device message — where a hub a moment old is
+// fine. A hub not held yet is looked up as Get does.
+func (d *Directory) Peek(ctx context.Context, name string) (Hub, bool, error) {
+	d.mu.Lock()
+	hubs := d.hubs
+	if hubs != nil && time.Since(d.loaded) >= d.ttl && !d.refreshing {
+		d.refreshing = true
+		version := d.version
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_, _ = d.fetch(ctx, version) // on failure the next Peek tries again
+			d.mu.Lock()
+			d.refreshing = false
+			d.mu.Unlock()
+		}()
+	}
+	d.mu.Unlock()
+	if h, ok := hubs[strings.ToLower(name)]; ok {
+		return h, true, nil
+	}
+	return d.Get(ctx, name)
 }
 
 func decodeHub(r store.Resource) (Hub, error) {
