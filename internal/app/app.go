@@ -245,8 +245,20 @@ func endpointURL(addr net.Addr) string {
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("outpost serving", "endpoint", a.endpoint, "tenant", a.installation.TenantID,
 		"subscription", a.installation.SubscriptionID, "data_dir", a.cfg.DataDir, "ca_file", a.ca.CAFile())
+	started := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.server.Run(gctx, a.cfg.ShutdownTimeout) })
+	g.Go(func() error {
+		// What a crash left on the blob disk: nothing of this process is
+		// older than started, so only the leftovers go.
+		n, err := a.targets.disk.Sweep(gctx, started)
+		if err != nil && gctx.Err() == nil {
+			a.log.Warn("blob: sweeping leftovers of an earlier run failed; they stay on disk", "removed", n, "err", err)
+		} else if n > 0 {
+			a.log.Info("blob: removed leftovers of an earlier run (unfinished uploads, unreferenced content)", "removed", n)
+		}
+		return nil
+	})
 	g.Go(func() error { return a.runner.Run(gctx) })
 	g.Go(func() error { return a.serveMQTT(gctx) })
 	g.Go(func() error { return a.hub.sessions.RunC2D(gctx) })

@@ -52,6 +52,9 @@ import (
 // content; readers open every file of a blob's content under its lock
 // (open), so they keep reading what they opened.
 //
+// A crash can leave an upload in .tmp or content no meta.json names; Sweep,
+// run once at start, removes them.
+//
 // Lock order: Disk.mu (the lock table) is only held to find a blob's lock,
 // never while waiting on one.
 type Disk struct {
