@@ -15,5 +15,6 @@ test:
 		echo "npm ci (test/clients)"; \
 		cd test/clients && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go test -race -count=1 -timeout 25m ./...

@@ -64,7 +64,9 @@ func TestDeploymentWhatIfOperationsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	tpl := decodeTemplate(t, identityTemplate)
-	params := func(ids map[string]any) map[string]any { return map[string]any{"identities": map[string]any{"value": ids}} }
+	params := func(ids map[string]any) map[string]any {
+		return map[string]any{"identities": map[string]any{"value": ids}}
+	}
 	deploy := func(name string, mode armresources.DeploymentMode, ids map[string]any) {
 		t.Helper()
 		poller, err := deployments.BeginCreateOrUpdate(ctx, group, name, armresources.Deployment{Properties: &armresources.DeploymentProperties{

@@ -36,9 +36,9 @@ type planned struct {
 	index      int    // position in the template's order (run.all)
 	// existing resources (languageVersion 2.0 "existing": true) are only
 	// read: reference() and dependsOn reach them, nothing deploys them.
-	existing bool
-	deps       []*planned
-	dependsOn  []string // as evaluated, for resolution
+	existing  bool
+	deps      []*planned
+	dependsOn []string // as evaluated, for resolution
 	// group is the resource group a nested deployment targets
 	// ("resourceGroup" member), when it isn't the deployment's own.
 	group string
