@@ -250,13 +250,16 @@ func TestDeploymentSubscriptionScope(t *testing.T) {
 	}
 	az.decode(&whatIf, "deployment", "sub", "what-if", "--name", "made-group", "--location", "westus",
 		"--template-file", file, "--parameters", "groupName=rg-from-sub", "--no-pretty-print")
-	creates := 0
+	// The group, and the identity of the nested deployment's template in
+	// it (the nested deployment is no change of its own).
+	creates := map[string]bool{}
 	for _, c := range whatIf.Changes {
 		if c.ChangeType == "Create" {
-			creates++
+			creates[strings.ToLower(c.ResourceID[strings.Index(c.ResourceID, "/resourceGroups/"):])] = true
 		}
 	}
-	if whatIf.Status != "Succeeded" || creates != 2 {
+	if whatIf.Status != "Succeeded" || len(whatIf.Changes) != 2 || !creates["/resourcegroups/rg-from-sub"] ||
+		!creates["/resourcegroups/rg-from-sub/providers/microsoft.managedidentity/userassignedidentities/rg-from-sub-id"] {
 		t.Errorf("what-if: %+v", whatIf)
 	}
 

@@ -35,9 +35,11 @@
 // and plans the template without deploying, so cycles and bad parameter
 // values fail before anything is created. whatIf plans the same way and
 // compares each resource with what exists: Create, Modify (with the
-// property paths the template changes), NoChange, Deploy (nested
-// deployments), Unsupported (types Outpost doesn't serve), and for the
-// group's other resources Ignore or, in Complete mode, Delete. Complete mode
+// property paths the template changes), NoChange, Unsupported (types
+// Outpost doesn't serve), and for the group's other resources Ignore or, in
+// Complete mode, Delete. A nested deployment's template is planned in its
+// own scope and its resources listed; one that can't be planned before
+// deploying (its template not yet evaluable) is one Deploy change. Complete mode
 // deletes, after everything listed deployed, the group's top-level
 // resources neither the template nor its nested deployments into the same
 // group list, except deployments and Microsoft.Authorization resources, and

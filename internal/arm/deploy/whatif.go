@@ -50,15 +50,10 @@ func (d *Deployments) whatIf(ctx context.Context, id arm.ResourceID, body json.R
 	if err := ru.plan(r); err != nil {
 		return nil, err
 	}
-	changes := []map[string]any{}
 	listed := map[string]bool{}
-	for _, p := range ru.all {
-		listed[strings.ToLower(p.id)] = true
-		c, err := ru.change(p)
-		if err != nil {
-			return nil, err
-		}
-		changes = append(changes, c)
+	changes, err := ru.changes(listed, 0)
+	if err != nil {
+		return nil, err
 	}
 	if t.rg != "" {
 		others, err := ru.unlisted(listed)
@@ -81,6 +76,89 @@ func (d *Deployments) whatIf(ctx context.Context, id arm.ResourceID, body json.R
 		return strings.ToLower(changes[i]["resourceId"].(string)) < strings.ToLower(changes[j]["resourceId"].(string))
 	})
 	return map[string]any{"status": "Succeeded", "properties": map[string]any{"changes": changes}}, nil
+}
+
+// maxNesting bounds how deep whatIf follows nested deployments.
+const maxNesting = 8
+
+// changes compares every planned resource with what exists. A nested
+// deployment is not itself a change: the resources of its template are,
+// planned in its own scope (as ARM's whatIf shows them). listed collects
+// every id, for the group's unlisted resources.
+func (ru *run) changes(listed map[string]bool, depth int) ([]map[string]any, error) {
+	out := []map[string]any{}
+	for _, p := range ru.all {
+		listed[strings.ToLower(p.id)] = true
+		if strings.EqualFold(p.typ, Type) && depth < maxNesting {
+			if nested, ok := ru.nestedRun(p); ok {
+				cs, err := nested.changes(listed, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, cs...)
+				continue
+			}
+		}
+		c, err := ru.change(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// nestedRun plans a nested deployment's template in its own scope (its
+// group, which the template itself may be about to create). false when it
+// can't be planned before deploying — the deployment is then reported as
+// one change.
+func (ru *run) nestedRun(p *planned) (*run, bool) {
+	rawProps, _ := lookup(p.raw, "properties").(map[string]any)
+	var props map[string]any
+	if scope, _ := lookup(lookup(rawProps, "expressionEvaluationOptions").(map[string]any), "scope").(string); strings.EqualFold(scope, "inner") {
+		props = map[string]any{}
+		for k, v := range rawProps {
+			props[k] = v
+		}
+		props["parameters"] = evalLenient(lookup(rawProps, "parameters"), p.ctx)
+	} else {
+		props, _ = evalLenient(rawProps, p.ctx).(map[string]any)
+	}
+	tpl, ok := lookup(props, "template").(map[string]any)
+	if !ok {
+		return nil, false // templateLink, or not evaluable yet
+	}
+	params := map[string]any{}
+	if pm, ok := lookup(props, "parameters").(map[string]any); ok {
+		for name, v := range pm {
+			if entry, ok := v.(map[string]any); ok {
+				params[name] = lookup(entry, "value")
+			}
+		}
+	}
+	mode, _ := lookup(props, "mode").(string)
+	r := request{Template: tpl, Parameters: params, Mode: "Incremental", Location: ru.location}
+	if strings.EqualFold(mode, "Complete") {
+		r.Mode = "Complete"
+	}
+	t := target{sub: ru.sub, rg: ru.rg, location: ru.location, groupTags: ru.groupTags, name: p.name, mode: r.Mode}
+	if p.group != "" {
+		t.rg = p.group
+		if id, err := arm.ParseResourceID(p.id); err == nil {
+			if found, err := ru.d.target(ru.ctx, id, ru.location, r.Mode); err == nil {
+				t = found
+			}
+		}
+	}
+	if checkTemplate(r) != nil {
+		return nil, false
+	}
+	nested := newRun(ru.ctx, t, ru.d.cfg.TenantID, r, ru.d.cfg.Now)
+	nested.d, nested.fetchReference, nested.fetchList = ru.d, ru.fetchReference, ru.fetchList
+	if nested.plan(r) != nil {
+		return nil, false
+	}
+	return nested, true
 }
 
 // change compares one planned resource with what exists.
