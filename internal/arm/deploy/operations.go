@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -84,7 +85,7 @@ func (r operationRecorder) reset(ctx context.Context) error {
 		return err
 	}
 	for _, res := range list {
-		if err := r.resources.Delete(ctx, res.ID, ""); err != nil && err != store.ErrNotFound {
+		if err := r.resources.Delete(ctx, res.ID, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}
