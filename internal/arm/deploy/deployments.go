@@ -461,7 +461,7 @@ func shownParameters(r request) map[string]any {
 	out := map[string]any{}
 	for name, v := range r.Parameters {
 		typ := "String"
-		if decl, ok := lookupFold(decls, name).(map[string]any); ok {
+		if decl, ok := lookup(decls, name).(map[string]any); ok {
 			if t, ok := lookup(decl, "type").(string); ok {
 				typ = t
 			}

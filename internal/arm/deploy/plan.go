@@ -301,16 +301,14 @@ func invalidParameter(name string, v any, format string, args ...any) error {
 }
 
 // sameParameterValue compares a value with an allowed one: strings
-// ignoring case, everything else as JSON.
+// ignoring case, everything else as equals() does.
 func sameParameterValue(allowed, v any) bool {
 	as, aok := allowed.(string)
 	vs, vok := v.(string)
 	if aok && vok {
 		return strings.EqualFold(as, vs)
 	}
-	a, _ := json.Marshal(canonical(allowed))
-	b, _ := json.Marshal(canonical(v))
-	return string(a) == string(b)
+	return expr.Equal(allowed, v)
 }
 
 // expand adds a template resource — each copy instance, and its nested

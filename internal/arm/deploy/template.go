@@ -22,23 +22,12 @@ func newCorrelationID() string { return uuid.NewString() }
 // lookup reads a member of a template object; template keys are
 // case-insensitive in ARM.
 func lookup(m map[string]any, key string) any {
-	if m == nil {
-		return nil
-	}
-	if v, ok := m[key]; ok {
-		return v
-	}
-	return lookupFold(m, key)
+	v, _ := expr.Lookup(m, key)
+	return v
 }
 
-func lookupFold(m map[string]any, key string) any {
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v
-		}
-	}
-	return nil
-}
+// lookupKey is lookup that also says whether the member is there.
+func lookupKey(m map[string]any, key string) (any, bool) { return expr.Lookup(m, key) }
 
 // checkTemplate validates what can be checked before deploying: the
 // template's shape, that every expression parses, and that the supplied
@@ -53,7 +42,7 @@ func checkTemplate(r request) error {
 	}
 	decls, _ := lookup(r.Template, "parameters").(map[string]any)
 	for name := range r.Parameters {
-		if lookupFold(decls, name) == nil {
+		if _, declared := lookupKey(decls, name); !declared {
 			return arm.Errorf(http.StatusBadRequest, "InvalidTemplate",
 				"Deployment template validation failed: 'The template parameters '%s' in the parameters file are not valid; they are not present in the original template and can therefore not be provided at deployment time. The only supported parameters for this template are '%s'.'", name, strings.Join(keys(decls), ", "))
 		}
@@ -78,15 +67,6 @@ func checkTemplate(r request) error {
 		return invalidTemplate("%s", strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-func lookupKey(m map[string]any, key string) (any, bool) {
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v, true
-		}
-	}
-	return nil, false
 }
 
 func keys(m map[string]any) []string {

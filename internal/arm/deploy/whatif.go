@@ -293,8 +293,8 @@ func diff(path string, before, after any) []map[string]any {
 	return []map[string]any{{"path": path, "propertyChangeType": kind, "before": before, "after": after}}
 }
 
-// sameValue compares two JSON values; locations compare as ARM normalises
-// them ("West US" is westus).
+// sameValue compares two JSON values as equals() does; locations compare
+// as ARM normalises them ("West US" is westus).
 func sameValue(path string, a, b any) bool {
 	if strings.EqualFold(path, "location") {
 		as, aok := a.(string)
@@ -303,35 +303,10 @@ func sameValue(path string, a, b any) bool {
 			return normLocation(as) == normLocation(bs)
 		}
 	}
-	ab, _ := json.Marshal(canonical(a))
-	bb, _ := json.Marshal(canonical(b))
-	return string(ab) == string(bb)
+	return expr.Equal(a, b)
 }
 
 func normLocation(s string) string { return strings.ToLower(strings.ReplaceAll(s, " ", "")) }
-
-// canonical makes numbers compare by value (int64 and float64 alike).
-func canonical(v any) any {
-	switch t := v.(type) {
-	case int64:
-		return float64(t)
-	case int:
-		return float64(t)
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, x := range t {
-			out[k] = canonical(x)
-		}
-		return out
-	case []any:
-		out := make([]any, len(t))
-		for i, x := range t {
-			out[i] = canonical(x)
-		}
-		return out
-	}
-	return v
-}
 
 // merge is before with after's values laid over it: the resource as it
 // will be.

@@ -180,6 +180,14 @@ func asFloat(v any) (float64, bool) {
 	return 0, false
 }
 
+// Equal is ARM's equals() for the deployment engine's own comparisons
+// (allowedValues, whatIf).
+func Equal(a, b any) bool { return deepEqual(a, b) }
+
+// Lookup finds a property (or a template member) the way ARM does: the
+// exact name first, then ignoring case.
+func Lookup(m map[string]any, name string) (any, bool) { return lookupProperty(m, name) }
+
 // lookupProperty finds a property the way ARM does: exact name first, then
 // case-insensitively.
 func lookupProperty(m map[string]any, name string) (any, bool) {
