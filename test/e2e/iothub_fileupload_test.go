@@ -155,8 +155,7 @@ func TestFileUploadIdentityBased(t *testing.T) {
 		t.Fatalf("enable identity: %d %v", code, body)
 	}
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
-	principal := doc["identity"].(map[string]any)["principalId"].(string)
+	principal := hubPrincipal(t, s, h)
 	acct := createStorageAccount(t, s, "rg-fu-mi", `{"allowSharedKeyAccess":false}`, "")
 	putAndWait(t, s, acct.ID+"/blobServices/default/containers/uploads", storageAPI, `{"properties":{}}`)
 	const storageBlobDataReader = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
@@ -261,9 +260,7 @@ func TestFileUploadPrivateStorage(t *testing.T) {
 	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, `{}`); code >= 300 {
 		t.Fatalf("enable identity: %d %v", code, body)
 	}
-	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
-	principal := doc["identity"].(map[string]any)["principalId"].(string)
+	principal := hubPrincipal(t, s, h)
 	acct := createStorageAccount(t, s, "rg-fu-private", `{"publicNetworkAccess":"Disabled","networkAcls":{"bypass":"AzureServices","defaultAction":"Deny"}}`, "")
 	putAndWait(t, s, acct.ID+"/blobServices/default/containers/uploads", storageAPI, `{"properties":{}}`)
 	assignRole(t, s, principal, storageBlobDataContributor, acct.ID)

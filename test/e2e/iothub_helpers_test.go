@@ -89,6 +89,19 @@ func assignRole(t *testing.T, s *testserver.Server, principalID, roleGUID, scope
 const iotHubDataContributor = "4fc6c259-987e-4a07-842e-c321cc9d413f"
 
 // createDevice registers a device with the service REST API (SAS of the
+
+// hubPrincipal is the principal id of a hub's system-assigned identity.
+func hubPrincipal(t *testing.T, s *testserver.Server, h testHub) string {
+	t.Helper()
+	_, doc := armCall{t, s, s.Token(t, testserver.ARMResource)}.do("GET", h.ID+"?api-version=2023-06-30", "")
+	ident, _ := doc["identity"].(map[string]any)
+	p, _ := ident["principalId"].(string)
+	if p == "" {
+		t.Fatalf("hub %s has no system-assigned identity: %v", h.Name, doc["identity"])
+	}
+	return p
+}
+
 // iothubowner policy) and returns its primary key.
 func createDevice(t *testing.T, s *testserver.Server, h testHub, id string) string {
 	t.Helper()

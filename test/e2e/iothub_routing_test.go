@@ -73,6 +73,32 @@ func readBuiltIn(t *testing.T, s *testserver.Server, hub string, window time.Dur
 	}
 }
 
+// containerBlobs downloads every blob of a container, in listing order.
+func containerBlobs(t *testing.T, blobs *azblob.Client, container string) (names []string, contents [][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	pager := blobs.NewListBlobsFlatPager(container, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			resp, err := blobs.DownloadStream(ctx, container, *b.Name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, contents = append(names, *b.Name), append(contents, data)
+		}
+	}
+	return names, contents
+}
+
 // TestRoutingEventHubUserAssigned is the seed's routing scenario: a hub with
 // a user-assigned identity that holds Azure Event Hubs Data Sender at the
 // event hub's scope, an identity-based event hub endpoint, and a route whose
@@ -197,9 +223,7 @@ func TestRoutingIdentitySwitch(t *testing.T) {
 	if code, body := setHub(t, s, h, both, `{}`); code >= 300 {
 		t.Fatalf("identities: %d %v", code, body)
 	}
-	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
-	assignRole(t, s, doc["identity"].(map[string]any)["principalId"].(string), serviceBusDataSender, q.ID)
+	assignRole(t, s, hubPrincipal(t, s, h), serviceBusDataSender, q.ID)
 	assignRole(t, s, uamiDoc["properties"].(map[string]any)["principalId"].(string), serviceBusDataSender, q.ID)
 	endpoint := func(identity string) string {
 		return `{"routing":{"endpoints":{"serviceBusQueues":[{"name":"orders","authenticationType":"identityBased"` + identity +
@@ -254,9 +278,7 @@ func TestRoutingStorageAvroAndJSON(t *testing.T) {
 	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, `{}`); code >= 300 {
 		t.Fatalf("identity: %d %v", code, body)
 	}
-	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
-	assignRole(t, s, doc["identity"].(map[string]any)["principalId"].(string), storageBlobDataContributor, acct.ID)
+	assignRole(t, s, hubPrincipal(t, s, h), storageBlobDataContributor, acct.ID)
 	conn := "DefaultEndpointsProtocol=https;AccountName=" + acct.Name + ";AccountKey=" + acct.Key + ";EndpointSuffix=" + s.Config.DNSSuffix
 	routing := `{"routing":{"endpoints":{"storageContainers":[
 	  {"name":"avro","authenticationType":"identityBased","endpointUri":"https://` + acct.Name + `.blob.` + s.Config.DNSSuffix + `","containerName":"avro","encoding":"Avro","batchFrequencyInSeconds":1},
@@ -272,32 +294,12 @@ func TestRoutingStorageAvroAndJSON(t *testing.T) {
 	})
 	cred, _ := azblob.NewSharedKeyCredential(acct.Name, acct.Key)
 	blobs, _ := azblob.NewClientWithSharedKeyCredential(acct.BlobEndpoint, cred, blobOptions(s))
-	ctx := context.Background()
-	collect := func(container string) (names []string, content [][]byte) {
-		pager := blobs.NewListBlobsFlatPager(container, nil)
-		for pager.More() {
-			page, err := pager.NextPage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, b := range page.Segment.BlobItems {
-				resp, err := blobs.DownloadStream(ctx, container, *b.Name, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				data, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				names, content = append(names, *b.Name), append(content, data)
-			}
-		}
-		return names, content
-	}
 	var avroRecords, jsonRecords int
 	deadline := time.Now().Add(40 * time.Second)
 	for (avroRecords < 12 || jsonRecords < 4) && time.Now().Before(deadline) {
 		time.Sleep(time.Second)
 		avroRecords, jsonRecords = 0, 0
-		names, files := collect("avro")
+		names, files := containerBlobs(t, blobs, "avro")
 		for i, f := range files {
 			if !strings.HasPrefix(names[i], h.Name+"/") {
 				t.Fatalf("avro blob name %q does not follow {iothub}/{partition}/…", names[i])
@@ -322,7 +324,7 @@ func TestRoutingStorageAvroAndJSON(t *testing.T) {
 				avroRecords++
 			}
 		}
-		_, jfiles := collect("json")
+		_, jfiles := containerBlobs(t, blobs, "json")
 		for _, f := range jfiles {
 			jsonRecords += strings.Count(strings.TrimSpace(string(f)), "\n") + 1
 		}
@@ -352,8 +354,7 @@ func TestRoutingPrivateTarget(t *testing.T) {
 		t.Fatalf("identities: %d %v", code, body)
 	}
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
-	assignRole(t, s, doc["identity"].(map[string]any)["principalId"].(string), storageBlobDataContributor, acct.ID)
+	assignRole(t, s, hubPrincipal(t, s, h), storageBlobDataContributor, acct.ID)
 	assignRole(t, s, uamiDoc["properties"].(map[string]any)["principalId"].(string), storageBlobDataContributor, acct.ID)
 	blobURI := "https://" + acct.Name + ".blob." + s.Config.DNSSuffix
 	routing := `{"routing":{"endpoints":{"storageContainers":[
@@ -498,21 +499,9 @@ func TestRoutingStorageIntoAzuriteByIdentity(t *testing.T) {
 	records := 0
 	for deadline := time.Now().Add(40 * time.Second); records < 6 && time.Now().Before(deadline); time.Sleep(time.Second) {
 		records = 0
-		pager := blobs.NewListBlobsFlatPager("routed", nil)
-		for pager.More() {
-			page, err := pager.NextPage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, b := range page.Segment.BlobItems {
-				resp, err := blobs.DownloadStream(ctx, "routed", *b.Name, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				data, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				records += strings.Count(strings.TrimSpace(string(data)), "\n") + 1
-			}
+		_, files := containerBlobs(t, blobs, "routed")
+		for _, data := range files {
+			records += strings.Count(strings.TrimSpace(string(data)), "\n") + 1
 		}
 	}
 	if records != 6 {
@@ -543,8 +532,7 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 		t.Fatalf("identity: %d %v", code, body)
 	}
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, doc := op.do("GET", h.ID+"?api-version=2023-06-30", "")
-	principal := doc["identity"].(map[string]any)["principalId"].(string)
+	principal := hubPrincipal(t, s, h)
 	sub := s.App.Installation().SubscriptionID
 	grant := func(scope, role, name string) string {
 		id := scope + "/providers/Microsoft.Authorization/roleAssignments/" + name
@@ -591,21 +579,9 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	cred, _ := azblob.NewSharedKeyCredential(acct.Name, acct.Key)
 	blobs, _ := azblob.NewClientWithSharedKeyCredential(acct.BlobEndpoint, cred, blobOptions(s))
 	archived := func() (lines []string) {
-		pager := blobs.NewListBlobsFlatPager("archive", nil)
-		for pager.More() {
-			page, err := pager.NextPage(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, b := range page.Segment.BlobItems {
-				resp, err := blobs.DownloadStream(context.Background(), "archive", *b.Name, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				data, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				lines = append(lines, strings.Split(strings.TrimSpace(string(data)), "\n")...)
-			}
+		_, files := containerBlobs(t, blobs, "archive")
+		for _, data := range files {
+			lines = append(lines, strings.Split(strings.TrimSpace(string(data)), "\n")...)
 		}
 		return lines
 	}
