@@ -26,6 +26,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 )
 
 func randomBytes(tb testing.TB, n int) []byte {
@@ -403,7 +405,7 @@ func (f *fixture) sharedKeyRaw(t *testing.T, account, key, method, url, body str
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	signRequest(t, account, key, req)
-	resp, err := transport(f.blobSrv).Do(req)
+	resp, err := armtest.DialTo(f.blobSrv).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,7 @@
 package blob_test
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -97,24 +93,9 @@ func (f *fixture) account(tb testing.TB, name, props string) string {
 	return keys["keys"].([]any)[0].(map[string]any)["value"].(string)
 }
 
-// transport sends every request to srv whatever the host name, verifying
-// srv's certificate (httptest's certificate names example.com).
-func transport(srv *httptest.Server) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	addr := srv.Listener.Addr().String()
-	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: 64,
-	}}
-}
-
 func (f *fixture) clientOptions() *azblob.ClientOptions {
 	return &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: transport(f.blobSrv),
+		Transport: armtest.DialTo(f.blobSrv),
 		Retry:     policy.RetryOptions{MaxRetries: -1},
 	}}
 }
@@ -144,7 +125,7 @@ func (f *fixture) raw(tb testing.TB, method, url string, body io.Reader, headers
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := transport(f.blobSrv).Do(req)
+	resp, err := armtest.DialTo(f.blobSrv).Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/outpost-iot/outpost/internal/arm/armtest"
 )
 
 // TestPathStyle drives the path-style handler (https://host:port/{account}/…)
@@ -16,7 +18,7 @@ func TestPathStyle(t *testing.T) {
 	key := f.account(t, "acct7", "")
 	cred, _ := azblob.NewSharedKeyCredential("acct7", key)
 	c, err := azblob.NewClientWithSharedKeyCredential("https://127.0.0.1:1/acct7/", cred, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: transport(f.path), Retry: policy.RetryOptions{MaxRetries: -1},
+		Transport: armtest.DialTo(f.path), Retry: policy.RetryOptions{MaxRetries: -1},
 	}})
 	if err != nil {
 		t.Fatal(err)
