@@ -26,7 +26,8 @@ type apiClient struct {
 	tenant   string
 	clientID string
 	secret   string
-	// subscription is AZURE_SUBSCRIPTION_ID, or the node's default one.
+	// subscription is --subscription, AZURE_SUBSCRIPTION_ID, or the node's
+	// default one.
 	subscription string
 	http         *http.Client
 	token        string
@@ -41,6 +42,9 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 		clientID: os.Getenv("AZURE_CLIENT_ID"), secret: os.Getenv("AZURE_CLIENT_SECRET"),
 		subscription: os.Getenv("AZURE_SUBSCRIPTION_ID"),
 	}
+	if sub, _ := cmd.Flags().GetString("subscription"); sub != "" {
+		c.subscription = sub
+	}
 	caFile := os.Getenv("OUTPOST_CA_FILE")
 	if c.endpoint == "" || c.clientID == "" || c.secret == "" {
 		rt, err := app.ReadRuntime(dataDir(cmd))
@@ -52,6 +56,9 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 		if c.subscription == "" {
 			c.subscription = rt.SubscriptionID
 		}
+	}
+	if c.subscription == "" {
+		return nil, usageErrorf("no subscription: pass --subscription or set AZURE_SUBSCRIPTION_ID (`outpost env` prints it)")
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
@@ -100,34 +107,12 @@ func (c *apiClient) authenticate(ctx context.Context) error {
 }
 
 // do sends a JSON request and decodes a JSON answer into out (when not
-// nil). ARM-shaped errors become "(Code) message".
+// nil). Error answers become *apiError.
 func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
-	if err := c.authenticate(ctx); err != nil {
-		return err
-	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.endpoint+path, body)
+	_, b, err := c.send(ctx, method, path, in)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("can't reach Outpost at %s: %w", c.endpoint, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return c.errorFrom(resp)
-	}
-	b, _ := io.ReadAll(resp.Body)
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("decode the answer: %w", err)
@@ -136,16 +121,74 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	return nil
 }
 
-// errorFrom turns an error response into "(Code) message".
-func (c *apiClient) errorFrom(resp *http.Response) error {
-	b, _ := io.ReadAll(resp.Body)
-	var e struct {
+// send makes one authenticated request and returns the successful response
+// (body read and closed) or an *apiError.
+func (c *apiClient) send(ctx context.Context, method, path string, in any) (*http.Response, []byte, error) {
+	if err := c.authenticate(ctx); err != nil {
+		return nil, nil, err
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := path
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		u = c.endpoint + path
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("can't reach Outpost at %s: %w (is `outpost serve` running? `outpost env` names the endpoint)", c.endpoint, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		return nil, nil, errorFrom(resp.StatusCode, resp.Status, b)
+	}
+	return resp, b, nil
+}
+
+// errorFrom reads an error answer: the ARM envelope ({"error":{code,
+// message}}), IoT Hub's flat body ({"Code"/"code", "Message"/"message"}),
+// or whatever text came back.
+func errorFrom(status int, statusText string, b []byte) *apiError {
+	var env struct {
 		Error struct{ Code, Message string }
 	}
-	if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-		return fmt.Errorf("(%s) %s", e.Error.Code, e.Error.Message)
+	if json.Unmarshal(b, &env) == nil && env.Error.Code != "" {
+		return &apiError{Status: status, Code: env.Error.Code, Message: env.Error.Message}
 	}
-	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	var flat struct{ Code, Message, ErrorCode string }
+	if json.Unmarshal(b, &flat) == nil && (flat.Code != "" || flat.ErrorCode != "") {
+		code := flat.Code
+		if code == "" {
+			code = flat.ErrorCode
+		}
+		return &apiError{Status: status, Code: code, Message: flat.Message}
+	}
+	msg := strings.TrimSpace(string(b))
+	if msg == "" {
+		msg = statusText
+	}
+	return &apiError{Status: status, Message: statusText + ": " + msg}
+}
+
+// responseError reads an error response a caller streamed itself.
+func responseError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return errorFrom(resp.StatusCode, resp.Status, b)
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -59,7 +59,7 @@ func newIoTCommand() *cobra.Command {
 			}
 			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				return c.errorFrom(resp)
+				return responseError(resp)
 			}
 			sc := bufio.NewScanner(resp.Body)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)

@@ -27,8 +27,8 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ec) {
 			return ec.code
 		}
-		fmt.Fprintln(stderr, "outpost:", err)
-		return 1
+		fmt.Fprintln(stderr, "ERROR:", strings.TrimSpace(err.Error()))
+		return exitCode(err)
 	}
 	return 0
 }
@@ -44,6 +44,12 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Flag and argument mistakes are usage errors (exit 2) that point at --help.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, cmd.CommandPath())
+	})
+	addOutputFlags(root)
+	root.PersistentFlags().String("subscription", "", "subscription id (default: AZURE_SUBSCRIPTION_ID, else the node's)")
 	root.PersistentFlags().String("data-dir", config.DefaultDataDir(), "directory holding the CA, database and streams (env OUTPOST_DATA_DIR)")
 	root.AddCommand(newServeCommand(), newEnvCommand(), newRunCommand(), newADCommand(), newBenchCommand(), newIoTCommand(), newEventHubsCommand(), newDeploymentCommand(), newResourceCommand())
 	return root
