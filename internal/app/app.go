@@ -199,7 +199,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		})
 	}
-	routes := &server.HostRouter{Default: a.defaultMux()}
+	mux, err := a.defaultMux()
+	if err != nil {
+		return nil, err
+	}
+	routes := &server.HostRouter{Default: mux}
 	routes.Handle("blob."+cfg.DNSSuffix, a.targets.blob)
 	routes.Handle("servicebus."+cfg.DNSSuffix, messagingHost{
 		suffix: cfg.DNSSuffix, eventHubs: a.targets.eventHubs, serviceBus: a.targets.serviceBus,

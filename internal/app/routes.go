@@ -68,8 +68,8 @@ func (a *App) iotHubs() *hubresource.IotHubs {
 }
 
 // defaultMux serves every host that no host route claims: the resource
-// manager (and, as they land, the issuer, the hub's endpoints and the portal).
-func (a *App) defaultMux() http.Handler {
+// manager, the issuer, the hubs' service API and the portal.
+func (a *App) defaultMux() (http.Handler, error) {
 	paths := &server.PathRouter{NotFound: http.HandlerFunc(notFound)}
 	arm.NewHandler(arm.HandlerConfig{
 		Service:       a.arm,
@@ -82,7 +82,10 @@ func (a *App) defaultMux() http.Handler {
 	a.hub.service.Mount(paths)
 	// MQTT over WebSocket, as the device SDKs' MqttWs transports use.
 	paths.Handle("$iothub", a.hub.mqtt.WebSocketHandler())
-	return paths
+	if err := a.mountPortal(paths, paths); err != nil {
+		return nil, err
+	}
+	return paths, nil
 }
 
 // notFound answers paths no surface serves, in the ARM envelope since the

@@ -1,0 +1,452 @@
+package portal_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/internal/testserver"
+)
+
+// browser is a cookie-keeping HTTP client that does not follow redirects,
+// so tests see what the portal answers.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+}
+
+func newBrowser(t *testing.T, s *testserver.Server) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.HTTPClient()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: t, c: c, base: s.Endpoint}
+}
+
+type answer struct {
+	status   int
+	body     string
+	location string
+	header   http.Header
+}
+
+func (b *browser) do(req *http.Request) answer {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location"), header: resp.Header}
+}
+
+func (b *browser) get(path string) answer {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(path string, form url.Values) answer {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var csrfPattern = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfPattern.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSRF token in page:\n%s", body)
+	}
+	return m[1]
+}
+
+// signIn signs the browser in as a service principal.
+func (b *browser) signIn(clientID, secret string) {
+	b.t.Helper()
+	page := b.get("/portal/signin")
+	a := b.post("/portal/signin", url.Values{"csrf": {csrfOf(b.t, page.body)}, "kind": {"sp"},
+		"client_id": {clientID}, "client_secret": {secret}, "next": {"/portal/"}})
+	if a.status != http.StatusSeeOther || a.location != "/portal/" {
+		b.t.Fatalf("sign-in: %d %s\n%s", a.status, a.location, a.body)
+	}
+}
+
+// csrf reads the session's CSRF token from any signed-in page.
+func (b *browser) csrf() string {
+	b.t.Helper()
+	return csrfOf(b.t, b.get("/portal/").body)
+}
+
+// api calls the resource manager as the operator.
+type api struct {
+	t     *testing.T
+	s     *testserver.Server
+	token string
+}
+
+func operatorAPI(t *testing.T, s *testserver.Server) api {
+	return api{t, s, s.Token(t, testserver.ARMResource)}
+}
+
+func (a api) do(method, path, body string) (int, map[string]any) {
+	a.t.Helper()
+	req, _ := http.NewRequest(method, a.s.Endpoint+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.s.HTTPClient().Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	return resp.StatusCode, doc
+}
+
+func (a api) must(method, path, body string) map[string]any {
+	a.t.Helper()
+	code, doc := a.do(method, path, body)
+	if code >= 300 {
+		a.t.Fatalf("%s %s: %d %v", method, path, code, doc)
+	}
+	return doc
+}
+
+// waitHub polls a hub until it is provisioned.
+func (a api) waitHub(id string) map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		doc := a.must("GET", id+"?api-version=2023-06-30", "")
+		props, _ := doc["properties"].(map[string]any)
+		if props["provisioningState"] == "Succeeded" {
+			return doc
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("hub %s not provisioned: %v", id, doc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type fixture struct {
+	s                 *testserver.Server
+	op                api
+	group, hubID, uai string
+	hubName           string
+}
+
+// newFixture starts Outpost with a resource group, a user-assigned identity
+// and a hub without identities.
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	s := testserver.Start(t)
+	op := operatorAPI(t, s)
+	sub := s.App.Installation().SubscriptionID
+	f := fixture{s: s, op: op, group: "portal-rg"}
+	op.must("PUT", "/subscriptions/"+sub+"/resourcegroups/"+f.group+"?api-version=2021-04-01", `{"location":"westus"}`)
+	f.uai = "/subscriptions/" + sub + "/resourceGroups/" + f.group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/portal-uai"
+	op.must("PUT", f.uai+"?api-version=2023-01-31", `{"location":"westus","tags":{"note":"<script>alert(1)</script>"}}`)
+	f.hubName = fmt.Sprintf("portalhub%d", rand.IntN(1e6))
+	f.hubID = "/subscriptions/" + sub + "/resourceGroups/" + f.group + "/providers/Microsoft.Devices/IotHubs/" + f.hubName
+	op.must("PUT", f.hubID+"?api-version=2023-06-30", `{"location":"westus","sku":{"name":"S1","capacity":1}}`)
+	op.waitHub(f.hubID)
+	return f
+}
+
+func TestPortalNeedsSession(t *testing.T) {
+	f := newFixture(t)
+	b := newBrowser(t, f.s)
+	for _, p := range []string{"/portal/", "/portal/identity?id=" + url.QueryEscape(f.hubID), "/portal/iam?id=" + url.QueryEscape(f.hubID)} {
+		a := b.get(p)
+		if a.status != http.StatusSeeOther || !strings.HasPrefix(a.location, "/portal/signin?next=") {
+			t.Errorf("GET %s without a session: %d %q, want a redirect to sign-in", p, a.status, a.location)
+		}
+	}
+	a := b.post("/portal/identity?id="+url.QueryEscape(f.hubID), url.Values{"action": {"system"}, "status": {"on"}})
+	if a.status != http.StatusForbidden || !strings.Contains(a.body, "SessionRequired") {
+		t.Errorf("POST without a session: %d\n%s", a.status, a.body)
+	}
+	if doc := f.op.must("GET", f.hubID+"?api-version=2023-06-30", ""); doc["identity"] != nil {
+		if id, _ := doc["identity"].(map[string]any); id["type"] != "None" {
+			t.Errorf("identity changed without a session: %v", id)
+		}
+	}
+	// The sign-in page needs no session and sets a form token cookie.
+	page := b.get("/portal/signin")
+	if page.status != http.StatusOK || !strings.Contains(page.body, `name="client_secret"`) {
+		t.Fatalf("sign-in page: %d\n%s", page.status, page.body)
+	}
+	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+}
+
+func TestPortalSignIn(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+
+	// A sign-in post without the form's token is refused (login CSRF).
+	a := b.post("/portal/signin", url.Values{"kind": {"sp"}, "client_id": {op.ClientID}, "client_secret": {op.ClientSecret}})
+	if a.status != http.StatusForbidden || !strings.Contains(a.body, "InvalidCSRFToken") {
+		t.Fatalf("sign-in without token: %d\n%s", a.status, a.body)
+	}
+	// A wrong secret shows the token endpoint's own error.
+	page := b.get("/portal/signin")
+	a = b.post("/portal/signin", url.Values{"csrf": {csrfOf(t, page.body)}, "kind": {"sp"}, "client_id": {op.ClientID}, "client_secret": {"wrong"}})
+	if a.status != http.StatusUnauthorized || !strings.Contains(a.body, "AADSTS") {
+		t.Fatalf("wrong secret: %d\n%s", a.status, a.body)
+	}
+
+	page = b.get("/portal/signin?next=" + url.QueryEscape("/portal/iam?id="+f.hubID))
+	req, _ := http.NewRequest(http.MethodPost, b.base+"/portal/signin", strings.NewReader(url.Values{
+		"csrf": {csrfOf(t, page.body)}, "kind": {"sp"}, "client_id": {op.ClientID}, "client_secret": {op.ClientSecret},
+		"next": {"/portal/iam?id=" + f.hubID}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/portal/iam?id="+f.hubID {
+		t.Fatalf("sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-outpost-portal" && c.Value != "" {
+			session = c
+		}
+	}
+	if session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Path != "/" {
+		t.Fatalf("session cookie %+v: want Secure, HttpOnly, SameSite=Strict, Path=/", session)
+	}
+	home := b.get("/portal/")
+	if home.status != http.StatusOK || !strings.Contains(home.body, "portal-uai") || !strings.Contains(home.body, f.hubName) {
+		t.Fatalf("home: %d\n%s", home.status, home.body)
+	}
+	// An open redirect through next is not possible.
+	page = b.get("/portal/signin?next=" + url.QueryEscape("//evil.example/"))
+	if strings.Contains(page.body, "evil.example") {
+		t.Errorf("sign-in form carries a foreign next: %s", page.body)
+	}
+
+	// Sign-out needs the CSRF token, then ends the session.
+	if a := b.post("/portal/signout", url.Values{}); a.status != http.StatusForbidden {
+		t.Errorf("sign-out without CSRF token: %d", a.status)
+	}
+	if a := b.post("/portal/signout", url.Values{"csrf": {csrfOf(t, home.body)}}); a.status != http.StatusSeeOther {
+		t.Errorf("sign-out: %d", a.status)
+	}
+	if a := b.get("/portal/"); a.status != http.StatusSeeOther {
+		t.Errorf("after sign-out GET /portal/: %d, want a redirect to sign-in", a.status)
+	}
+}
+
+func TestPortalEscapesOutput(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	for _, p := range []string{"/portal/", "/portal/resource?id=" + url.QueryEscape(f.uai)} {
+		a := b.get(p)
+		if a.status != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", p, a.status, a.body)
+		}
+		if strings.Contains(a.body, "<script>alert(1)") || !strings.Contains(a.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("GET %s does not escape the tag value:\n%s", p, a.body)
+		}
+	}
+	// An id that is not a resource id is reported, escaped.
+	a := b.get("/portal/resource?id=" + url.QueryEscape("<script>x</script>"))
+	if a.status != http.StatusBadRequest || strings.Contains(a.body, "<script>x") {
+		t.Errorf("bad id: %d\n%s", a.status, a.body)
+	}
+}
+
+func TestPortalCSRF(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	target := "/portal/identity?id=" + url.QueryEscape(f.hubID)
+	for name, form := range map[string]url.Values{
+		"missing": {"action": {"system"}, "status": {"on"}},
+		"wrong":   {"action": {"system"}, "status": {"on"}, "csrf": {"not-the-token"}},
+	} {
+		a := b.post(target, form)
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "InvalidCSRFToken") {
+			t.Errorf("%s CSRF token: %d\n%s", name, a.status, a.body)
+		}
+	}
+	doc := f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	if id, _ := doc["identity"].(map[string]any); id != nil && id["type"] != "None" {
+		t.Errorf("identity changed by a forged post: %v", id)
+	}
+	// Another session's token is not this session's.
+	other := newBrowser(t, f.s)
+	other.signIn(op.ClientID, op.ClientSecret)
+	if a := b.post(target, url.Values{"action": {"system"}, "status": {"on"}, "csrf": {other.csrf()}}); a.status != http.StatusForbidden {
+		t.Errorf("another session's CSRF token: %d", a.status)
+	}
+}
+
+// TestPortalIdentityAndAccessControl follows the seed's portal steps for
+// both identity types with HTTP forms and checks the results through the API.
+func TestPortalIdentityAndAccessControl(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	csrf := b.csrf()
+	idPage := "/portal/identity?id=" + url.QueryEscape(f.hubID)
+
+	// System-assigned: On, Save.
+	a := b.post(idPage+"&tab=system", url.Values{"csrf": {csrf}, "action": {"system"}, "status": {"on"}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("turn on system-assigned: %d\n%s", a.status, a.body)
+	}
+	doc := f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	ident, _ := doc["identity"].(map[string]any)
+	hubPrincipal, _ := ident["principalId"].(string)
+	if ident["type"] != "SystemAssigned" || hubPrincipal == "" {
+		t.Fatalf("identity after On: %v", ident)
+	}
+	if page := b.get(idPage + "&tab=system"); !strings.Contains(page.body, hubPrincipal) || !strings.Contains(page.body, "Saved the identity settings") {
+		t.Errorf("identity page after save does not show the principal and notice:\n%s", page.body)
+	}
+
+	// User-assigned: Associate.
+	a = b.post(idPage+"&tab=user", url.Values{"csrf": {csrf}, "action": {"associate"}, "identity": {f.uai}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("associate: %d\n%s", a.status, a.body)
+	}
+	doc = f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	ident, _ = doc["identity"].(map[string]any)
+	if ident["type"] != "SystemAssigned, UserAssigned" {
+		t.Fatalf("identity after associate: %v", ident)
+	}
+
+	// IAM on the identity resource: give the hub's system-assigned identity
+	// Reader there, through Role → Members → Review + assign.
+	iam := "/portal/iam?id=" + url.QueryEscape(f.uai)
+	add := b.get(iam + "&add=1")
+	if !strings.Contains(add.body, "Storage Blob Data Contributor") || !strings.Contains(add.body, f.hubName) {
+		t.Fatalf("add role assignment page lacks roles or members:\n%s", add.body)
+	}
+	readerID := "/subscriptions/" + f.s.App.Installation().SubscriptionID + "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+	form := url.Values{"csrf": {csrf}, "role": {readerID}, "memberType": {"system"}, "systemIdentity": {hubPrincipal}, "action": {"review"}}
+	a = b.post(iam+"&add=1", form)
+	if a.status != http.StatusOK || !strings.Contains(a.body, "Review + assign") || !strings.Contains(a.body, hubPrincipal) {
+		t.Fatalf("review: %d\n%s", a.status, a.body)
+	}
+	form.Set("action", "assign")
+	if a = b.post(iam, form); a.status != http.StatusSeeOther {
+		t.Fatalf("assign: %d\n%s", a.status, a.body)
+	}
+	list := f.op.must("GET", f.uai+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter="+url.QueryEscape("principalId eq '"+hubPrincipal+"'"), "")
+	values, _ := list["value"].([]any)
+	if len(values) != 1 {
+		t.Fatalf("role assignments of the hub identity: %v", list)
+	}
+	assignment := values[0].(map[string]any)
+	page := b.get(iam)
+	if !strings.Contains(page.body, "Reader") || !strings.Contains(page.body, f.hubName) {
+		t.Errorf("IAM list does not show the new assignment by role and member name:\n%s", page.body)
+	}
+
+	// Turning the system identity off is refused while ... nothing uses it
+	// here, so it succeeds; the "in use" refusal is the e2e test's (it needs
+	// a routing endpoint). Remove the user-assigned identity: the identity
+	// resource stays.
+	a = b.post(idPage+"&tab=user", url.Values{"csrf": {csrf}, "action": {"remove"}, "identity": {f.uai}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("remove: %d\n%s", a.status, a.body)
+	}
+	doc = f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	if ident, _ = doc["identity"].(map[string]any); ident["type"] != "SystemAssigned" {
+		t.Errorf("identity after remove: %v", ident)
+	}
+	f.op.must("GET", f.uai+"?api-version=2023-01-31", "")
+
+	// Remove the role assignment.
+	a = b.post(iam, url.Values{"csrf": {csrf}, "action": {"remove"}, "assignment": {assignment["id"].(string)}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("remove assignment: %d\n%s", a.status, a.body)
+	}
+	if code, _ := f.op.do("GET", assignment["id"].(string)+"?api-version=2022-04-01", ""); code != http.StatusNotFound {
+		t.Errorf("role assignment still there after Remove: %d", code)
+	}
+}
+
+// TestPortalReader: a principal with only Reader sees the pages, and every
+// change answers with the resource manager's AuthorizationFailed.
+func TestPortalReader(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p, secret, err := f.s.App.Directory().CreateServicePrincipal(ctx, "portal-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := f.s.App.Installation().SubscriptionID
+	f.op.must("PUT", "/subscriptions/"+sub+"/providers/Microsoft.Authorization/roleAssignments/0b6d5d1e-8c8a-4c1e-9d55-5b0a2f3c4d01?api-version=2022-04-01",
+		`{"properties":{"roleDefinitionId":"/subscriptions/`+sub+`/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"`+p.ObjectID+`"}}`)
+	b := newBrowser(t, f.s)
+	b.signIn(p.AppID, secret)
+	csrf := b.csrf()
+	for _, pg := range []string{"/portal/identity?id=" + url.QueryEscape(f.hubID), "/portal/iam?id=" + url.QueryEscape(f.hubID)} {
+		if a := b.get(pg); a.status != http.StatusOK {
+			t.Errorf("reader GET %s: %d\n%s", pg, a.status, a.body)
+		}
+	}
+	changes := []struct {
+		path string
+		form url.Values
+	}{
+		{"/portal/identity?id=" + url.QueryEscape(f.hubID), url.Values{"action": {"system"}, "status": {"on"}}},
+		{"/portal/identity?id=" + url.QueryEscape(f.hubID), url.Values{"action": {"associate"}, "identity": {f.uai}}},
+		{"/portal/iam?id=" + url.QueryEscape(f.hubID), url.Values{"action": {"assign"}, "role": {"/subscriptions/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"},
+			"memberType": {"user"}, "userIdentity": {userPrincipal(t, f)}}},
+	}
+	for _, c := range changes {
+		c.form.Set("csrf", csrf)
+		a := b.post(c.path, c.form)
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "AuthorizationFailed") || !strings.Contains(a.body, p.ObjectID) {
+			t.Errorf("reader POST %s %v: %d, want 403 AuthorizationFailed naming the principal\n%s", c.path, c.form, a.status, a.body)
+		}
+	}
+	doc := f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	if ident, _ := doc["identity"].(map[string]any); ident != nil && ident["type"] != "None" {
+		t.Errorf("reader changed the identity: %v", ident)
+	}
+}
+
+func userPrincipal(t *testing.T, f fixture) string {
+	t.Helper()
+	doc := f.op.must("GET", f.uai+"?api-version=2023-01-31", "")
+	props, _ := doc["properties"].(map[string]any)
+	pid, _ := props["principalId"].(string)
+	if pid == "" {
+		t.Fatalf("identity without principal: %v", doc)
+	}
+	return pid
+}
