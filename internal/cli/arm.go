@@ -92,7 +92,22 @@ func (c *apiClient) list(ctx context.Context, path, version string) ([]any, erro
 // put PUTs (or PATCHes) a resource and, when the server answers with a
 // long-running operation, waits for it and returns the resource as it ended.
 func (c *apiClient) put(ctx context.Context, method, path, version string, body any, progress io.Writer) (map[string]any, error) {
-	resp, b, err := c.send(ctx, method, withAPI(path, version), body)
+	return c.putHeader(ctx, method, path, version, body, nil, progress)
+}
+
+// putIfMatch is put with If-Match: etag (when not ""), the write of a
+// read-modify-write: the server refuses it (412) when the resource changed
+// since it was read.
+func (c *apiClient) putIfMatch(ctx context.Context, path, version string, body any, etag string, progress io.Writer) (map[string]any, error) {
+	var h http.Header
+	if etag != "" {
+		h = http.Header{"If-Match": {etag}}
+	}
+	return c.putHeader(ctx, http.MethodPut, path, version, body, h, progress)
+}
+
+func (c *apiClient) putHeader(ctx context.Context, method, path, version string, body any, header http.Header, progress io.Writer) (map[string]any, error) {
+	resp, b, err := c.sendHeader(ctx, method, withAPI(path, version), body, header)
 	if err != nil {
 		return nil, err
 	}

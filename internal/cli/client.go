@@ -82,13 +82,24 @@ func (c *apiClient) authenticate(ctx context.Context) error {
 	if c.token != "" {
 		return nil
 	}
+	token, err := c.tokenFor(ctx, "https://management.core.windows.net//.default")
+	if err != nil {
+		return err
+	}
+	c.token = token
+	return nil
+}
+
+// tokenFor gets an access token for scope (a data plane's audience +
+// "/.default") with the client-credentials grant.
+func (c *apiClient) tokenFor(ctx context.Context, scope string) (string, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.clientID},
-		"client_secret": {c.secret}, "scope": {"https://management.core.windows.net//.default"}}
+		"client_secret": {c.secret}, "scope": {scope}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+"/"+c.tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("can't reach Outpost at %s: %w (is `outpost serve` running?)", c.endpoint, err)
+		return "", fmt.Errorf("can't reach Outpost at %s: %w (is `outpost serve` running?)", c.endpoint, err)
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -97,13 +108,12 @@ func (c *apiClient) authenticate(ctx context.Context) error {
 		Description string `json:"error_description"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return fmt.Errorf("sign in: %s: %w", resp.Status, err)
+		return "", fmt.Errorf("sign in: %s: %w", resp.Status, err)
 	}
 	if body.AccessToken == "" {
-		return fmt.Errorf("sign in: %s: %s", body.Error, body.Description)
+		return "", fmt.Errorf("sign in: %s: %s", body.Error, body.Description)
 	}
-	c.token = body.AccessToken
-	return nil
+	return body.AccessToken, nil
 }
 
 // do sends a JSON request and decodes a JSON answer into out (when not
@@ -124,6 +134,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 // send makes one authenticated request and returns the successful response
 // (body read and closed) or an *apiError.
 func (c *apiClient) send(ctx context.Context, method, path string, in any) (*http.Response, []byte, error) {
+	return c.sendHeader(ctx, method, path, in, nil)
+}
+
+// sendHeader is send with extra request headers (If-Match, …).
+func (c *apiClient) sendHeader(ctx context.Context, method, path string, in any, header http.Header) (*http.Response, []byte, error) {
 	if err := c.authenticate(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -145,6 +160,9 @@ func (c *apiClient) send(ctx context.Context, method, path string, in any) (*htt
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("can't reach Outpost at %s: %w (is `outpost serve` running? `outpost env` names the endpoint)", c.endpoint, err)
@@ -171,7 +189,13 @@ func errorFrom(status int, statusText string, b []byte) *apiError {
 		return &apiError{Status: status, Code: env.Error.Code, Message: env.Error.Message}
 	}
 	var flat struct{ Code, Message, ErrorCode string }
-	if json.Unmarshal(b, &flat) == nil && (flat.Code != "" || flat.ErrorCode != "") {
+	// IoT Hub's data plane: {"Message":"ErrorCode:<code>;<text>", …}.
+	if json.Unmarshal(b, &flat) == nil && flat.Code == "" && flat.ErrorCode == "" {
+		if rest, ok := strings.CutPrefix(flat.Message, "ErrorCode:"); ok {
+			flat.ErrorCode, flat.Message, _ = strings.Cut(rest, ";")
+		}
+	}
+	if flat.Code != "" || flat.ErrorCode != "" {
 		code := flat.Code
 		if code == "" {
 			code = flat.ErrorCode

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,16 +14,115 @@ import (
 	"github.com/outpost-iot/outpost/internal/arm/deploy"
 )
 
-// newDeploymentCommand is `outpost deployment group|sub create|what-if`,
-// shaped like az's.
+// newDeploymentCommand is `outpost deployment group|sub
+// create|what-if|show|list|delete`, shaped like az's.
 func newDeploymentCommand() *cobra.Command {
 	dep := &cobra.Command{Use: "deployment", Short: "ARM template deployments (az deployment shaped)"}
 	group := &cobra.Command{Use: "group", Short: "Deployments to a resource group"}
 	sub := &cobra.Command{Use: "sub", Short: "Deployments to the subscription"}
 	dep.AddCommand(group, sub)
-	group.AddCommand(deploymentCommand("create", false), deploymentCommand("what-if", false))
-	sub.AddCommand(deploymentCommand("create", true), deploymentCommand("what-if", true))
+	for _, atSub := range []bool{false, true} {
+		parent := group
+		if atSub {
+			parent = sub
+		}
+		parent.AddCommand(deploymentCommand("create", atSub), deploymentCommand("what-if", atSub),
+			deploymentReadCommand("show", atSub), deploymentReadCommand("list", atSub), deploymentReadCommand("delete", atSub))
+	}
 	return dep
+}
+
+// deploymentReadCommand builds show, list or delete at resource-group or
+// subscription scope.
+func deploymentReadCommand(verb string, atSubscription bool) *cobra.Command {
+	var name, rg string
+	var noWait bool
+	use := verb
+	if !atSubscription {
+		use += " --resource-group RG"
+	}
+	if verb != "list" {
+		use += " --name NAME"
+	}
+	cmd := &cobra.Command{
+		Use: use, Args: cobra.NoArgs,
+		Short: map[string]string{"show": "Show a deployment", "list": "List deployments", "delete": "Delete a deployment (not the resources it made)"}[verb],
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			required := []string{}
+			if !atSubscription {
+				required = append(required, "resource-group")
+			}
+			if verb != "list" {
+				required = append(required, "name")
+			}
+			if err := requireFlags(cmd, required...); err != nil {
+				return err
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			base := c.subscriptionPath()
+			if !atSubscription {
+				base = c.groupPath(rg)
+			}
+			coll := base + "/providers/Microsoft.Resources/deployments"
+			ctx := cmd.Context()
+			switch verb {
+			case "list":
+				all, err := c.list(ctx, coll, apiResources)
+				if err != nil {
+					return err
+				}
+				return emit(cmd, all, deploymentListTable)
+			case "show":
+				out, err := c.getJSON(ctx, coll+"/"+url.PathEscape(name), apiResources)
+				if err != nil {
+					return err
+				}
+				return emit(cmd, out, deploymentTable)
+			}
+			if noWait {
+				_, _, err := c.send(ctx, "DELETE", withAPI(coll+"/"+url.PathEscape(name), apiResources), nil)
+				return err
+			}
+			return c.remove(ctx, coll+"/"+url.PathEscape(name), apiResources, cmd.ErrOrStderr())
+		},
+	}
+	if verb != "list" {
+		cmd.Flags().StringVarP(&name, "name", "n", "", "deployment name")
+	}
+	if !atSubscription {
+		cmd.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
+	}
+	if verb == "delete" {
+		cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the deletion to finish")
+	}
+	return cmd
+}
+
+// deploymentTable is az's transform_deployment.
+func deploymentTable(v any) []orderedRow {
+	var rows []orderedRow
+	for _, d := range asList(v) {
+		m, _ := d.(map[string]any)
+		r := orderedRow{{"Name", m["name"]}, {"State", dig(m, "properties", "provisioningState")},
+			{"Timestamp", dig(m, "properties", "timestamp")}, {"Mode", dig(m, "properties", "mode")}}
+		if g, ok := m["resourceGroup"].(string); ok && g != "" {
+			r = append(r, cell{"ResourceGroup", g})
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// deploymentListTable is az's transform_deployments_list: oldest first.
+func deploymentListTable(v any) []orderedRow {
+	l := append([]any(nil), asList(v)...)
+	sort.SliceStable(l, func(i, j int) bool {
+		return fmt.Sprint(dig(l[i], "properties", "timestamp")) < fmt.Sprint(dig(l[j], "properties", "timestamp"))
+	})
+	return deploymentTable(l)
 }
 
 // deploymentCommand builds create or what-if at resource-group or
@@ -46,20 +145,24 @@ func deploymentCommand(verb string, atSubscription bool) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, a := range args {
 				if !strings.Contains(a, "=") && !strings.HasPrefix(a, "@") {
-					return fmt.Errorf("unexpected argument %q: parameters are name=value or @file.json", a)
+					return usageErrorf("unexpected argument %q: parameters are name=value or @file.json", a)
 				}
 			}
 			params = append(params, args...)
-			if file == "" || (!atSubscription && rg == "") || (atSubscription && location == "") {
-				return fmt.Errorf("%s and --template-file (-f) are required", strings.Fields(where)[0])
+			required := []string{"template-file", "resource-group"}
+			if atSubscription {
+				required[1] = "location"
+			}
+			if err := requireFlags(cmd, required...); err != nil {
+				return err
 			}
 			raw, err := os.ReadFile(file)
 			if err != nil {
-				return err
+				return usageErrorf("--template-file: %v", err)
 			}
 			tpl, err := deploy.ParseLenient(raw)
 			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
+				return usageErrorf("--template-file %s is not a JSON template: %v", file, err)
 			}
 			if name == "" {
 				base := file[strings.LastIndex(file, "/")+1:]
@@ -161,13 +264,52 @@ func deployAndFollow(cmd *cobra.Command, c *apiClient, path, name string, body m
 			return err
 		}
 	}
-	b, _ := json.MarshalIndent(out, "", "  ")
-	fmt.Fprintln(cmd.OutOrStdout(), string(b))
 	if props, _ := out["properties"].(map[string]any); props["provisioningState"] == "Failed" || props["provisioningState"] == "Canceled" {
-		e, _ := json.Marshal(props["error"])
-		return fmt.Errorf("deployment %s %s: %s", name, strings.ToLower(fmt.Sprint(props["provisioningState"])), e)
+		return deploymentError(name, props)
 	}
-	return nil
+	return emit(cmd, out, deploymentTable)
+}
+
+// deploymentError flattens a failed deployment's error tree into one
+// message: the top error, then each detail's code and message.
+func deploymentError(name string, props map[string]any) error {
+	var e struct {
+		Code    string
+		Message string
+		Details []json.RawMessage
+	}
+	b, _ := json.Marshal(props["error"])
+	_ = json.Unmarshal(b, &e)
+	var details []string
+	var walk func(raw json.RawMessage)
+	walk = func(raw json.RawMessage) {
+		var d struct {
+			Code    string
+			Message string
+			Details []json.RawMessage
+		}
+		if json.Unmarshal(raw, &d) != nil {
+			return
+		}
+		if d.Code != "" || d.Message != "" {
+			details = append(details, "("+d.Code+") "+d.Message)
+		}
+		for _, x := range d.Details {
+			walk(x)
+		}
+	}
+	for _, d := range e.Details {
+		walk(d)
+	}
+	if e.Code == "" {
+		e.Code = "Deployment" + fmt.Sprint(props["provisioningState"])
+		e.Message = "deployment " + name + " ended " + strings.ToLower(fmt.Sprint(props["provisioningState"]))
+	}
+	msg := e.Message
+	if len(details) > 0 {
+		msg += " Details: " + strings.Join(details, "; ")
+	}
+	return &apiError{Code: e.Code, Message: msg}
 }
 
 // whatIf prints the change set: one line per resource, then the JSON.
@@ -199,8 +341,11 @@ func whatIf(cmd *cobra.Command, c *apiClient, path string, body map[string]any) 
 			fmt.Fprintf(w, "          %s %s\n", d.PropertyChangeType, d.Path)
 		}
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), string(raw))
-	return nil
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return fmt.Errorf("what-if: %w", err)
+	}
+	return emit(cmd, generic, nil)
 }
 
 // deploymentParameters turns az-style --parameters into the deployment's
@@ -216,11 +361,11 @@ func deploymentParameters(args []string) (map[string]any, error) {
 		if f, ok := strings.CutPrefix(item, "@"); ok {
 			raw, err := os.ReadFile(f)
 			if err != nil {
-				return nil, err
+				return nil, usageErrorf("--parameters @%s: %v", f, err)
 			}
 			v, err := deploy.ParseLenient(raw)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
+				return nil, usageErrorf("--parameters @%s is not JSON: %v", f, err)
 			}
 			m, _ := v.(map[string]any)
 			if p, ok := m["parameters"].(map[string]any); ok { // a deploymentParameters file
@@ -233,7 +378,7 @@ func deploymentParameters(args []string) (map[string]any, error) {
 		}
 		k, v, ok := strings.Cut(item, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--parameters %q: use name=value or @file.json", item)
+			return nil, usageErrorf("--parameters %q: use name=value or @file.json", item)
 		}
 		var value any = v
 		if j, err := deploy.ParseLenient([]byte(v)); err == nil {
@@ -244,44 +389,4 @@ func deploymentParameters(args []string) (map[string]any, error) {
 		out[k] = map[string]any{"value": value}
 	}
 	return out, nil
-}
-
-// newResourceCommand is `outpost resource show`, shaped like az's.
-func newResourceCommand() *cobra.Command {
-	res := &cobra.Command{Use: "resource", Short: "Generic resource commands (az resource shaped)"}
-	var typ, name, rg, apiVersion string
-	show := &cobra.Command{
-		Use:   "show --resource-type NS/TYPE --name NAME --resource-group RG",
-		Short: "Print a resource as JSON",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if typ == "" || name == "" || rg == "" {
-				return errors.New("--resource-type, --name (-n) and --resource-group (-g) are required")
-			}
-			c, err := newAPIClient(cmd)
-			if err != nil {
-				return err
-			}
-			if apiVersion == "" {
-				apiVersion = "2023-06-30"
-				if !strings.EqualFold(typ, "Microsoft.Devices/IotHubs") {
-					return errors.New("--api-version is required for types other than Microsoft.Devices/IotHubs")
-				}
-			}
-			var out map[string]any
-			path := "/subscriptions/" + c.subscription + "/resourceGroups/" + url.PathEscape(rg) + "/providers/" + typ + "/" + url.PathEscape(name) + "?api-version=" + url.QueryEscape(apiVersion)
-			if err := c.do(cmd.Context(), "GET", path, nil, &out); err != nil {
-				return err
-			}
-			b, _ := json.MarshalIndent(out, "", "  ")
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
-		},
-	}
-	show.Flags().StringVar(&typ, "resource-type", "", "resource type, e.g. Microsoft.Devices/IotHubs")
-	show.Flags().StringVarP(&name, "name", "n", "", "resource name")
-	show.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
-	show.Flags().StringVar(&apiVersion, "api-version", "", "api-version (default for IoT hubs: 2023-06-30)")
-	res.AddCommand(show)
-	return res
 }

@@ -81,6 +81,7 @@ func newIoTCommand() *cobra.Command {
 	monitor.Flags().IntVar(&count, "count", 0, "stop after this many messages (0: no limit)")
 	hub.AddCommand(monitor)
 	hub.AddCommand(newJobCommand())
+	hub.AddCommand(newDeviceIdentityCommand())
 
 	device := &cobra.Command{Use: "device", Short: "Device-facing commands"}
 	c2dCmd := &cobra.Command{Use: "c2d-message", Short: "Cloud-to-device messages"}
@@ -123,6 +124,7 @@ func newIoTCommand() *cobra.Command {
 	send.Flags().IntVar(&ttl, "expiry", 0, "time to live in seconds (default: the hub's)")
 	c2dCmd.AddCommand(send)
 	device.AddCommand(c2dCmd)
+	device.AddCommand(newSendD2CCommand(), newUploadFileCommand())
 	iot.AddCommand(device)
 	return iot
 }

@@ -50,6 +50,7 @@ type printer struct {
 	format string
 	query  string
 	table  tableTransform
+	model  []string
 	color  bool
 }
 
@@ -73,10 +74,19 @@ func newPrinter(cmd *cobra.Command, table tableTransform) (*printer, error) {
 
 // emit prints v for cmd: the common tail of every client command.
 func emit(cmd *cobra.Command, v any, table tableTransform) error {
+	return emitModel(cmd, v, table, nil)
+}
+
+// emitModel prints v as az prints a result it read through an Azure SDK
+// model with these fields, in this order: every object in v gains the
+// fields it lacks as null, and a --query result's table columns follow the
+// model's order, as the SDK's dicts do.
+func emitModel(cmd *cobra.Command, v any, table tableTransform, model []string) error {
 	p, err := newPrinter(cmd, table)
 	if err != nil {
 		return err
 	}
+	p.model = model
 	return p.print(cmd.OutOrStdout(), v)
 }
 
@@ -85,12 +95,27 @@ func (p *printer) print(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
+	if p.model != nil {
+		for _, it := range asList(data) {
+			if m, ok := it.(map[string]any); ok {
+				for _, f := range p.model {
+					if _, present := m[f]; !present {
+						m[f] = nil
+					}
+				}
+			}
+		}
+	}
+	addResourceGroup(data)
 	var order keyOrder
 	if p.query != "" {
 		order, data, err = applyQuery(p.query, data)
 		if err != nil {
 			return err
 		}
+	}
+	if data == nil {
+		return nil // az prints nothing for a null result
 	}
 	var out []byte
 	switch p.format {
@@ -129,6 +154,33 @@ func generic(v any) (any, error) {
 		return nil, fmt.Errorf("decode the result: %w", err)
 	}
 	return out, nil
+}
+
+// addResourceGroup is az's global result transform: every object with a
+// resource id at least as deep as a resource in a group gains
+// "resourceGroup" (unless it has a key of that name in any case).
+func addResourceGroup(v any) {
+	switch t := v.(type) {
+	case []any:
+		for _, e := range t {
+			addResourceGroup(e)
+		}
+	case map[string]any:
+		has := false
+		for k := range t {
+			has = has || strings.EqualFold(k, "resourceGroup")
+		}
+		if id, ok := t["id"].(string); ok && !has {
+			if parts := strings.Split(id, "/"); len(parts) > 8 && strings.EqualFold(parts[3], "resourceGroups") {
+				t["resourceGroup"] = parts[4]
+			}
+		}
+		for k, e := range t {
+			if k != "sourceVault" {
+				addResourceGroup(e)
+			}
+		}
+	}
 }
 
 // keyOrder ranks the keys that --query's multiselect hashes name, in the
@@ -280,8 +332,22 @@ func (p *printer) formatTable(data any, order keyOrder) ([]byte, error) {
 		if !isList {
 			items = []any{data}
 		}
+		// Under --query, objects the query did not build keep the
+		// order az's SDK dicts have: the model's.
+		tableOrder := order
+		if p.query != "" && p.model != nil {
+			tableOrder = keyOrder{}
+			for k, r := range order {
+				tableOrder[k] = r
+			}
+			for i, f := range p.model {
+				if _, ok := tableOrder[f]; !ok {
+					tableOrder[f] = len(order) + i
+				}
+			}
+		}
 		for _, it := range items {
-			rows = append(rows, autoRow(it, order))
+			rows = append(rows, autoRow(it, tableOrder))
 		}
 	}
 	var headers []string
