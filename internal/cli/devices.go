@@ -34,20 +34,34 @@ func newDeviceIdentityCommand() *cobra.Command {
 }
 
 // addAlias registers alias as a hidden second spelling of the flag name
-// (the extension accepts --am for --auth-method, --pk for --primary-key…).
+// (the extension accepts --am for --auth-method, --pk for --primary-key…);
+// setting it marks name as given, for requireFlags.
 func addAlias(fs *pflag.FlagSet, name, alias string) {
 	f := fs.Lookup(name)
-	fs.AddFlag(&pflag.Flag{Name: alias, Usage: f.Usage, Value: f.Value, DefValue: f.DefValue, NoOptDefVal: f.NoOptDefVal, Hidden: true})
+	fs.AddFlag(&pflag.Flag{Name: alias, Usage: f.Usage, Value: aliasValue{f.Value, f}, DefValue: f.DefValue, NoOptDefVal: f.NoOptDefVal, Hidden: true})
 }
 
-// changed reports whether any spelling of a flag was given.
-func changed(cmd *cobra.Command, names ...string) bool {
-	for _, n := range names {
-		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
-			return true
-		}
-	}
-	return false
+// aliasValue is a flag's value reached through another name.
+type aliasValue struct {
+	pflag.Value
+	of *pflag.Flag
+}
+
+func (a aliasValue) Set(s string) error {
+	a.of.Changed = true
+	return a.Value.Set(s)
+}
+
+// IsBoolFlag lets a boolean alias stand alone (--ee), as its flag does.
+func (a aliasValue) IsBoolFlag() bool {
+	b, ok := a.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// changed reports whether a flag was given (under any of its spellings).
+func changed(cmd *cobra.Command, name string) bool {
+	f := cmd.Flags().Lookup(name)
+	return f != nil && f.Changed
 }
 
 // deviceFlags are the per-device flags the commands share.
@@ -357,7 +371,7 @@ func newDeviceUpdateCommand() *cobra.Command {
 			if err := refuseEdge(cmd); err != nil {
 				return err
 			}
-			if changed(cmd, "status", "sta") {
+			if changed(cmd, "status") {
 				if err := checkStatus(status); err != nil {
 					return err
 				}
@@ -421,10 +435,10 @@ func newDeviceUpdateCommand() *cobra.Command {
 // updateDeviceCustom is the extension's update_iot_device_custom: the
 // typed flags applied to the device as shown.
 func updateDeviceCustom(cmd *cobra.Command, dev map[string]any, method, pk, sk, ptp, stp, status, why string) error {
-	if changed(cmd, "status", "sta") {
+	if changed(cmd, "status") {
 		dev["status"] = status
 	}
-	if changed(cmd, "status-reason", "star") {
+	if changed(cmd, "status-reason") {
 		dev["statusReason"] = why
 	}
 	auth, _ := dev["authentication"].(map[string]any)
