@@ -33,33 +33,57 @@ type apiClient struct {
 	token        string
 }
 
-// newAPIClient finds the server: OUTPOST_ENDPOINT and the AZURE_* variables
-// when set (what `outpost env` prints), else the runtime record of the node
-// using --data-dir.
+// newAPIClient finds the server and the principal to sign in as, first of:
+// the OUTPOST_ENDPOINT and AZURE_* variables (what `outpost env` prints);
+// the node of an explicit --data-dir; the saved `outpost login`; the node of
+// the default data directory.
 func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
-	c := &apiClient{
-		endpoint: os.Getenv("OUTPOST_ENDPOINT"), tenant: os.Getenv("AZURE_TENANT_ID"),
-		clientID: os.Getenv("AZURE_CLIENT_ID"), secret: os.Getenv("AZURE_CLIENT_SECRET"),
-		subscription: os.Getenv("AZURE_SUBSCRIPTION_ID"),
+	c, err := findServer(cmd)
+	if err != nil {
+		return nil, err
 	}
 	if sub, _ := cmd.Flags().GetString("subscription"); sub != "" {
 		c.subscription = sub
 	}
-	caFile := os.Getenv("OUTPOST_CA_FILE")
-	if c.endpoint == "" || c.clientID == "" || c.secret == "" {
-		rt, err := app.ReadRuntime(dataDir(cmd))
-		if err != nil {
-			return nil, err
-		}
-		c.endpoint, c.tenant, caFile = rt.Endpoint, rt.TenantID, rt.CAFile
-		c.clientID, c.secret = rt.Operator.ClientID, rt.Operator.ClientSecret
-		if c.subscription == "" {
-			c.subscription = rt.SubscriptionID
-		}
-	}
 	if c.subscription == "" {
 		return nil, usageErrorf("no subscription: pass --subscription or set AZURE_SUBSCRIPTION_ID (`outpost env` prints it)")
 	}
+	return c, nil
+}
+
+func findServer(cmd *cobra.Command) (*apiClient, error) {
+	if os.Getenv("OUTPOST_ENDPOINT") != "" && os.Getenv("AZURE_CLIENT_ID") != "" && os.Getenv("AZURE_CLIENT_SECRET") != "" {
+		return clientFromProfile(&profile{
+			Endpoint: os.Getenv("OUTPOST_ENDPOINT"), CAFile: os.Getenv("OUTPOST_CA_FILE"), TenantID: os.Getenv("AZURE_TENANT_ID"),
+			ClientID: os.Getenv("AZURE_CLIENT_ID"), ClientSecret: os.Getenv("AZURE_CLIENT_SECRET"),
+			Subscription: os.Getenv("AZURE_SUBSCRIPTION_ID"),
+		})
+	}
+	explicit := cmd.Flags().Lookup("data-dir").Changed || os.Getenv("OUTPOST_DATA_DIR") != ""
+	if !explicit {
+		pr, err := readProfile()
+		if err != nil {
+			return nil, err
+		}
+		if pr != nil {
+			return clientFromProfile(pr)
+		}
+	}
+	rt, err := app.ReadRuntime(dataDir(cmd))
+	if err != nil {
+		return nil, fmt.Errorf("%w (start one with `outpost serve`, or sign in to another with `outpost login`)", err)
+	}
+	sub := os.Getenv("AZURE_SUBSCRIPTION_ID")
+	if sub == "" {
+		sub = rt.SubscriptionID
+	}
+	return clientFromProfile(&profile{Endpoint: rt.Endpoint, CAFile: rt.CAFile, TenantID: rt.TenantID,
+		ClientID: rt.Operator.ClientID, ClientSecret: rt.Operator.ClientSecret, Subscription: sub})
+}
+
+// httpClientTrusting is an HTTP client trusting the system's CAs and the
+// one in caFile (when named).
+func httpClientTrusting(caFile string) (*http.Client, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
@@ -69,12 +93,13 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read the CA file: %w", err)
 		}
-		pool.AppendCertsFromPEM(pem)
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("%s holds no PEM certificate", caFile)
+		}
 	}
-	c.http = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-	}}
-	return c, nil
+	}}, nil
 }
 
 // authenticate gets a resource-manager token with the client-credentials grant.

@@ -14,7 +14,7 @@ import (
 )
 
 func newEnvCommand() *cobra.Command {
-	var hosts bool
+	var hosts, az bool
 	cmd := &cobra.Command{
 		Use:   "env",
 		Short: "Print shell export lines that make Azure SDKs and az trust and find Outpost",
@@ -31,9 +31,13 @@ func newEnvCommand() *cobra.Command {
 			if hosts {
 				return writeHosts(cmd, rt)
 			}
+			if az {
+				return writeAzLines(cmd.OutOrStdout(), rt)
+			}
 			return writeExports(cmd.OutOrStdout(), EnvVars(rt))
 		},
 	}
+	cmd.Flags().BoolVar(&az, "az", false, "print the az lines instead: trust the CA, register Outpost as a cloud (ADFS form, which keeps MSAL off the public cloud) and sign in as the operator")
 	cmd.Flags().BoolVar(&hosts, "hosts", false, "print /etc/hosts lines for every hub, storage account and namespace host name instead (SDKs resolve them; *.localhost does not resolve on Debian)")
 	return cmd
 }
@@ -120,6 +124,40 @@ func writeExports(w io.Writer, vars map[string]string) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if _, err := fmt.Fprintf(w, "export %s=%s\n", k, shellQuote(vars[k])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AzLines are the shell lines that point Debian's az at a node: the CA for
+// its HTTP stack, a cloud registered in the ADFS form (az then takes the
+// authority as given instead of asking the public cloud about it), and a
+// service principal login as the operator. Run twice, the cloud is updated
+// rather than registered again.
+func AzLines(rt app.Runtime) []string {
+	q := shellQuote
+	return []string{
+		"export REQUESTS_CA_BUNDLE=" + q(rt.CAFile),
+		"az cloud register --name Outpost" +
+			" --endpoint-resource-manager " + q(rt.Endpoint+"/") +
+			" --endpoint-active-directory " + q(rt.Endpoint+"/adfs") +
+			" --endpoint-active-directory-resource-id https://management.core.windows.net/" +
+			" --endpoint-active-directory-graph-resource-id https://graph.windows.net/" +
+			" --endpoint-management https://management.core.windows.net/" +
+			" --suffix-storage-endpoint " + q(rt.DNSSuffix) +
+			" 2>/dev/null || az cloud update --name Outpost" +
+			" --endpoint-resource-manager " + q(rt.Endpoint+"/") +
+			" --endpoint-active-directory " + q(rt.Endpoint+"/adfs"),
+		"az cloud set --name Outpost",
+		"az login --service-principal --username " + q(rt.Operator.ClientID) +
+			" --password " + q(rt.Operator.ClientSecret) + " --tenant " + q(rt.TenantID) + " --output none",
+	}
+}
+
+func writeAzLines(w io.Writer, rt app.Runtime) error {
+	for _, l := range AzLines(rt) {
+		if _, err := fmt.Fprintln(w, l); err != nil {
 			return err
 		}
 	}

@@ -65,7 +65,7 @@ func requireFlags(cmd *cobra.Command, names ...string) error {
 		}
 		spelled := "--" + n
 		if f.Shorthand != "" {
-			spelled += " -" + f.Shorthand
+			spelled += "/-" + f.Shorthand
 		}
 		missing = append(missing, spelled)
 	}
