@@ -28,6 +28,29 @@ const (
 	authIdentityBased = "identityBased"
 )
 
+// Fields of the azure-mgmt-iothub models az 2.45 prints results through
+// (api-version 2022-04-30-preview), in the models' order: emitModel adds
+// the ones the server left out as null, as az's output has them.
+var (
+	hubModel        = []string{"id", "name", "type", "location", "tags", "etag", "properties", "sku", "identity", "systemData"}
+	identityModel   = []string{"principalId", "tenantId", "type", "userAssignedIdentities"}
+	routeModel      = []string{"name", "source", "condition", "endpointNames", "isEnabled"}
+	enrichmentModel = []string{"key", "value", "endpointNames"}
+	policyModel     = []string{"keyName", "primaryKey", "secondaryKey", "rights"}
+	messagingModel  = []string{"id", "connectionString", "endpointUri", "entityPath", "authenticationType", "identity", "name", "subscriptionId", "resourceGroup"}
+	storageModel    = []string{"id", "connectionString", "endpointUri", "authenticationType", "identity", "name", "subscriptionId", "resourceGroup",
+		"containerName", "fileNameFormat", "batchFrequencyInSeconds", "maxChunkSizeInBytes", "encoding"}
+	endpointsModel = []string{"serviceBusQueues", "serviceBusTopics", "eventHubs", "storageContainers"}
+)
+
+// endpointModel is the model of the endpoints in member.
+func endpointModel(member string) []string {
+	if member == "storageContainers" {
+		return storageModel
+	}
+	return messagingModel
+}
+
 // newHubCommands is the `outpost iot hub` ARM group, shaped like az's
 // built-in iot module (azure-cli 2.45): the same verbs, flags, defaults and
 // client-side checks; results are the server's JSON (az prints its SDK
@@ -154,19 +177,6 @@ func isoDuration(seconds int) string {
 	return out
 }
 
-// parseTags is az's tags_type: key[=value] words; a lone '' clears them.
-func parseTags(words []string) map[string]any {
-	tags := map[string]any{}
-	for _, w := range words {
-		if w == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(w, "=")
-		tags[k] = v
-	}
-	return tags
-}
-
 func oneOf(flag, v string, allowed ...string) (string, error) {
 	for _, a := range allowed {
 		if strings.EqualFold(v, a) {
@@ -179,15 +189,15 @@ func oneOf(flag, v string, allowed ...string) (string, error) {
 // hubSettings are the flags create and update share (az's 'iot hub'
 // argument context). In update, a flag left out changes nothing.
 type hubSettings struct {
-	sku                                                       string
-	unit, retentionDay, c2dTTL, c2dMaxDelivery                int
-	feedbackLock, feedbackTTL, feedbackMaxDelivery            int
-	fnLock, fnMaxDelivery, fnTTL, sasTTL                      int
-	storageConnectionString, storageContainer, storageAuth    string
-	storageIdentity                                           string
-	fileUploadNotifications, disableLocalAuth, disableDevSAS  *triState
-	disableModSAS                                             *triState
-	tags                                                      *list
+	sku                                                      string
+	unit, retentionDay, c2dTTL, c2dMaxDelivery               int
+	feedbackLock, feedbackTTL, feedbackMaxDelivery           int
+	fnLock, fnMaxDelivery, fnTTL, sasTTL                     int
+	storageConnectionString, storageContainer, storageAuth   string
+	storageIdentity                                          string
+	fileUploadNotifications, disableLocalAuth, disableDevSAS *triState
+	disableModSAS                                            *triState
+	tags                                                     *list
 }
 
 type intRange struct {
@@ -266,13 +276,13 @@ func (s *hubSettings) check() error {
 
 func newHubCreateCommand() *cobra.Command {
 	var (
-		h                          hubRef
-		s                          hubSettings
-		location, minTLS, role     string
-		partitions                 int
-		systemMI, dataResidency    *triState
-		userMI, scopes             *list
-		noWait                     bool
+		h                       hubRef
+		s                       hubSettings
+		location, minTLS, role  string
+		partitions              int
+		systemMI, dataResidency *triState
+		userMI, scopes          *list
+		noWait                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --resource-group GROUP",
@@ -349,9 +359,9 @@ func newHubCreateCommand() *cobra.Command {
 			storage["identity"] = map[string]any{"userAssignedIdentity": s.storageIdentity}
 		}
 		props := map[string]any{
-			"eventHubEndpoints":  map[string]any{"events": map[string]any{"retentionTimeInDays": s.retentionDay, "partitionCount": partitions}},
-			"storageEndpoints":   map[string]any{"$default": storage},
-			"messagingEndpoints": map[string]any{"fileNotifications": map[string]any{"lockDurationAsIso8601": isoDuration(s.fnLock), "ttlAsIso8601": isoDuration(s.fnTTL * 3600), "maxDeliveryCount": s.fnMaxDelivery}},
+			"eventHubEndpoints":             map[string]any{"events": map[string]any{"retentionTimeInDays": s.retentionDay, "partitionCount": partitions}},
+			"storageEndpoints":              map[string]any{"$default": storage},
+			"messagingEndpoints":            map[string]any{"fileNotifications": map[string]any{"lockDurationAsIso8601": isoDuration(s.fnLock), "ttlAsIso8601": isoDuration(s.fnTTL * 3600), "maxDeliveryCount": s.fnMaxDelivery}},
 			"enableFileUploadNotifications": fn,
 			"cloudToDevice": map[string]any{
 				"maxDeliveryCount": s.c2dMaxDelivery, "defaultTtlAsIso8601": isoDuration(s.c2dTTL * 3600),
@@ -368,7 +378,9 @@ func newHubCreateCommand() *cobra.Command {
 		}
 		body := map[string]any{"location": location, "sku": map[string]any{"name": s.sku, "capacity": s.unit}, "properties": props}
 		if s.tags.given {
-			body["tags"] = parseTags(s.tags.values())
+			if body["tags"], err = parseTags(s.tags.values()); err != nil {
+				return err
+			}
 		}
 		if systemOn || len(userMI.values()) > 0 {
 			body["identity"] = buildIdentity(systemOn, userMI.values())
@@ -388,12 +400,12 @@ func newHubCreateCommand() *cobra.Command {
 				return errors.New("the hub has no system-assigned identity to give --role to; add --mi-system-assigned")
 			}
 			for _, scope := range scopes.values() {
-				if err := assignRoleTo(ctx, c, principal, role, scope); err != nil {
+				if err := assignRoleTo(cmd, c, principal, role, scope); err != nil {
 					return err
 				}
 			}
 		}
-		return emit(cmd, hub, nil)
+		return emitModel(cmd, hub, nil, hubModel)
 	}
 	return cmd
 }
@@ -438,7 +450,7 @@ func newHubShowCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd, hub, nil)
+			return emitModel(cmd, hub, nil, hubModel)
 		},
 	}
 	h.flags(cmd, nil, "name")
@@ -464,7 +476,7 @@ func newHubListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd, hubs, nil)
+			return emitModel(cmd, hubs, nil, hubModel)
 		},
 	}
 	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: every hub of the subscription)")
@@ -550,7 +562,7 @@ func newHubUpdateCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return emit(cmd, out, nil)
+		return emitModel(cmd, out, nil, hubModel)
 	}
 	return cmd
 }
@@ -560,7 +572,11 @@ func (s *hubSettings) apply(cmd *cobra.Command, hub map[string]any) error {
 	changed := cmd.Flags().Changed
 	props := obj(hub, "properties")
 	if s.tags.given {
-		hub["tags"] = parseTags(s.tags.values())
+		tags, err := parseTags(append([]string{}, s.tags.values()...))
+		if err != nil {
+			return err
+		}
+		hub["tags"] = tags
 	}
 	if changed("sku") {
 		obj(hub, "sku")["name"] = s.sku
