@@ -81,6 +81,7 @@ func newIoTCommand() *cobra.Command {
 	monitor.Flags().IntVar(&count, "count", 0, "stop after this many messages (0: no limit)")
 	hub.AddCommand(monitor)
 	hub.AddCommand(newJobCommand())
+	hub.AddCommand(newHubCommands()...)
 	hub.AddCommand(newDeviceIdentityCommand())
 
 	device := &cobra.Command{Use: "device", Short: "Device-facing commands"}
