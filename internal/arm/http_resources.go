@@ -108,7 +108,72 @@ func createdStatus(created bool) int {
 
 // ---- generic resources ----
 
-var filterType = regexp.MustCompile(`(?i)^\s*resourceType\s+eq\s+'([^']+)'\s*$`)
+// filterClause is one "field eq 'value'" of a resources $filter.
+var filterClause = regexp.MustCompile(`(?i)^\s*(resourceType|resourceGroup|name|location|tagName|tagValue)\s+eq\s+'((?:[^']|'')*)'\s*$`)
+
+var filterAnd = regexp.MustCompile(`(?i)\s+and\s+`)
+
+// resourcesFilter is the $filter of a resources list: clauses joined by
+// "and", on the fields az and the SDKs filter by.
+type resourcesFilter struct {
+	typ, group, name, location, tagName, tagValue string
+	tagged                                        bool
+}
+
+func parseResourcesFilter(f string) (resourcesFilter, error) {
+	var rf resourcesFilter
+	if strings.TrimSpace(f) == "" {
+		return rf, nil
+	}
+	for _, clause := range filterAnd.Split(f, -1) {
+		m := filterClause.FindStringSubmatch(clause)
+		if m == nil {
+			return rf, Errorf(http.StatusBadRequest, "InvalidFilterInQueryString",
+				"The $filter '%s' is not supported. Use clauses like resourceType eq '<Namespace/type>', resourceGroup eq '<group>', name eq '<name>', location eq '<location>' or tagName eq '<key>' and tagValue eq '<value>', joined by 'and'.", f)
+		}
+		v := strings.ReplaceAll(m[2], "''", "'")
+		switch strings.ToLower(m[1]) {
+		case "resourcetype":
+			rf.typ = v
+		case "resourcegroup":
+			rf.group = v
+		case "name":
+			rf.name = v
+		case "location":
+			rf.location = v
+		case "tagname":
+			rf.tagName, rf.tagged = v, true
+		case "tagvalue":
+			rf.tagValue = v
+		}
+	}
+	return rf, nil
+}
+
+// match reports whether r passes the clauses ListAll does not apply itself.
+func (rf resourcesFilter) match(r store.Resource) bool {
+	if rf.name != "" && !strings.EqualFold(r.Name, rf.name) {
+		return false
+	}
+	if rf.location == "" && !rf.tagged {
+		return true
+	}
+	var body struct {
+		Location string            `json:"location"`
+		Tags     map[string]string `json:"tags"`
+	}
+	_ = json.Unmarshal(r.Body, &body)
+	if rf.location != "" && !strings.EqualFold(strings.ReplaceAll(body.Location, " ", ""), strings.ReplaceAll(rf.location, " ", "")) {
+		return false
+	}
+	if rf.tagged {
+		v, ok := body.Tags[rf.tagName]
+		if !ok || (rf.tagValue != "" && v != rf.tagValue) {
+			return false
+		}
+	}
+	return true
+}
 
 func (h *Handler) listAll(rt route, sub, group string) error {
 	if err := h.readOnly(rt, resourceManagerAPIVersions); err != nil {
@@ -121,24 +186,49 @@ func (h *Handler) listAll(rt route, sub, group string) error {
 	if err := h.authz.Authorize(rt.r, rt.p, "Microsoft.Resources/subscriptions/resources/read", scope); err != nil {
 		return err
 	}
-	typ := ""
-	if f := rt.r.URL.Query().Get("$filter"); f != "" {
-		m := filterType.FindStringSubmatch(f)
-		if m == nil {
-			return Errorf(http.StatusBadRequest, "InvalidFilterInQueryString",
-				"The $filter '%s' is not supported. Use \"resourceType eq '<Namespace/type>'\".", f)
+	rf, err := parseResourcesFilter(rt.r.URL.Query().Get("$filter"))
+	if err != nil {
+		return err
+	}
+	if rf.group != "" {
+		if group != "" && !strings.EqualFold(group, rf.group) {
+			return writeList(rt, nil, "")
 		}
-		typ = m[1]
+		group = rf.group
 	}
 	p, err := h.page(rt.r)
 	if err != nil {
 		return err
 	}
-	items, err := h.svc.ListAll(rt.r.Context(), sub, group, typ, p)
+	items, err := h.svc.ListAll(rt.r.Context(), sub, group, rf.typ, rf.match, p)
 	if err != nil {
 		return err
 	}
+	for i := range items {
+		items[i].Body = genericEnvelope(items[i].Body)
+	}
 	return writeList(rt, items, nextAfter(items, p))
+}
+
+// genericEnvelope is a resource as the resources list shows it
+// (GenericResourceExpanded): the envelope every type shares, without the
+// type's own properties — az's table for `resource list` relies on that.
+func genericEnvelope(body json.RawMessage) json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return body
+	}
+	out := map[string]json.RawMessage{}
+	for _, k := range []string{"id", "name", "type", "location", "extendedLocation", "tags", "plan", "kind", "managedBy", "sku", "identity", "systemData"} {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return body
+	}
+	return b
 }
 
 // providerPath serves everything under .../providers/{ns}/...: one

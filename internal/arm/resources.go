@@ -411,7 +411,7 @@ func (s *Service) Action(ctx context.Context, id ResourceID, action string, body
 
 // ListAll lists the top-level resources of a subscription or group (the
 // generic /resources endpoint), optionally of one type.
-func (s *Service) ListAll(ctx context.Context, sub, group, typ string, page Page) ([]store.Resource, error) {
+func (s *Service) ListAll(ctx context.Context, sub, group, typ string, match func(store.Resource) bool, page Page) ([]store.Resource, error) {
 	if err := s.CheckSubscription(ctx, sub); err != nil {
 		return nil, err
 	}
@@ -428,7 +428,12 @@ func (s *Service) ListAll(ctx context.Context, sub, group, typ string, page Page
 			return nil, fmt.Errorf("arm: list resources: %w", err)
 		}
 		for _, r := range batch {
-			if strings.HasPrefix(strings.ToLower(r.Type), "microsoft.resources/") {
+			// Groups, deployments and role assignments (extension resources
+			// at a group's or the subscription's scope) are not listed.
+			if t := strings.ToLower(r.Type); strings.HasPrefix(t, "microsoft.resources/") || strings.HasPrefix(t, "microsoft.authorization/") {
+				continue
+			}
+			if match != nil && !match(r) {
 				continue
 			}
 			id, err := ParseResourceID(r.ID)

@@ -303,9 +303,9 @@ func newResourceCommand() *cobra.Command {
 				all = append(all, out)
 			}
 			if len(all) == 1 {
-				return emit(cmd, all[0], nil)
+				return emitModel(cmd, all[0], nil, genericResourceModel())
 			}
-			return emit(cmd, all, nil)
+			return emitModel(cmd, all, nil, genericResourceModel())
 		},
 	}
 	addTarget(show)
@@ -365,7 +365,9 @@ func newResourceCommand() *cobra.Command {
 					out = append(out, it)
 				}
 			}
-			return emit(cmd, out, resourceListTable)
+			// GenericResourceExpanded: GenericResource's fields and three more.
+			model := append(genericResourceModel(), "createdTime", "changedTime", "provisioningState")
+			return emitModel(cmd, out, resourceListTable, model)
 		},
 	}
 	list.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
@@ -376,6 +378,14 @@ func newResourceCommand() *cobra.Command {
 
 	res.AddCommand(show, del, list)
 	return res
+}
+
+// genericResourceModel is the SDK model az resource show prints through
+// (GenericResource), in its order.
+func genericResourceModel() []string {
+	return []string{"id", "name", "type", "location", "extendedLocation", "tags", "plan", "properties", "kind", "managedBy", "sku", "identity",
+		"sku.name", "sku.tier", "sku.size", "sku.family", "sku.model", "sku.capacity",
+		"identity.principalId", "identity.tenantId", "identity.type", "identity.userAssignedIdentities"}
 }
 
 // resourceListTable is az's transform_resource_list (Status is a blank

@@ -79,8 +79,9 @@ func emit(cmd *cobra.Command, v any, table tableTransform) error {
 
 // emitModel prints v as az prints a result it read through an Azure SDK
 // model with these fields, in this order: every object in v gains the
-// fields it lacks as null, and a --query result's table columns follow the
-// model's order, as the SDK's dicts do.
+// fields it lacks as null ("parent.child" inside a parent that is there),
+// and a --query result's table columns follow the model's order, as the
+// SDK's dicts do.
 func emitModel(cmd *cobra.Command, v any, table tableTransform, model []string) error {
 	p, err := newPrinter(cmd, table)
 	if err != nil {
@@ -97,13 +98,7 @@ func (p *printer) print(w io.Writer, v any) error {
 	}
 	if p.model != nil {
 		for _, it := range asList(data) {
-			if m, ok := it.(map[string]any); ok {
-				for _, f := range p.model {
-					if _, present := m[f]; !present {
-						m[f] = nil
-					}
-				}
-			}
+			fillModel(it, p.model)
 		}
 	}
 	addResourceGroup(data)
@@ -154,6 +149,29 @@ func generic(v any) (any, error) {
 		return nil, fmt.Errorf("decode the result: %w", err)
 	}
 	return out, nil
+}
+
+// fillModel gives v every model field it lacks, as null. A dotted field
+// ("sku.family") is filled only inside an object that is there.
+func fillModel(v any, model []string) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	for _, f := range model {
+		parent, child, nested := strings.Cut(f, ".")
+		if !nested {
+			if _, present := m[f]; !present {
+				m[f] = nil
+			}
+			continue
+		}
+		if pm, ok := m[parent].(map[string]any); ok {
+			if _, present := pm[child]; !present {
+				pm[child] = nil
+			}
+		}
+	}
 }
 
 // addResourceGroup is az's global result transform: every object with a
@@ -341,7 +359,7 @@ func (p *printer) formatTable(data any, order keyOrder) ([]byte, error) {
 				tableOrder[k] = r
 			}
 			for i, f := range p.model {
-				if _, ok := tableOrder[f]; !ok {
+				if _, ok := tableOrder[f]; !ok && !strings.Contains(f, ".") {
 					tableOrder[f] = len(order) + i
 				}
 			}
