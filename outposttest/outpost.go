@@ -84,6 +84,10 @@ func Start(t testing.TB, opts ...Option) *Outpost {
 	}
 	s := testserver.Start(t, serverOpts...)
 	installation, operator := s.App.Installation(), s.App.Operator()
+	// The SDK pipelines bound each try themselves (policy.RetryOptions);
+	// a whole-request timeout would cut a long blob download short.
+	sdkClient := s.HTTPClient()
+	sdkClient.Timeout = 0
 	out := &Outpost{
 		ResourceManagerEndpoint: s.Endpoint,
 		TenantID:                installation.TenantID,
@@ -93,7 +97,7 @@ func Start(t testing.TB, opts ...Option) *Outpost {
 		CAFile:                  s.CAFile,
 		DNSSuffix:               s.Config.DNSSuffix,
 		server:                  s,
-		client:                  s.HTTPClient(),
+		client:                  sdkClient,
 	}
 	cred, err := azidentity.NewClientSecretCredential(operator.TenantID, operator.ClientID, operator.ClientSecret,
 		&azidentity.ClientSecretCredentialOptions{
@@ -143,7 +147,8 @@ func (o *Outpost) ARMClientOptions() *arm.ClientOptions {
 
 // HTTPClient returns a new HTTP client that trusts Outpost's CA (and only
 // it) and dials host names under DNSSuffix at Outpost's address, whatever
-// DNS says.
+// DNS says. Its 30 s timeout makes a hung request fail the test rather
+// than hang it.
 func (o *Outpost) HTTPClient() *http.Client { return o.server.HTTPClient() }
 
 // CertPool holds Outpost's CA certificate only.
