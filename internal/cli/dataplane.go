@@ -49,7 +49,7 @@ func (c *apiClient) nodeHTTP(domain string) (*http.Client, error) {
 	suffix := "." + strings.ToLower(strings.TrimPrefix(domain, "."))
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if host, _, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(host), suffix) {
+		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil && suffix != "." && strings.HasSuffix(strings.ToLower(host), suffix) {
 			addr = node
 		}
 		return d.DialContext(ctx, network, addr)

@@ -58,5 +58,6 @@ func newEventHubsCommand() *cobra.Command {
 	read.Flags().Int64Var(&from, "from-sequence", 0, "first sequence number to read")
 	read.Flags().IntVar(&count, "count", 100, "at most this many events per partition (up to 1000)")
 	eh.AddCommand(read)
+	addEventHubsManagement(eh)
 	return eh
 }

@@ -53,6 +53,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().String("data-dir", config.DefaultDataDir(), "directory holding the CA, database and streams (env OUTPOST_DATA_DIR)")
 	root.AddCommand(newServeCommand(), newEnvCommand(), newRunCommand(), newADCommand(), newBenchCommand(), newIoTCommand(), newEventHubsCommand(), newDeploymentCommand(), newResourceCommand(), newGroupCommand(), newIdentityCommand(), newRoleCommand())
 	root.AddCommand(newLoginCommands()...)
+	root.AddCommand(newStorageCommand(), newServiceBusCommand())
 	return root
 }
 
