@@ -40,7 +40,10 @@ var (
 	messagingModel  = []string{"id", "connectionString", "endpointUri", "entityPath", "authenticationType", "identity", "name", "subscriptionId", "resourceGroup"}
 	storageModel    = []string{"id", "connectionString", "endpointUri", "authenticationType", "identity", "name", "subscriptionId", "resourceGroup",
 		"containerName", "fileNameFormat", "batchFrequencyInSeconds", "maxChunkSizeInBytes", "encoding"}
-	endpointsModel = []string{"serviceBusQueues", "serviceBusTopics", "eventHubs", "storageContainers"}
+	// RoutingEndpoints of the 2022-04-30-preview SDK knows Cosmos DB
+	// endpoints as cosmosDbSqlCollections; the server's (2023-06-30)
+	// cosmosDBSqlContainers is printed as the server sends it.
+	endpointsModel = []string{"serviceBusQueues", "serviceBusTopics", "eventHubs", "storageContainers", "cosmosDbSqlCollections"}
 )
 
 // endpointModel is the model of the endpoints in member.

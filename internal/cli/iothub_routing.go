@@ -47,6 +47,24 @@ func endpointsOf(hub map[string]any) map[string]any {
 	return eps
 }
 
+// withModelNulls gives each endpoint of each list the fields of its SDK
+// model that it lacks, as null, as az prints them (emitModel only fills
+// the top level); eps is printed, not saved.
+func withModelNulls(eps map[string]any) map[string]any {
+	for _, k := range endpointKinds {
+		for _, e := range arr(eps, k.member) {
+			if ep, ok := e.(map[string]any); ok {
+				for _, f := range endpointModel(k.member) {
+					if _, present := ep[f]; !present {
+						ep[f] = nil
+					}
+				}
+			}
+		}
+	}
+	return eps
+}
+
 // findEndpoint finds a custom endpoint by name (ignoring case), in az's
 // search order; it returns the endpoint and the member holding it.
 func findEndpoint(hub map[string]any, name string) (map[string]any, string) {
@@ -194,7 +212,7 @@ func newEndpointCreateCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return emitModel(cmd, endpointsOf(out), nil, endpointsModel)
+		return emitModel(cmd, withModelNulls(endpointsOf(out)), nil, endpointsModel)
 	}
 	return cmd
 }
@@ -369,7 +387,7 @@ func newEndpointListCommand() *cobra.Command {
 			}
 			eps := endpointsOf(hub)
 			if member == "" {
-				return emitModel(cmd, eps, nil, endpointsModel)
+				return emitModel(cmd, withModelNulls(eps), nil, endpointsModel)
 			}
 			return emitModel(cmd, eps[member], nil, endpointModel(member))
 		},
@@ -472,7 +490,7 @@ func newEndpointDeleteCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return emitModel(cmd, endpointsOf(out), nil, endpointsModel)
+		return emitModel(cmd, withModelNulls(endpointsOf(out)), nil, endpointsModel)
 	}
 	return cmd
 }
