@@ -208,7 +208,7 @@ func setProperty(doc map[string]any, expr string, forceString bool) error {
 	name, parents := path[len(path)-1], path[:len(path)-1]
 	var parent any = doc
 	for i, part := range parents {
-		next, err := step(parent, part, path)
+		next, err := step(parent, part, parents)
 		if err != nil {
 			return err
 		}
