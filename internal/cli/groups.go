@@ -22,12 +22,12 @@ func newGroupCommand() *cobra.Command {
 	var yes, noWait bool
 
 	create := &cobra.Command{
-		Use: "create --name NAME --location LOCATION [--tags k=v …]", Short: "Create or update a resource group", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use: "create --name NAME --location LOCATION [--tags k=v …]", Short: "Create or update a resource group", Args: tagWords,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "name", "location"); err != nil {
 				return err
 			}
-			t, err := parseTags(tags)
+			t, err := parseTags(append(tags, args...))
 			if err != nil {
 				return err
 			}
@@ -168,6 +168,15 @@ func confirm(cmd *cobra.Command, yes bool) error {
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 		return errors.New("operation cancelled")
+	}
+	return nil
+}
+
+// tagWords lets a command take az's `--tags a=b c=d`: the words after the
+// first tag arrive as arguments, and are tags only when --tags was given.
+func tagWords(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 && !cmd.Flags().Changed("tags") {
+		return usageErrorf("unexpected argument %q (see '%s --help')", args[0], cmd.CommandPath())
 	}
 	return nil
 }

@@ -35,12 +35,12 @@ func newIdentityCommand() *cobra.Command {
 	}
 
 	create := &cobra.Command{
-		Use: "create --name NAME --resource-group RG [--location L]", Short: "Create a user-assigned identity", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use: "create --name NAME --resource-group RG [--location L] [--tags k=v …]", Short: "Create a user-assigned identity", Args: tagWords,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "name", "resource-group"); err != nil {
 				return err
 			}
-			t, err := parseTags(tags)
+			t, err := parseTags(append(tags, args...))
 			if err != nil {
 				return err
 			}

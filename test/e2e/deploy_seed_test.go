@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -57,10 +58,57 @@ func seedTemplates(t *testing.T) [][]byte {
 	return out
 }
 
-// TestSeedTemplatesWithAz deploys the seed document's templates verbatim
-// with `az deployment group create`, exactly as the document says, and
-// checks with `az resource show` that each hub has the identity the
-// template asked for.
+// seedAzCommands reads the seed document's az command lines at run time,
+// each split into its words, with the document's <placeholders> replaced by
+// values; a placeholder without a value fails the test, so a new command in
+// the document can't pass by accident.
+func seedAzCommands(t *testing.T, values map[string]string) [][]string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "seed")
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
+	if len(matches) == 0 {
+		testenv.Unavailable(t, "the seed document is not in %s", dir)
+	}
+	seen := map[string]bool{}
+	var out [][]string
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, "az ") || seen[line] {
+				continue
+			}
+			seen[line] = true
+			words := strings.Fields(line)[1:]
+			for i, w := range words {
+				words[i] = seedPlaceholder.ReplaceAllStringFunc(w, func(p string) string {
+					v, ok := values[p]
+					if !ok {
+						t.Fatalf("the seed's command %q has placeholder %s with no test value", line, p)
+					}
+					return v
+				})
+			}
+			out = append(out, words)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("found no az command lines in the seed document")
+	}
+	return out
+}
+
+var seedPlaceholder = regexp.MustCompile(`<[^<>]+>`)
+
+// TestSeedTemplatesWithAz runs the seed document's own command lines —
+// `az deployment group create` with its templates, then `az resource show`
+// — with az and, word for word, with outpost. Each hub must have the
+// identity its template asked for, and `outpost resource show` must print
+// exactly what `az resource show` prints for the same hub.
 func TestSeedTemplatesWithAz(t *testing.T) {
 	templates := seedTemplates(t)
 	bin := testserver.BuildBinary(t)
@@ -80,18 +128,32 @@ func TestSeedTemplatesWithAz(t *testing.T) {
 		user := bytes.Contains(tpl, []byte("userAssignedIdentities"))
 		for _, tool := range []string{"az", "outpost"} {
 			name := uniqueHubName("seedhub")
-			args := []string{"deployment", "group", "create", "--name", "seed-" + tool + "-" + string(rune('a'+i)), "--resource-group", group,
-				"--template-file", file, "--parameters", "iotHubName=" + name, "skuName=S1", "skuTier=Standard", "location=westus"}
-			show := []string{"resource", "show", "--resource-type", "Microsoft.Devices/IotHubs", "--name", name, "--resource-group", group}
-			var out []byte
-			if tool == "az" {
-				az.ok(args...)
-				out = []byte(az.ok(append(show, "--output", "json")...).Stdout)
-			} else {
-				runOutpost(t, s, bin, args...)
-				out = runOutpost(t, s, bin, show...)
+			cmds := seedAzCommands(t, map[string]string{
+				"<deployment-name>": "seed-" + tool + "-" + string(rune('a'+i)), "<resource-group-name>": group,
+				"<template-file.json>": file, "<valid-iothub-name>": name, "<iot-hub-resource-name>": name,
+				"<sku-name>": "S1", "<sku-tier>": "Standard", "<any-of-supported-regions>": "westus",
+			})
+			var shown []byte
+			for _, args := range cmds {
+				var out []byte
+				if tool == "az" {
+					out = []byte(az.ok(args...).Stdout)
+				} else {
+					out = runOutpost(t, s, bin, args...)
+				}
+				if args[0] == "resource" && args[1] == "show" {
+					shown = out
+					if tool == "az" { // the same hub through outpost: the same bytes
+						if ours := runOutpost(t, s, bin, args...); !bytes.Equal(ours, out) {
+							t.Errorf("outpost %s printed\n%s\naz printed\n%s", strings.Join(args, " "), ours, out)
+						}
+					}
+				}
 			}
-			checkSeedHub(t, env, group, name, user, out)
+			if shown == nil {
+				t.Fatal("the seed's commands include no resource show")
+			}
+			checkSeedHub(t, env, group, name, user, shown)
 		}
 	}
 }
