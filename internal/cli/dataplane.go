@@ -111,7 +111,7 @@ func (c *apiClient) resolveHub(ctx context.Context, f hubFlags) (*hubTarget, err
 		t.Name, _, _ = strings.Cut(t.HostName, ".")
 	} else {
 		if f.hubName == "" {
-			return nil, usageErrorf("the following arguments are required: --hub-name -n (or --login)")
+			return nil, usageErrorf("the following arguments are required: --hub-name/-n (or --login)")
 		}
 		hub, err := c.findHub(ctx, f.hubName, f.resourceGroup)
 		if err != nil {

@@ -174,7 +174,8 @@ func newDeviceCreateCommand() *cobra.Command {
 			if err := t.doJSON(ctx, hubRequest{method: http.MethodPut, path: devicePath(d.deviceID), body: body}, &out); err != nil {
 				return err
 			}
-			return emit(cmd, out, nil)
+			m := deviceModel()
+			return emitModel(cmd, m.view(out), nil, m.names())
 		},
 	}
 	d.register(cmd)
@@ -410,7 +411,8 @@ func newDeviceUpdateCommand() *cobra.Command {
 				header: http.Header{"If-Match": {quoteETag(tag)}}}, &out); err != nil {
 				return err
 			}
-			return emit(cmd, out, nil)
+			m := deviceModel()
+			return emitModel(cmd, m.view(out), nil, m.names())
 		},
 	}
 	d.register(cmd)
@@ -591,4 +593,37 @@ func deviceConnectionString(dev map[string]any, keyType string) (string, error) 
 		return "", fmt.Errorf("Unable to form target connection string")
 	}
 	return fmt.Sprintf("HostName=%v;DeviceId=%v;%s", dev["hub"], dev["deviceId"], cred), nil
+}
+
+// deviceModel is the Device model of the azure-iot extension's service SDK
+// (azext_iot/sdk/iothub/service/models): create and update print the
+// registry's answer through it; show prints the answer as it came.
+func deviceModel() sdkModel {
+	return sdkModel{
+		{name: "deviceId", path: "deviceId"},
+		{name: "generationId", path: "generationId"},
+		{name: "etag", path: "etag"},
+		{name: "connectionState", path: "connectionState"},
+		{name: "status", path: "status"},
+		{name: "statusReason", path: "statusReason"},
+		{name: "connectionStateUpdatedTime", path: "connectionStateUpdatedTime", kind: modelDate},
+		{name: "statusUpdatedTime", path: "statusUpdatedTime", kind: modelDate},
+		{name: "lastActivityTime", path: "lastActivityTime", kind: modelDate},
+		{name: "cloudToDeviceMessageCount", path: "cloudToDeviceMessageCount"},
+		{name: "authentication", path: "authentication", sub: sdkModel{
+			{name: "symmetricKey", path: "symmetricKey", sub: sdkModel{
+				{name: "primaryKey", path: "primaryKey"},
+				{name: "secondaryKey", path: "secondaryKey"},
+			}},
+			{name: "x509Thumbprint", path: "x509Thumbprint", sub: sdkModel{
+				{name: "primaryThumbprint", path: "primaryThumbprint"},
+				{name: "secondaryThumbprint", path: "secondaryThumbprint"},
+			}},
+			{name: "type", path: "type"},
+		}},
+		{name: "capabilities", path: "capabilities", sub: sdkModel{{name: "iotEdge", path: "iotEdge"}}},
+		{name: "deviceScope", path: "deviceScope"},
+		{name: "parentScopes", path: "parentScopes"},
+		{name: "attributes", path: "attributes"},
+	}
 }

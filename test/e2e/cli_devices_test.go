@@ -99,9 +99,14 @@ func TestCLIDevices(t *testing.T) {
 		h := createHub(t, s, "rg-cli-devices")
 
 		var dev cliDevice
-		execOutpostOK(t, bin, s, &dev, "iot", "hub", "device-identity", "create", "-n", h.Name, "-d", "cli-dev")
+		out := execOutpostOK(t, bin, s, &dev, "iot", "hub", "device-identity", "create", "-n", h.Name, "-d", "cli-dev")
 		if dev.DeviceID != "cli-dev" || dev.Status != "enabled" || dev.Authentication.Type != "sas" || dev.Authentication.SymmetricKey.PrimaryKey == "" {
 			t.Fatalf("created %+v", dev)
+		}
+		// Printed through the extension's Device model: every attribute,
+		// null where the registry has none.
+		if !strings.Contains(out, `"statusReason": null`) || !strings.Contains(out, `"deviceScope": null`) || !strings.Contains(out, `"lastActivityTime": "0001-01-01T00:00:00+00:00"`) {
+			t.Errorf("create printed %s", out)
 		}
 		const thumb = "9F3E2C7B5A1D4E6F8091A2B3C4D5E6F708192A3B"
 		var x509 cliDevice
@@ -158,7 +163,7 @@ func TestCLIDevices(t *testing.T) {
 		// Telemetry as the device, seen on the built-in endpoint.
 		execOutpostOK(t, bin, s, nil, "iot", "device", "send-d2c-message", "-n", h.Name, "-d", "cli-dev",
 			"--data", `{"temp":21}`, "--props", "site=lab;$.mid=m-cli;$.ct=application/json;$.ce=utf-8", "--msg-count", "2", "--qos", "0")
-		out := execOutpostOK(t, bin, s, nil, "iot", "hub", "monitor-events", "-n", h.Name, "--from-start", "--count", "2", "--timeout", "20s")
+		out = execOutpostOK(t, bin, s, nil, "iot", "hub", "monitor-events", "-n", h.Name, "--from-start", "--count", "2", "--timeout", "20s")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != 2 {
 			t.Fatalf("monitor-events printed %q", out)
@@ -216,8 +221,8 @@ func TestCLIDevices(t *testing.T) {
 		// Errors: az's exit codes and one line each.
 		execOutpostFails(t, bin, s, 3, "(DeviceNotFound)", "iot", "hub", "device-identity", "show", "-n", h.Name, "-d", "nobody")
 		execOutpostFails(t, bin, s, 3, "(DeviceNotFound)", "iot", "device", "send-d2c-message", "-n", h.Name, "-d", "nobody")
-		execOutpostFails(t, bin, s, 2, "--device-id -d", "iot", "hub", "device-identity", "create", "-n", h.Name)
-		execOutpostFails(t, bin, s, 2, "--hub-name -n", "iot", "hub", "device-identity", "show", "-d", "cli-dev")
+		execOutpostFails(t, bin, s, 2, "--device-id/-d", "iot", "hub", "device-identity", "create", "-n", h.Name)
+		execOutpostFails(t, bin, s, 2, "--hub-name/-n", "iot", "hub", "device-identity", "show", "-d", "cli-dev")
 		execOutpostFails(t, bin, s, 2, "--file-path", "iot", "device", "upload-file", "-n", h.Name, "-d", "cli-dev", "--ct", "text/plain")
 		execOutpostFails(t, bin, s, 2, "IoT Edge", "iot", "hub", "device-identity", "create", "-n", h.Name, "-d", "edge1", "--ee")
 		execOutpostFails(t, bin, s, 2, "x509_thumbprint", "iot", "hub", "device-identity", "create", "-n", h.Name, "-d", "d2", "--am", "password")
