@@ -15,13 +15,14 @@ import (
 // API versions the portal sends; each is one the resource manager accepts
 // for the type.
 const (
-	resourcesAPI = "2021-04-01"
-	hubAPI       = "2023-06-30"
-	authAPI      = "2022-04-01"
-	msiAPI       = "2023-01-31"
-	storageAPI   = "2023-01-01"
-	eventHubAPI  = "2024-01-01"
-	hubDataAPI   = "2021-04-12"
+	resourcesAPI  = "2021-04-01"
+	hubAPI        = "2023-06-30"
+	authAPI       = "2022-04-01"
+	msiAPI        = "2023-01-31"
+	storageAPI    = "2023-01-01"
+	eventHubAPI   = "2024-01-01"
+	serviceBusAPI = "2021-11-01"
+	hubDataAPI    = "2021-04-12"
 )
 
 // APIError is a refusal of the API the portal called, in the words of that
@@ -132,8 +133,10 @@ func parseAPIError(r *apiResponse) *APIError {
 		Error json.RawMessage `json:"error"`
 		// OAuth2
 		Description string `json:"error_description"`
-		// IoT Hub data plane
-		Message string `json:"Message"`
+		// IoT Hub data plane ("Message"), or the IoT Hub resource
+		// provider's own envelope ("code", "message" at the top).
+		Message string          `json:"Message"`
+		Code    json.RawMessage `json:"code"`
 	}
 	if json.Unmarshal(r.body, &arm) != nil {
 		e.Message = strings.TrimSpace(string(r.body))
@@ -149,6 +152,12 @@ func parseAPIError(r *apiResponse) *APIError {
 	case strings.HasPrefix(arm.Message, "ErrorCode:"):
 		code, msg, _ := strings.Cut(strings.TrimPrefix(arm.Message, "ErrorCode:"), ";")
 		e.Code, e.Message = code, msg
+	case len(arm.Code) > 0 && arm.Message != "":
+		var code string
+		if json.Unmarshal(arm.Code, &code) != nil {
+			code = strings.Trim(string(arm.Code), `"`)
+		}
+		e.Code, e.Message = code, arm.Message
 	default:
 		e.Message = strings.TrimSpace(string(r.body))
 	}

@@ -93,7 +93,15 @@ func New(c Config) (*Handler, error) {
 
 var templateFuncs = template.FuncMap{
 	"lastSegment": func(s string) string { return s[strings.LastIndex(s, "/")+1:] },
-	"query":       urlQuery,
+	"authPicker": func(ids []userIdentity, prefix string) authPickerData {
+		return authPickerData{Identities: ids, Prefix: prefix}
+	},
+}
+
+// authPickerData feeds the shared authentication type picker.
+type authPickerData struct {
+	Identities []userIdentity
+	Prefix     string
 }
 
 func urlQuery(s string) string { return url.QueryEscape(s) }
@@ -161,6 +169,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setCookie(w, sessionCookie, "", -1)
 		http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
 		return
+	case "routing":
+		err = h.routingBlade(w, r, s)
+	case "fileupload":
+		err = h.fileUpload(w, r, s)
+	case "networking":
+		err = h.networking(w, r, s)
 	case "resource":
 		err = h.overview(w, r, s)
 	case "identity":
@@ -401,7 +415,10 @@ func (r *resourceRef) Blades() []blade {
 	b := []blade{{"resource", "Overview"}, {"iam", "Access control (IAM)"}}
 	switch r.Kind {
 	case "hub":
-		b = append(b, blade{"identity", "Identity"})
+		b = append(b, blade{"identity", "Identity"}, blade{"routing", "Message routing"},
+			blade{"fileupload", "File upload"})
+	case "storage", "messaging":
+		b = append(b, blade{"networking", "Networking"})
 	}
 	return b
 }
@@ -423,6 +440,9 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request, s *session) error
 	}
 	rows := make([]resourceRow, 0, len(items))
 	for _, it := range items {
+		if strings.HasPrefix(strings.ToLower(str(it, "type")), "microsoft.authorization/") {
+			continue // role assignments are shown on Access control (IAM)
+		}
 		row := resourceRow{ID: str(it, "id"), Name: str(it, "name"), Type: str(it, "type"), Location: str(it, "location")}
 		if ref, err := parseRef(row.ID); err == nil {
 			row.Group = ref.Group
@@ -479,9 +499,12 @@ func apiVersionFor(ref *resourceRef) string {
 		return msiAPI
 	case "microsoft.storage/storageaccounts", "microsoft.storage/storageaccounts/blobservices/containers":
 		return storageAPI
-	case "microsoft.eventhub/namespaces", "microsoft.eventhub/namespaces/eventhubs",
-		"microsoft.servicebus/namespaces", "microsoft.servicebus/namespaces/queues", "microsoft.servicebus/namespaces/topics":
+	}
+	switch {
+	case strings.HasPrefix(strings.ToLower(ref.Type), "microsoft.eventhub/"):
 		return eventHubAPI
+	case strings.HasPrefix(strings.ToLower(ref.Type), "microsoft.servicebus/"):
+		return serviceBusAPI
 	}
 	return resourcesAPI
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -449,4 +450,52 @@ func userPrincipal(t *testing.T, f fixture) string {
 		t.Fatalf("identity without principal: %v", doc)
 	}
 	return pid
+}
+
+// TestPortalPagesRender: every blade of the hub and the identity answers
+// 200 for the operator.
+func TestPortalPagesRender(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	for _, p := range []string{
+		"/portal/resource?id=" + url.QueryEscape(f.hubID),
+		"/portal/identity?id=" + url.QueryEscape(f.hubID),
+		"/portal/identity?id=" + url.QueryEscape(f.hubID) + "&tab=user",
+		"/portal/iam?id=" + url.QueryEscape(f.hubID),
+		"/portal/iam?id=" + url.QueryEscape(f.hubID) + "&add=1",
+		"/portal/routing?id=" + url.QueryEscape(f.hubID),
+		"/portal/fileupload?id=" + url.QueryEscape(f.hubID),
+		"/portal/resource?id=" + url.QueryEscape(f.uai),
+		"/portal/iam?id=" + url.QueryEscape(f.uai),
+	} {
+		a := b.get(p)
+		if a.status != http.StatusOK {
+			t.Errorf("GET %s: %d\n%s", p, a.status, a.body)
+		}
+	}
+	// The links the pages print lead to the pages (ids escaped once).
+	home := b.get("/portal/")
+	m := regexp.MustCompile(`href="(/portal/resource\?id=[^"]+)">` + f.hubName + `<`).FindStringSubmatch(home.body)
+	if m == nil {
+		t.Fatalf("home has no link to the hub:\n%s", home.body)
+	}
+	overview := b.get(html.UnescapeString(m[1]))
+	if overview.status != http.StatusOK || !strings.Contains(overview.body, f.hubID) {
+		t.Fatalf("the hub's link %s: %d\n%s", m[1], overview.status, overview.body)
+	}
+	for _, blade := range []string{"identity", "iam", "routing", "fileupload"} {
+		m := regexp.MustCompile(`href="(/portal/` + blade + `\?id=[^"]+)"`).FindStringSubmatch(overview.body)
+		if m == nil {
+			t.Errorf("overview has no link to %s", blade)
+			continue
+		}
+		if a := b.get(html.UnescapeString(m[1])); a.status != http.StatusOK {
+			t.Errorf("blade link %s: %d\n%s", m[1], a.status, a.body)
+		}
+	}
+	if strings.Contains(home.body, "Microsoft.Authorization/roleAssignments") {
+		t.Errorf("home lists role assignments as resources")
+	}
 }

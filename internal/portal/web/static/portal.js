@@ -15,19 +15,49 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
-  // Radio groups that choose which block of inputs applies: sign-in
-  // (name=kind → data-kind) and the Members tab (name=memberType → data-member).
+  // Radio groups that choose which block of inputs applies, per form:
+  // sign-in (name=kind → data-kind), the Members tab (name=memberType →
+  // data-member), authentication types (name=authenticationType → data-auth).
   const toggles = [["kind", "data-kind"], ["memberType", "data-member"], ["authenticationType", "data-auth"]];
-  for (const [name, attr] of toggles) {
-    const radios = document.querySelectorAll(`input[type=radio][name=${name}]`);
-    if (radios.length === 0) continue;
-    const update = () => {
-      const chosen = document.querySelector(`input[type=radio][name=${name}]:checked`);
-      for (const block of document.querySelectorAll(`[${attr}]`)) {
-        block.hidden = chosen !== null && !block.getAttribute(attr).split(" ").includes(chosen.value);
-      }
-    };
-    for (const r of radios) r.addEventListener("change", update);
-    update();
+  for (const form of document.querySelectorAll("form")) {
+    for (const [name, attr] of toggles) {
+      const radios = form.querySelectorAll(`input[type=radio][name=${name}]`);
+      if (radios.length === 0) continue;
+      const update = () => {
+        const chosen = form.querySelector(`input[type=radio][name=${name}]:checked`);
+        for (const block of form.querySelectorAll(`fieldset[${attr}], div[${attr}]`)) {
+          block.hidden = chosen !== null && !block.getAttribute(attr).split(" ").includes(chosen.value);
+        }
+      };
+      for (const r of radios) r.addEventListener("change", update);
+      update();
+    }
+    // Endpoint pickers: the namespace list follows the endpoint type, the
+    // instance list follows the namespace.
+    const type = form.querySelector("select[name=endpointType]");
+    const ns = form.querySelector("select[name=namespace]");
+    const inst = form.querySelector("select[name=instance]");
+    if (type && ns && inst) {
+      const update = () => {
+        for (const o of ns.options) if (o.value) o.hidden = o.dataset.kind !== type.value;
+        if (ns.selectedOptions[0] && ns.selectedOptions[0].hidden) ns.value = "";
+        for (const o of inst.options) if (o.value) o.hidden = o.dataset.kind !== type.value || o.dataset.parent !== ns.value;
+        if (inst.selectedOptions[0] && inst.selectedOptions[0].hidden) inst.value = "";
+      };
+      type.addEventListener("change", update);
+      ns.addEventListener("change", update);
+      update();
+    }
+    // File upload: the container list follows the storage account.
+    const account = form.querySelector("select[name=account]");
+    const container = form.querySelector("select[name=container]");
+    if (account && container) {
+      const update = () => {
+        for (const o of container.options) if (o.value) o.hidden = o.dataset.parent !== account.value;
+        if (container.selectedOptions[0] && container.selectedOptions[0].hidden) container.value = "";
+      };
+      account.addEventListener("change", update);
+      update();
+    }
   }
 });
