@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -595,8 +596,8 @@ func blobTable(v any) []orderedRow {
 type tableColumn struct{ header, path string }
 
 // buildTable is azure.cli.core.commands.transform.build_table_output: one
-// row per item with the named columns, each the value at its path (None
-// where the path leads nowhere).
+// row per item with the named columns, each the value at its path, or a
+// blank where that is missing or falsy (Python's `obj or ' '`).
 func buildTable(v any, cols []tableColumn) []orderedRow {
 	items, ok := v.([]any)
 	if !ok {
@@ -611,11 +612,36 @@ func buildTable(v any, cols []tableColumn) []orderedRow {
 				m, _ := cur.(map[string]any)
 				cur = m[k]
 			}
+			if pyFalsy(cur) {
+				cur = " "
+			}
 			r = append(r, cell{c.header, cur})
 		}
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// pyFalsy is Python's truth test of a JSON value.
+func pyFalsy(v any) bool {
+	switch t := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !t
+	case string:
+		return t == ""
+	case json.Number:
+		f, err := t.Float64()
+		return err == nil && f == 0
+	case float64:
+		return t == 0
+	case []any:
+		return len(t) == 0
+	case map[string]any:
+		return len(t) == 0
+	}
+	return false
 }
 
 func newStorageBlobCommand() *cobra.Command {

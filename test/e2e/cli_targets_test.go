@@ -199,6 +199,12 @@ func TestCLITargetsTablesMatchAz(t *testing.T) {
 	for _, name := range names {
 		execOutpostOK(t, bin, s, nil, "storage", "account", "create", "-n", name, "-g", group, "--sku", "Standard_LRS")
 	}
+	// Blobs through az's data-plane transformers (az resolves the blob
+	// host through /etc/hosts and signs with the key it looks up).
+	s.Require443(t)
+	testserver.MapHosts(t, s.IP, names[0]+".blob."+s.Config.DNSSuffix)
+	execOutpostOK(t, bin, s, nil, "storage", "container", "create", "-n", "tables", "--account-name", names[0])
+	execOutpostOK(t, bin, s, nil, "storage", "blob", "upload", "--data", "hello", "-n", "a/b.txt", "-c", "tables", "--account-name", names[0], "--content-type", "text/plain")
 	ns := uniqueName("tbl-", 20)
 	execOutpostOK(t, bin, s, nil, "eventhubs", "namespace", "create", "-n", ns, "-g", group)
 	execOutpostOK(t, bin, s, nil, "eventhubs", "eventhub", "create", "-n", "hub1", "--namespace-name", ns, "-g", group, "--partition-count", "2")
@@ -208,6 +214,9 @@ func TestCLITargetsTablesMatchAz(t *testing.T) {
 	for _, args := range [][]string{
 		{"storage", "account", "list", "-g", group, "-o", "table"},
 		{"servicebus", "queue", "list", "--namespace-name", sbNS, "-g", group, "-o", "table"},
+		{"storage", "container", "list", "--account-name", names[0], "-o", "table"},
+		{"storage", "blob", "list", "-c", "tables", "--account-name", names[0], "-o", "table"},
+		{"storage", "blob", "list", "-c", "tables", "--account-name", names[0], "--query", "[].{name:name, length:properties.contentLength, type:properties.contentSettings.contentType}", "-o", "tsv"},
 		{"servicebus", "queue", "list", "--namespace-name", sbNS, "-g", group, "--query", "[].lockDuration", "-o", "tsv"},
 		{"storage", "account", "list", "-g", group, "--query", "[].{name:name, sku:sku.name, kind:kind}", "-o", "table"},
 		{"eventhubs", "namespace", "list", "-g", group, "-o", "table"},
