@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/outpost-iot/outpost/internal/sas"
 )
 
@@ -80,10 +82,7 @@ type hubFlags struct {
 	hubName, resourceGroup, login, authType, policyName string
 }
 
-func (f *hubFlags) register(fs interface {
-	StringVarP(p *string, name, shorthand, value, usage string)
-	StringVar(p *string, name, value, usage string)
-}) {
+func (f *hubFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.hubName, "hub-name", "n", "", "IoT hub name or host name")
 	fs.StringVarP(&f.resourceGroup, "resource-group", "g", "", "the hub's resource group (default: the hub of that name in the subscription)")
 	fs.StringVarP(&f.login, "login", "l", "", "a hub shared access policy connection string to use instead of looking the hub up")

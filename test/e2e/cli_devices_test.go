@@ -137,6 +137,18 @@ func TestCLIDevices(t *testing.T) {
 			t.Errorf("show with --login: %+v", shown)
 		}
 
+		// With the operator's Entra token instead of a policy key: refused
+		// until it holds an IoT Hub data role.
+		r := execOutpost(t, bin, s, "iot", "hub", "device-identity", "show", "-n", h.Name, "-d", "cli-dev", "--auth-type", "login")
+		if r.code == 0 {
+			t.Errorf("show with --auth-type login and no data role succeeded: %s", r.stdout)
+		}
+		assignRole(t, s, s.App.Operator().ObjectID, iotHubDataContributor, h.ID)
+		execOutpostOK(t, bin, s, &shown, "iot", "hub", "device-identity", "show", "-n", h.Name, "-d", "cli-dev", "--auth-type", "login")
+		if shown.DeviceID != "cli-dev" || shown.Authentication.SymmetricKey != dev.Authentication.SymmetricKey {
+			t.Errorf("show with --auth-type login: %+v", shown)
+		}
+
 		var twins []map[string]any
 		execOutpostOK(t, bin, s, &twins, "iot", "hub", "device-identity", "list", "-n", h.Name)
 		ids := map[any]bool{}
