@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/outpost-iot/outpost/internal/config"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
 
@@ -123,9 +127,11 @@ func digJSON(v any, path ...any) any {
 // created with a system-assigned identity that gets a role on a storage
 // account, a user-assigned identity added, identity-based storage and Event
 // Hubs endpoints (the latter switched from key-based), routes, a route
-// test, message enrichments, file upload settings, --set, and deletes.
+// test, messages a device sends delivered along the routes, message
+// enrichments, file upload settings, --set, and deletes.
 func TestCLIIoTHub(t *testing.T) {
-	s := testserver.Start(t)
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) { c.Hub.RoutingMinBatchFrequency = time.Second }))
+	s.Require443(t)
 	out := newHubCLI(t, s)
 	const group = "rg-cli-iothub"
 	sub := s.App.Installation().SubscriptionID
@@ -182,9 +188,9 @@ func TestCLIIoTHub(t *testing.T) {
 	blobURI := "https://" + acct.Name + ".blob." + s.Config.DNSSuffix
 	var eps map[string]any
 	out.decode(&eps, "iot", "hub", "routing-endpoint", "create", "--hub-name", name, "-n", "store", "-t", "azurestoragecontainer",
-		"-r", group, "-s", sub, "--auth-type", "identityBased", "--endpoint-uri", blobURI, "--container", "routed", "--encoding", "json", "-b", "60")
+		"-r", group, "-s", sub, "--auth-type", "identityBased", "--endpoint-uri", blobURI, "--container", "routed", "--encoding", "json", "-b", "1")
 	if st := digJSON(eps, "storageContainers", 0); digJSON(st, "name") != "store" || digJSON(st, "authenticationType") != "identityBased" ||
-		digJSON(st, "identity") != nil || digJSON(st, "maxChunkSizeInBytes") != 314572800.0 || digJSON(st, "batchFrequencyInSeconds") != 60.0 {
+		digJSON(st, "identity") != nil || digJSON(st, "maxChunkSizeInBytes") != 314572800.0 || digJSON(st, "batchFrequencyInSeconds") != 1.0 {
 		t.Errorf("routing-endpoint create printed %v", eps)
 	}
 	ehConn := "Endpoint=sb://" + eh.Host + "/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=" + eh.Key + ";EntityPath=" + eh.Name
@@ -213,6 +219,43 @@ func TestCLIIoTHub(t *testing.T) {
 	if routes[1]["isEnabled"] != true {
 		t.Errorf("route update printed %v", routes)
 	}
+	// Messages take the routes: the critical one to the container (the
+	// system identity's role), both to the event hub (the user identity's).
+	// The hub's device front end may serve a routing change a moment late
+	// (it answers from its cached hub and refreshes in the background), so
+	// the pair is sent again until the routes have carried one.
+	testserver.MapHosts(t, s.IP, digJSON(hub, "properties", "hostName").(string))
+	out.ok("iot", "hub", "device-identity", "create", "-n", name, "-d", "sensor")
+	cred, _ := azblob.NewSharedKeyCredential(acct.Name, acct.Key)
+	blobs, _ := azblob.NewClientWithSharedKeyCredential(acct.BlobEndpoint, cred, blobOptions(s))
+	// JSON-encoded blobs carry a body that is not UTF-8 JSON as base64.
+	critical, info := base64.StdEncoding.EncodeToString([]byte("hot!")), base64.StdEncoding.EncodeToString([]byte("fine"))
+	var stored string
+	var events []map[string]any
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		out.ok("iot", "device", "send-d2c-message", "-n", name, "-d", "sensor", "--data", "hot!", "--props", "level=critical")
+		out.ok("iot", "device", "send-d2c-message", "-n", name, "-d", "sensor", "--data", "fine", "--props", "level=info")
+		for wait := time.Now().Add(5 * time.Second); time.Now().Before(wait); time.Sleep(500 * time.Millisecond) {
+			_, files := containerBlobs(t, blobs, "routed")
+			stored = ""
+			for _, f := range files {
+				stored += string(f)
+			}
+			if events = readEventHub(t, s, eh); strings.Contains(stored, critical) && len(events) >= 2 {
+				break
+			}
+		}
+		if strings.Contains(stored, critical) && len(events) >= 2 {
+			break
+		}
+	}
+	if !strings.Contains(stored, critical) || strings.Contains(stored, info) {
+		t.Errorf("the container holds %q, want critical messages only; endpoint health %v", stored, armGet(t, s, hubID+"/routingEndpointsHealth"+v))
+	}
+	if len(events) < 2 {
+		t.Errorf("the event hub got %d events, want both messages of a pair: %v", len(events), events)
+	}
+
 	var result map[string]any
 	out.decode(&result, "iot", "hub", "route", "test", "--hub-name", name, "-n", "critical", "--ap", `{"level":"critical"}`, "-b", "{}")
 	if result["result"] != "true" {
