@@ -78,8 +78,9 @@ type call struct {
 	host   string // Host header: the portal's own host, or a hub's
 	path   string // already escaped
 	query  url.Values
-	token  string
-	body   any // JSON-encoded; url.Values is sent as a form
+	token  string // a bearer token
+	auth   string // or a whole Authorization header (a hub's SAS)
+	body   any    // JSON-encoded; url.Values is sent as a form
 	remote string
 }
 
@@ -110,7 +111,10 @@ func (h *Handler) do(ctx context.Context, c call) (*apiResponse, error) {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.token != "" {
+	switch {
+	case c.auth != "":
+		req.Header.Set("Authorization", c.auth)
+	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("User-Agent", "outpost-portal")
@@ -259,16 +263,6 @@ func (h *Handler) list(ctx context.Context, s *session, path, apiVersion string)
 		nq.Del("api-version")
 		next, q = u.Path, nq.Encode()
 	}
-}
-
-// hubData is a request to a hub's service API (devices, jobs) with the
-// session's IoT Hub token, addressed to the hub's host name.
-func (h *Handler) hubData(ctx context.Context, s *session, hubName, method, path string, query url.Values, body any) (*apiResponse, error) {
-	if query == nil {
-		query = url.Values{}
-	}
-	query.Set("api-version", hubDataAPI)
-	return h.do(ctx, call{method: method, host: hubName + "." + h.dnsSuffix, path: path, query: query, token: s.hubToken, body: body, remote: s.remote})
 }
 
 // escapePath escapes each segment of an ARM path (resource names may hold

@@ -175,6 +175,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.fileUpload(w, r, s)
 	case "networking":
 		err = h.networking(w, r, s)
+	case "devices":
+		err = h.devices(w, r, s)
+	case "jobs":
+		err = h.jobs(w, r, s)
 	case "resource":
 		err = h.overview(w, r, s)
 	case "identity":
@@ -416,7 +420,8 @@ func (r *resourceRef) Blades() []blade {
 	switch r.Kind {
 	case "hub":
 		b = append(b, blade{"identity", "Identity"}, blade{"routing", "Message routing"},
-			blade{"fileupload", "File upload"})
+			blade{"fileupload", "File upload"}, blade{"devices", "Devices"},
+			blade{"jobs", "Import/Export jobs"})
 	case "storage", "messaging":
 		b = append(b, blade{"networking", "Networking"})
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
 
@@ -497,5 +498,104 @@ func TestPortalPagesRender(t *testing.T) {
 	}
 	if strings.Contains(home.body, "Microsoft.Authorization/roleAssignments") {
 		t.Errorf("home lists role assignments as resources")
+	}
+}
+
+// ownerSAS is an iothubowner token for the fixture's hub.
+func (f fixture) ownerSAS(t *testing.T) (host, token string) {
+	t.Helper()
+	keys := f.op.must("POST", f.hubID+"/listkeys?api-version=2023-06-30", "")
+	host = f.hubName + "." + f.s.Config.DNSSuffix
+	for _, k := range keys["value"].([]any) {
+		if m := k.(map[string]any); m["keyName"] == "iothubowner" {
+			tok, err := sas.Sign(host, m["primaryKey"].(string), "iothubowner", time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return host, tok
+		}
+	}
+	t.Fatalf("no iothubowner key: %v", keys)
+	return "", ""
+}
+
+func TestPortalDevices(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	csrf := b.csrf()
+	devices := "/portal/devices?id=" + url.QueryEscape(f.hubID)
+
+	// A device id with a quote and parentheses (both allowed) is created and
+	// its connection string shown.
+	const id = "it's(1)"
+	a := b.post(devices, url.Values{"csrf": {csrf}, "deviceId": {id}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("create device: %d\n%s", a.status, a.body)
+	}
+	detail := b.get(a.location)
+	host, tok := f.ownerSAS(t)
+	req, _ := http.NewRequest("GET", f.s.Endpoint+"/devices/"+url.PathEscape(id)+"?api-version=2021-04-12", nil)
+	req.Host = host
+	req.Header.Set("Authorization", tok)
+	resp, err := f.s.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev struct {
+		Authentication struct {
+			SymmetricKey struct{ PrimaryKey string }
+		}
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&dev)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || dev.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Fatalf("device through the API: %s %+v", resp.Status, dev)
+	}
+	want := "HostName=" + host + ";DeviceId=" + id + ";SharedAccessKey=" + dev.Authentication.SymmetricKey.PrimaryKey
+	m := regexp.MustCompile(`id="connection-string" readonly value="([^"]*)"`).FindStringSubmatch(detail.body)
+	if detail.status != http.StatusOK || m == nil || html.UnescapeString(m[1]) != want {
+		t.Fatalf("device page lacks the connection string %s:\n%s", want, detail.body)
+	}
+	list := b.get(devices)
+	if !strings.Contains(list.body, ">it&#39;s(1)</a>") {
+		t.Errorf("device list does not show the id as text:\n%s", list.body)
+	}
+
+	// A device id of <script>: the hub refuses it, and the refusal shows it
+	// as text.
+	a = b.post(devices, url.Values{"csrf": {csrf}, "deviceId": {"<script>alert(1)</script>"}})
+	if a.status != http.StatusBadRequest || strings.Contains(a.body, "<script>alert(1)") || !strings.Contains(a.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("device id <script>: %d\n%s", a.status, a.body)
+	}
+
+	// Jobs: the page renders; a start without a container is refused.
+	jobs := "/portal/jobs?id=" + url.QueryEscape(f.hubID)
+	if a := b.get(jobs); a.status != http.StatusOK {
+		t.Fatalf("jobs page: %d\n%s", a.status, a.body)
+	}
+	if a := b.post(jobs, url.Values{"csrf": {csrf}, "type": {"export"}}); a.status != http.StatusBadRequest || !strings.Contains(a.body, "NoOutputContainer") {
+		t.Errorf("export without a container: %d\n%s", a.status, a.body)
+	}
+
+	// A Reader may not read the hub's keys, so the device pages show ARM's
+	// refusal of listkeys.
+	p, secret, err := f.s.App.Directory().CreateServicePrincipal(context.Background(), "portal-devices-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := f.s.App.Installation().SubscriptionID
+	f.op.must("PUT", "/subscriptions/"+sub+"/providers/Microsoft.Authorization/roleAssignments/6f3c2a1e-1b7d-4b8e-9c0a-2d4e6f8a0b1c?api-version=2022-04-01",
+		`{"properties":{"roleDefinitionId":"/subscriptions/`+sub+`/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"`+p.ObjectID+`"}}`)
+	reader := newBrowser(t, f.s)
+	reader.signIn(p.AppID, secret)
+	for _, pg := range []string{devices, jobs} {
+		if a := reader.get(pg); a.status != http.StatusForbidden || !strings.Contains(a.body, "AuthorizationFailed") || !strings.Contains(a.body, "listkeys") {
+			t.Errorf("reader GET %s: %d\n%s", pg, a.status, a.body)
+		}
+	}
+	if a := reader.post(devices, url.Values{"csrf": {reader.csrf()}, "deviceId": {"x"}}); a.status != http.StatusForbidden || !strings.Contains(a.body, "AuthorizationFailed") {
+		t.Errorf("reader creating a device: %d\n%s", a.status, a.body)
 	}
 }

@@ -249,6 +249,50 @@ test("storage → Networking: selected networks; then the user-assigned identity
   await axeCheck(page, "hub-file-upload-refused");
 });
 
+test("hub → Devices: add a device, its connection string; a <script> id is refused and shown as text", async () => {
+  await openResource(page, hub, "Devices");
+  const form = page.locator("#add-device");
+  await form.getByLabel("Device ID").fill("<script>window.__portalXSS=2</script>");
+  await form.getByRole("button", { name: "Save" }).click();
+  const r = await refusal(page);
+  assert.match(r.message, /<script>window\.__portalXSS=2<\/script>/);
+  assert.equal(await page.evaluate(() => window.__portalXSS), undefined);
+  await screenshot(page, "hub-devices-script-refused");
+  await axeCheck(page, "hub-devices");
+  await page.locator("#add-device").getByLabel("Device ID").fill("portal-sensor");
+  await page.locator("#add-device").getByRole("button", { name: "Save" }).click();
+  assert.equal(await notice(page), "Created device portal-sensor.");
+  const cs = await page.getByLabel("Primary connection string").inputValue();
+  assert.match(cs, new RegExp(`^HostName=${hub}\\.[^;]+;DeviceId=portal-sensor;SharedAccessKey=[A-Za-z0-9+/=]{40,}$`));
+  await screenshot(page, "hub-device-connection-string");
+  await axeCheck(page, "hub-device");
+  await page.getByRole("link", { name: "Back to devices" }).click();
+  await page.locator("#devices").getByRole("link", { name: "portal-sensor" }).waitFor();
+});
+
+test("hub → Import/Export jobs: export with the system-assigned identity completes; the user-assigned one fails with its reason", async () => {
+  await openResource(page, hub, "Import/Export jobs");
+  let form = page.locator("#start-job");
+  await form.getByLabel("Export devices").check();
+  await form.getByLabel("Output container").selectOption(`${storage}/${container}`);
+  await form.getByLabel(/^Identity/).selectOption({ label: "System-assigned" });
+  await form.getByRole("button", { name: "Start" }).click();
+  assert.equal(await notice(page), "Started the export job.");
+  // The table refreshes itself while the job runs.
+  await page.locator("#jobs tbody tr").first().locator(".job-status", { hasText: "completed" }).waitFor();
+  await screenshot(page, "hub-jobs-export-completed");
+  await axeCheck(page, "hub-jobs");
+  form = page.locator("#start-job");
+  await form.getByLabel("Export devices").check();
+  await form.getByLabel("Output container").selectOption(`${storage}/${container}`);
+  await form.getByLabel(/^Identity/).selectOption({ label: `User-assigned: ${uai}` });
+  await form.getByRole("button", { name: "Start" }).click();
+  const row = page.locator("#jobs tbody tr").first();
+  await row.locator(".job-status", { hasText: "failed" }).waitFor();
+  assert.match(await row.textContent(), /portal-uai/);
+  await screenshot(page, "hub-jobs-export-failed");
+});
+
 test("sign out", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();

@@ -61,3 +61,22 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// A table with data-refresh="ms" (running import/export jobs) reloads its
+// rows from the same page until nothing runs any more.
+document.addEventListener("DOMContentLoaded", () => {
+  const table = document.querySelector("table[data-refresh]");
+  if (!table) return;
+  const every = Number(table.dataset.refresh) || 2000;
+  const tick = async () => {
+    const resp = await fetch(location.href, { credentials: "same-origin" });
+    if (!resp.ok) return;
+    const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+    const fresh = doc.getElementById(table.id);
+    if (!fresh) return;
+    table.tBodies[0].replaceWith(fresh.tBodies[0]);
+    if (fresh.hasAttribute("data-refresh")) setTimeout(tick, every);
+    else table.removeAttribute("data-refresh");
+  };
+  setTimeout(tick, every);
+});
