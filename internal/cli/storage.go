@@ -284,14 +284,28 @@ type storageAuthFlags struct {
 }
 
 func (f *storageAuthFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.account, "account-name", os.Getenv("AZURE_STORAGE_ACCOUNT"), "storage account name (env AZURE_STORAGE_ACCOUNT)")
-	cmd.Flags().StringVar(&f.key, "account-key", os.Getenv("AZURE_STORAGE_KEY"), "account key (env AZURE_STORAGE_KEY; default: looked up with the resource manager)")
-	cmd.Flags().StringVar(&f.connectionString, "connection-string", os.Getenv("AZURE_STORAGE_CONNECTION_STRING"), "account connection string (env AZURE_STORAGE_CONNECTION_STRING)")
-	mode := os.Getenv("AZURE_STORAGE_AUTH_MODE")
-	if mode == "" {
-		mode = "key"
+	cmd.Flags().StringVar(&f.account, "account-name", "", "storage account name (env AZURE_STORAGE_ACCOUNT)")
+	cmd.Flags().StringVar(&f.key, "account-key", "", "account key (env AZURE_STORAGE_KEY; default: looked up with the resource manager)")
+	cmd.Flags().StringVar(&f.connectionString, "connection-string", "", "account connection string (env AZURE_STORAGE_CONNECTION_STRING)")
+	cmd.Flags().StringVar(&f.authMode, "auth-mode", "", "key (the account key, looked up when not given; the default) or login (an Entra token for storage) (env AZURE_STORAGE_AUTH_MODE)")
+}
+
+// withEnv fills what the command line left out from az's AZURE_STORAGE_*
+// variables (read here, not as flag defaults, so --help never shows a key).
+func (f storageAuthFlags) withEnv() storageAuthFlags {
+	for _, v := range []struct {
+		dst *string
+		env string
+	}{{&f.account, "AZURE_STORAGE_ACCOUNT"}, {&f.key, "AZURE_STORAGE_KEY"},
+		{&f.connectionString, "AZURE_STORAGE_CONNECTION_STRING"}, {&f.authMode, "AZURE_STORAGE_AUTH_MODE"}} {
+		if *v.dst == "" {
+			*v.dst = os.Getenv(v.env)
+		}
 	}
-	cmd.Flags().StringVar(&f.authMode, "auth-mode", mode, "key (the account key, looked up when not given) or login (an Entra token for storage)")
+	if f.authMode == "" {
+		f.authMode = "key"
+	}
+	return f
 }
 
 // tokenCredential hands the API client's tokens to the Azure SDK.
@@ -313,6 +327,7 @@ func (t tokenCredential) GetToken(ctx context.Context, opts policy.TokenRequestO
 // az would use: a connection string, an account key (given or looked up
 // with the resource manager), or a token (--auth-mode login).
 func blobClient(cmd *cobra.Command, f storageAuthFlags) (*azblob.Client, error) {
+	f = f.withEnv()
 	mode := strings.ToLower(f.authMode)
 	if mode != "key" && mode != "login" {
 		return nil, usageErrorf("argument --auth-mode: invalid choice: %q (choose from 'key', 'login')", f.authMode)
