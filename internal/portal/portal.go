@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -179,6 +180,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.devices(w, r, s)
 	case "jobs":
 		err = h.jobs(w, r, s)
+	case "identities":
+		err = h.identities(w, r, s)
+	case "deployments":
+		err = h.deployments(w, r, s)
 	case "resource":
 		err = h.overview(w, r, s)
 	case "identity":
@@ -378,7 +383,18 @@ type resourceRef struct {
 	Kind  string // hub, storage, messaging, identity, other
 }
 
+// scopeID matches a subscription or resource group id, which
+// arm.ParseResourceID (resources only) does not take.
+var scopeID = regexp.MustCompile(`(?i)^/subscriptions/([^/]+)(?:/resourceGroups/([^/]+))?/?$`)
+
 func parseRef(id string) (*resourceRef, error) {
+	if m := scopeID.FindStringSubmatch(id); m != nil {
+		if m[2] == "" {
+			return &resourceRef{ID: "/subscriptions/" + m[1], Name: m[1], Type: "Microsoft.Resources/subscriptions", Kind: "other"}, nil
+		}
+		return &resourceRef{ID: "/subscriptions/" + m[1] + "/resourceGroups/" + m[2], Name: m[2], Group: m[2],
+			Type: "Microsoft.Resources/resourceGroups", Kind: "group"}, nil
+	}
 	rid, err := arm.ParseResourceID(id)
 	if err != nil {
 		return nil, &APIError{Status: http.StatusBadRequest, Code: "InvalidResourceId", Message: fmt.Sprintf("'%s' is not a resource id.", id)}
@@ -393,6 +409,8 @@ func parseRef(id string) (*resourceRef, error) {
 		ref.Name, ref.Type = rid.Name(), rid.FullType()
 	}
 	switch strings.ToLower(ref.Type) {
+	case "microsoft.resources/resourcegroups":
+		ref.Kind = "group"
 	case "microsoft.devices/iothubs":
 		ref.Kind = "hub"
 	case "microsoft.storage/storageaccounts":
@@ -424,6 +442,8 @@ func (r *resourceRef) Blades() []blade {
 			blade{"jobs", "Import/Export jobs"})
 	case "storage", "messaging":
 		b = append(b, blade{"networking", "Networking"})
+	case "group":
+		b = append(b, blade{"deployments", "Deployments"})
 	}
 	return b
 }
@@ -460,10 +480,15 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request, s *session) error
 		}
 		rows = append(rows, row)
 	}
+	groups, err := h.groups(r, s)
+	if err != nil {
+		return err
+	}
 	h.render(w, http.StatusOK, "home", &page{Title: "All resources", Session: s, Data: struct {
 		Subscription string
 		Resources    []resourceRow
-	}{h.subscriptionID, rows}})
+		Groups       []resourceRow
+	}{h.subscriptionID, rows, groups}})
 	return nil
 }
 

@@ -599,3 +599,95 @@ func TestPortalDevices(t *testing.T) {
 		t.Errorf("reader creating a device: %d\n%s", a.status, a.body)
 	}
 }
+
+// TestPortalIdentitiesAndDeployments: the identities list and a resource
+// group's deployments with the state of each resource operation.
+func TestPortalIdentitiesAndDeployments(t *testing.T) {
+	f := newFixture(t)
+	sub := f.s.App.Installation().SubscriptionID
+	f.op.must("PUT", f.hubID+"?api-version=2023-06-30", `{"location":"westus","sku":{"name":"S1","capacity":1},"identity":{"type":"SystemAssigned"}}`)
+	f.op.waitHub(f.hubID)
+	group := "/subscriptions/" + sub + "/resourceGroups/" + f.group
+	dep := group + "/providers/Microsoft.Resources/deployments/portal-dep"
+	f.op.must("PUT", dep+"?api-version=2021-04-01", `{"properties":{"mode":"Incremental","template":{
+	  "$schema":"https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#","contentVersion":"1.0.0.0",
+	  "resources":[{"type":"Microsoft.ManagedIdentity/userAssignedIdentities","apiVersion":"2018-11-30","name":"dep-uai","location":"westus"}]}}}`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		doc := f.op.must("GET", dep+"?api-version=2021-04-01", "")
+		state := doc["properties"].(map[string]any)["provisioningState"]
+		if state == "Succeeded" {
+			break
+		}
+		if state == "Failed" || time.Now().After(deadline) {
+			t.Fatalf("deployment: %v", doc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+
+	ids := b.get("/portal/identities")
+	hubPrincipal := f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")["identity"].(map[string]any)["principalId"].(string)
+	for _, want := range []string{"portal-uai", "dep-uai", userPrincipal(t, f), f.hubName, hubPrincipal} {
+		if !strings.Contains(ids.body, want) {
+			t.Errorf("identities page lacks %s:\n%s", want, ids.body)
+		}
+	}
+	home := b.get("/portal/")
+	if !strings.Contains(home.body, ">"+f.group+"</a>") {
+		t.Errorf("home does not list the resource group")
+	}
+	a := b.get("/portal/deployments?id=" + url.QueryEscape(group) + "&deployment=portal-dep")
+	if a.status != http.StatusOK || !regexp.MustCompile(`(?s)dep-uai</td><td>Microsoft.ManagedIdentity/userAssignedIdentities</td><td>Succeeded`).MatchString(a.body) ||
+		!strings.Contains(a.body, "portal-dep") {
+		t.Errorf("deployments page: %d\n%s", a.status, a.body)
+	}
+}
+
+// portalPages are every page the portal serves, for the session and CSRF
+// checks.
+func portalPages(f fixture) []string {
+	hub, uai := url.QueryEscape(f.hubID), url.QueryEscape(f.uai)
+	group := url.QueryEscape("/subscriptions/" + f.s.App.Installation().SubscriptionID + "/resourceGroups/" + f.group)
+	return []string{
+		"/portal/", "/portal/identities", "/portal/resource?id=" + hub, "/portal/identity?id=" + hub, "/portal/iam?id=" + hub,
+		"/portal/iam?id=" + uai, "/portal/routing?id=" + hub, "/portal/fileupload?id=" + hub, "/portal/devices?id=" + hub,
+		"/portal/jobs?id=" + hub, "/portal/deployments?id=" + group, "/portal/networking?id=" + uai, "/portal/signout",
+	}
+}
+
+// TestPortalEveryPageNeedsSessionAndCSRF: no page answers without a
+// session, and no post changes anything without the session's CSRF token.
+func TestPortalEveryPageNeedsSessionAndCSRF(t *testing.T) {
+	f := newFixture(t)
+	anon := newBrowser(t, f.s)
+	for _, p := range portalPages(f) {
+		if p == "/portal/signout" {
+			continue
+		}
+		if a := anon.get(p); a.status != http.StatusSeeOther || !strings.HasPrefix(a.location, "/portal/signin?next=") {
+			t.Errorf("GET %s without a session: %d %q", p, a.status, a.location)
+		}
+		if a := anon.post(p, url.Values{"action": {"system"}, "status": {"on"}}); a.status != http.StatusForbidden || !strings.Contains(a.body, "SessionRequired") {
+			t.Errorf("POST %s without a session: %d", p, a.status)
+		}
+	}
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	for _, p := range portalPages(f) {
+		a := b.post(p, url.Values{"action": {"system"}, "status": {"on"}, "deviceId": {"csrf-dev"}, "type": {"export"}})
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "InvalidCSRFToken") {
+			t.Errorf("POST %s without the CSRF token: %d\n%s", p, a.status, a.body)
+		}
+	}
+	// Still signed in (sign-out was refused) and nothing changed.
+	if a := b.get("/portal/"); a.status != http.StatusOK {
+		t.Errorf("session ended by a forged sign-out: %d", a.status)
+	}
+	if doc := f.op.must("GET", f.hubID+"?api-version=2023-06-30", ""); doc["identity"] != nil && doc["identity"].(map[string]any)["type"] != "None" {
+		t.Errorf("a forged post changed the hub: %v", doc["identity"])
+	}
+}
