@@ -69,6 +69,29 @@ func newHubCommands() []*cobra.Command {
 // hubRef is a command's hub: its name and, when given, its group.
 type hubRef struct {
 	name, group string
+	// ids is az's --ids (Resource Id Arguments): the hub's resource id in
+	// place of --name, --resource-group and --subscription.
+	ids string
+}
+
+// idsFlag adds --ids.
+func (h *hubRef) idsFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&h.ids, "ids", "", "the hub's resource id (instead of --name and --resource-group)")
+}
+
+// resolve reads --ids into the name, group and subscription, or requires
+// --name.
+func (h *hubRef) resolve(cmd *cobra.Command) error {
+	if h.ids == "" {
+		return requireFlags(cmd, "name")
+	}
+	p := strings.Split(strings.Trim(h.ids, "/"), "/")
+	if len(p) != 8 || !strings.EqualFold(p[0], "subscriptions") || !strings.EqualFold(p[2], "resourceGroups") ||
+		!strings.EqualFold(p[4], "providers") || !strings.EqualFold(p[5]+"/"+p[6], "Microsoft.Devices/IotHubs") {
+		return usageErrorf("argument --ids: %q is not an IoT hub's resource id (/subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Devices/IotHubs/NAME)", h.ids)
+	}
+	h.group, h.name = p[3], p[7]
+	return cmd.Flags().Set("subscription", p[1])
 }
 
 func (h *hubRef) flags(cmd *cobra.Command, a *azArgs, nameFlag string) {
@@ -442,7 +465,7 @@ func newHubShowCommand() *cobra.Command {
 		Short: "Show an IoT hub (az iot hub show)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "name"); err != nil {
+			if err := h.resolve(cmd); err != nil {
 				return err
 			}
 			c, err := newAPIClient(cmd)
@@ -457,6 +480,7 @@ func newHubShowCommand() *cobra.Command {
 		},
 	}
 	h.flags(cmd, nil, "name")
+	h.idsFlag(cmd)
 	return cmd
 }
 
@@ -496,7 +520,7 @@ func newHubDeleteCommand() *cobra.Command {
 		Short: "Delete an IoT hub (az iot hub delete); prints nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "name"); err != nil {
+			if err := h.resolve(cmd); err != nil {
 				return err
 			}
 			c, err := newAPIClient(cmd)
@@ -518,6 +542,7 @@ func newHubDeleteCommand() *cobra.Command {
 		},
 	}
 	h.flags(cmd, nil, "name")
+	h.idsFlag(cmd)
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the long-running operation to finish")
 	return cmd
 }
@@ -535,13 +560,14 @@ func newHubUpdateCommand() *cobra.Command {
 	}
 	a := newAZArgs(cmd)
 	h.flags(cmd, a, "name")
+	h.idsFlag(cmd)
 	s.flags(cmd, a, false)
 	g := addGenericUpdateFlags(cmd, a)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := a.finish(cmd, args); err != nil {
 			return err
 		}
-		if err := requireFlags(cmd, "name"); err != nil {
+		if err := h.resolve(cmd); err != nil {
 			return err
 		}
 		if err := s.check(); err != nil {

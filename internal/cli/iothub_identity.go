@@ -31,6 +31,7 @@ func newHubIdentityAssignCommand() *cobra.Command {
 	}
 	a := newAZArgs(cmd)
 	h.flags(cmd, a, "name")
+	h.idsFlag(cmd)
 	system = a.triStateFlag(cmd, "system-assigned", "", "assign the system-assigned identity", "system")
 	users = a.listFlag(cmd, "user-assigned", "", "user-assigned identities' resource `IDs`", "user")
 	cmd.Flags().StringVar(&role, "role", "", "role (name or id) to give the system-assigned identity at --scopes")
@@ -39,7 +40,7 @@ func newHubIdentityAssignCommand() *cobra.Command {
 		if err := a.finish(cmd, args); err != nil {
 			return err
 		}
-		if err := requireFlags(cmd, "name"); err != nil {
+		if err := h.resolve(cmd); err != nil {
 			return err
 		}
 		if (role == "") != (len(scopes.values()) == 0) {
@@ -126,13 +127,14 @@ func newHubIdentityRemoveCommand() *cobra.Command {
 	}
 	a := newAZArgs(cmd)
 	h.flags(cmd, a, "name")
+	h.idsFlag(cmd)
 	system = a.triStateFlag(cmd, "system-assigned", "", "remove the system-assigned identity", "system")
 	users = a.listFlag(cmd, "user-assigned", "", "user-assigned identities' resource `IDs` (none: all of them)", "user")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := a.finish(cmd, args); err != nil {
 			return err
 		}
-		if err := requireFlags(cmd, "name"); err != nil {
+		if err := h.resolve(cmd); err != nil {
 			return err
 		}
 		removeSystem := system.set && system.val
@@ -203,7 +205,7 @@ func newHubIdentityShowCommand() *cobra.Command {
 		Short: "Show an IoT hub's managed identities (az iot hub identity show)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "name"); err != nil {
+			if err := h.resolve(cmd); err != nil {
 				return err
 			}
 			c, err := newAPIClient(cmd)
@@ -218,6 +220,7 @@ func newHubIdentityShowCommand() *cobra.Command {
 		},
 	}
 	h.flags(cmd, nil, "name")
+	h.idsFlag(cmd)
 	return cmd
 }
 

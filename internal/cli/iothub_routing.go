@@ -851,8 +851,8 @@ func newMessageEnrichmentCommand() *cobra.Command {
 	return group
 }
 
-// newHubPolicyCommand is `outpost iot hub policy list`: the shared access
-// policies with their keys (POST listkeys), as az prints them.
+// newHubPolicyCommand is `outpost iot hub policy list|show`: the shared
+// access policies with their keys (POST listkeys), as az prints them.
 func newHubPolicyCommand() *cobra.Command {
 	group := &cobra.Command{Use: "policy", Short: "Shared access policies of an IoT hub"}
 	var h hubRef
@@ -876,7 +876,37 @@ func newHubPolicyCommand() *cobra.Command {
 		},
 	}
 	h.flags(list, nil, "hub-name")
-	group.AddCommand(list)
+	var (
+		sh     hubRef
+		policy string
+	)
+	show := &cobra.Command{
+		Use:   "show --hub-name HUB --name POLICY",
+		Short: "Show a shared access policy of an IoT hub, with its keys (az iot hub policy show)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "hub-name", "name"); err != nil {
+				return err
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			if sh.group == "" {
+				if _, err := sh.find(cmd.Context(), c); err != nil {
+					return err
+				}
+			}
+			var rule map[string]any
+			if err := c.post(cmd.Context(), c.hubPath(sh.group, sh.name)+"/IotHubKeys/"+url.PathEscape(policy)+"/listkeys", apiIoTHub, nil, &rule); err != nil {
+				return err
+			}
+			return emitModel(cmd, rule, nil, policyModel)
+		},
+	}
+	sh.flags(show, nil, "hub-name")
+	show.Flags().StringVarP(&policy, "name", "n", "", "shared access policy name")
+	group.AddCommand(list, show)
 	return group
 }
 

@@ -178,7 +178,7 @@ func TestCLIIoTHub(t *testing.T) {
 		t.Fatalf("identity assign printed %v", ident)
 	}
 	var shownIdent map[string]any
-	out.decode(&shownIdent, "iot", "hub", "identity", "show", "-n", name, "-g", group)
+	out.decode(&shownIdent, "iot", "hub", "identity", "show", "--ids", hubID)
 	if shownIdent["type"] != ident["type"] || len(digJSON(shownIdent, "userAssignedIdentities").(map[string]any)) != 1 {
 		t.Errorf("identity show printed %v", shownIdent)
 	}
@@ -389,6 +389,8 @@ func TestCLIIoTHubMatchesAz(t *testing.T) {
 		{"iot", "hub", "message-enrichment", "list", "-n", name, "-o", "table"},
 		{"iot", "hub", "policy", "list", "--hub-name", name, "-o", "table", "--query", "[].{name:keyName, rights:rights}"},
 		{"iot", "hub", "policy", "list", "--hub-name", name, "-o", "json"},
+		{"iot", "hub", "policy", "show", "--hub-name", name, "-n", "service", "-o", "json"},
+		{"iot", "hub", "show", "--ids", "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Devices/IotHubs/" + name, "-o", "table"},
 		{"iot", "hub", "show-connection-string", "-n", name, "-o", "tsv"},
 	} {
 		want := az.ok(args...).Stdout
