@@ -142,12 +142,13 @@ func (c *apiClient) post(ctx context.Context, path, version string, in, out any)
 // ends, showing a spinner on a terminal as az does; a failed operation is
 // returned as its error.
 func (c *apiClient) waitLRO(ctx context.Context, resp *http.Response, progress io.Writer) error {
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
-		return nil
-	}
 	async := resp.Header.Get("Azure-AsyncOperation")
 	location := resp.Header.Get("Location")
-	if async == "" && location == "" {
+	accepted := resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusAccepted
+	// An update of an existing resource answers 200 with
+	// Azure-AsyncOperation and is still running: it is polled too, as
+	// azure-core's ARMPolling does. Location alone counts on 201/202.
+	if async == "" && (location == "" || !accepted) {
 		return nil
 	}
 	spin := newSpinner(progress)

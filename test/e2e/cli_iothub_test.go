@@ -314,6 +314,15 @@ func TestCLIIoTHub(t *testing.T) {
 	out.fails(1, "(", "iot", "hub", "route", "create", "--hub-name", name, "-n", "bad", "-s", "devicemessages", "--en", "undefined-endpoint")
 	out.fails(2, "System managed identity [--mi-system-assigned] must be enabled", "iot", "hub", "create", "-n", "other", "-g", group, "--fsa", "identityBased")
 
+	// Back to key-based: the connection string again, the identity gone.
+	out.decode(&hot, "iot", "hub", "routing-endpoint", "update", "--hub-name", name, "-n", "hot", "--auth-type", "keyBased", "-c", ehConn)
+	if hot["authenticationType"] != "keyBased" || hot["connectionString"] == nil || hot["identity"] != nil {
+		t.Errorf("routing-endpoint update to keyBased printed %v", hot)
+	}
+	// The server refuses to drop an identity an endpoint uses, and says so.
+	out.fails(1, "(400004) endpoint 'store' (properties.routing.endpoints.storageContainers[0]) uses the hub's system-assigned identity",
+		"iot", "hub", "identity", "remove", "-n", name, "--system")
+
 	// Deletes: a route, the enrichment, an endpoint, the user identity.
 	out.decode(&routes, "iot", "hub", "route", "delete", "--hub-name", name, "-n", "all")
 	if len(routes) != 1 || routes[0]["name"] != "critical" {
@@ -331,6 +340,17 @@ func TestCLIIoTHub(t *testing.T) {
 	routing := digJSON(armGet(t, s, hubID+v), "properties", "routing")
 	if len(digJSON(routing, "routes").([]any)) != 1 || len(digJSON(routing, "endpoints", "eventHubs").([]any)) != 0 {
 		t.Errorf("routing after the deletes: %v", routing)
+	}
+	// Every storage endpoint (by type) and every route go; then the system
+	// identity can.
+	out.ok("iot", "hub", "route", "delete", "--hub-name", name)
+	out.decode(&eps, "iot", "hub", "routing-endpoint", "delete", "--hub-name", name, "-t", "azurestoragecontainer")
+	if l, _ := eps["storageContainers"].([]any); len(l) != 0 {
+		t.Errorf("routing-endpoint delete -t printed %v", eps)
+	}
+	out.decode(&ident, "iot", "hub", "identity", "remove", "-n", name, "--system-assigned")
+	if ident["type"] != "None" || ident["principalId"] != nil {
+		t.Errorf("identity remove --system-assigned printed %v", ident)
 	}
 	res := out.ok("iot", "hub", "delete", "-n", name)
 	if res.Stdout != "" {
