@@ -32,14 +32,17 @@ import (
 //     which the test does itself (testserver.Start with the same setting).
 //   - "json file=NAME" is a file the reader saves; the test writes it as
 //     NAME into each session's working directory before the shell starts.
-//   - The blocks under "## Before you start" are the prelude. Every other
-//     level-2 section with sh blocks is one session: the prelude and that
-//     section's blocks, in one bash process, so variables and functions
-//     carry from block to block. Sessions run in parallel, each in a
-//     temporary directory of its own, against one server.
-//   - A session's blocks set RG=…, the resource group it works in; after the
-//     session the test checks, with Go clients and not with the commands the
-//     document uses, what each hub of that group left behind.
+//   - The blocks under "## Before you start" are the prelude. Each level-3
+//     section is one session: the prelude, the blocks at the top of its
+//     level-2 section (before the first "### "), then its own blocks, in one
+//     bash process, so variables and functions carry from block to block.
+//     Sessions run in parallel, each in a temporary directory of its own,
+//     against one server.
+//   - Every level-2 section after the prelude that has sessions has exactly
+//     two: one whose title starts "System-assigned" and one "User-assigned".
+//   - A session sets RG=… and HUB=…, the hub it builds; after the session
+//     the test checks, with Go clients and not with the commands the
+//     document uses, what that hub left behind with that kind of identity.
 //
 // The shell's environment is built from scratch: PATH holds a freshly built
 // outpost and the real az, HOME and AZURE_CONFIG_DIR are empty temporary
@@ -53,17 +56,18 @@ type walkthroughBlock struct {
 	body string
 }
 
-// walkthroughSession is a level-2 section that has shell blocks.
+// walkthroughSession is a level-3 section: one tool, one kind of identity.
 type walkthroughSession struct {
-	title  string
-	blocks []walkthroughBlock
+	section, title string // the level-2 and level-3 titles
+	identity       string // SystemAssigned or UserAssigned
+	blocks         []walkthroughBlock
 }
 
 const walkthroughPrelude = "Before you start"
 
-// readWalkthrough splits the document into its prelude, its sessions and
-// the files its json blocks name.
-func readWalkthrough(t *testing.T) (prelude []walkthroughBlock, sessions []walkthroughSession, files map[string]string) {
+// readWalkthrough splits the document into its sessions (each with the
+// blocks that run before its own) and the files its json blocks name.
+func readWalkthrough(t *testing.T) (sessions []walkthroughSession, files map[string]string) {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "docs", "walkthrough.md"))
@@ -72,9 +76,11 @@ func readWalkthrough(t *testing.T) (prelude []walkthroughBlock, sessions []walkt
 	}
 	files = map[string]string{}
 	var (
-		title string
-		cur   *walkthroughBlock
-		body  strings.Builder
+		section, title string
+		prelude        []walkthroughBlock
+		intro          []walkthroughBlock // the blocks at the top of the level-2 section
+		cur            *walkthroughBlock
+		body           strings.Builder
 	)
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
@@ -86,13 +92,27 @@ func readWalkthrough(t *testing.T) (prelude []walkthroughBlock, sessions []walkt
 		case cur != nil && strings.TrimSpace(line) == "```":
 			cur.body = body.String()
 			switch info := cur.info; {
-			case info == "sh" && title == walkthroughPrelude:
+			case info == "sh" && section == walkthroughPrelude:
 				prelude = append(prelude, *cur)
+			case info == "sh" && title == "":
+				intro = append(intro, *cur)
 			case info == "sh":
-				if len(sessions) == 0 || sessions[len(sessions)-1].title != title {
-					sessions = append(sessions, walkthroughSession{title: title})
+				last := len(sessions) - 1
+				if last < 0 || sessions[last].section != section || sessions[last].title != title {
+					identity := ""
+					switch {
+					case strings.HasPrefix(title, "System-assigned"):
+						identity = "SystemAssigned"
+					case strings.HasPrefix(title, "User-assigned"):
+						identity = "UserAssigned"
+					default:
+						t.Fatalf("walkthrough.md:%d: section %q is neither System-assigned nor User-assigned", n, title)
+					}
+					before := append(append([]walkthroughBlock(nil), prelude...), intro...)
+					sessions = append(sessions, walkthroughSession{section: section, title: title, identity: identity, blocks: before})
+					last++
 				}
-				sessions[len(sessions)-1].blocks = append(sessions[len(sessions)-1].blocks, *cur)
+				sessions[last].blocks = append(sessions[last].blocks, *cur)
 			case info == "sh norun":
 			case strings.HasPrefix(info, "json file="):
 				name := strings.TrimPrefix(info, "json file=")
@@ -107,25 +127,41 @@ func readWalkthrough(t *testing.T) (prelude []walkthroughBlock, sessions []walkt
 		case cur != nil:
 			body.WriteString(line + "\n")
 		case strings.HasPrefix(line, "## "):
-			title = strings.TrimPrefix(line, "## ")
+			section, title, intro = strings.TrimPrefix(line, "## "), "", nil
+		case strings.HasPrefix(line, "### "):
+			title = strings.TrimPrefix(line, "### ")
 		}
 	}
 	if cur != nil {
 		t.Fatalf("walkthrough.md:%d: block never closed", cur.line)
 	}
-	if len(prelude) == 0 || len(sessions) < 3 {
-		t.Fatalf("walkthrough.md: %d prelude blocks and %d sessions; want a %q section and the outpost, az and template sessions",
-			len(prelude), len(sessions), walkthroughPrelude)
+	// Every tool's section covers both kinds of identity, and there are
+	// the three tools: outpost, az and templates.
+	kinds := map[string][]string{}
+	for _, sess := range sessions {
+		kinds[sess.section] = append(kinds[sess.section], sess.identity)
+	}
+	for section, k := range kinds {
+		if strings.Join(k, ",") != "SystemAssigned,UserAssigned" {
+			t.Fatalf("walkthrough.md: section %q has identity sections %v; want SystemAssigned then UserAssigned", section, k)
+		}
+	}
+	if len(prelude) == 0 || len(kinds) < 3 {
+		t.Fatalf("walkthrough.md: %d prelude blocks and %d tool sections; want a %q section and the outpost, az and template sections",
+			len(prelude), len(kinds), walkthroughPrelude)
 	}
 	for name, body := range files {
 		if !json.Valid([]byte(body)) {
 			t.Fatalf("walkthrough.md: %s is not JSON", name)
 		}
 	}
-	return prelude, sessions, files
+	return sessions, files
 }
 
-var walkthroughGroup = regexp.MustCompile(`(?m)^RG=([A-Za-z0-9._-]+)$`)
+var (
+	walkthroughGroup  = regexp.MustCompile(`(?m)^RG=([A-Za-z0-9._-]+)$`)
+	walkthroughHubVar = regexp.MustCompile(`(?m)^HUB=([A-Za-z0-9$_-]+)$`)
+)
 
 // TestWalkthrough runs every command of docs/walkthrough.md — the seed
 // document's routing, file upload and import/export scenarios, each with a
@@ -133,7 +169,7 @@ var walkthroughGroup = regexp.MustCompile(`(?m)^RG=([A-Za-z0-9._-]+)$`)
 // templates — and checks each hub's results itself.
 func TestWalkthrough(t *testing.T) {
 	t.Parallel()
-	prelude, sessions, files := readWalkthrough(t)
+	sessions, files := readWalkthrough(t)
 	azPath, err := exec.LookPath("az")
 	if err != nil {
 		testenv.Unavailable(t, "az is not installed (Debian: apt-get install azure-cli)")
@@ -156,21 +192,28 @@ func TestWalkthrough(t *testing.T) {
 	secret := s.Env()["AZURE_CLIENT_SECRET"]
 
 	for _, sess := range sessions {
-		t.Run(strings.NewReplacer(" ", "_", "`", "").Replace(sess.title), func(t *testing.T) {
+		name := strings.NewReplacer(" ", "_", "`", "").Replace(sess.section + "/" + sess.title)
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var script strings.Builder
 			script.WriteString("set -euo pipefail\n")
-			group := ""
-			for _, b := range append(append([]walkthroughBlock(nil), prelude...), sess.blocks...) {
+			hubVar := false
+			for _, b := range sess.blocks {
 				// A marker on stderr before each block says where a failure was.
 				fmt.Fprintf(&script, "echo '>>> walkthrough.md:%d' >&2\n%s", b.line, b.body)
-				if m := walkthroughGroup.FindStringSubmatch(b.body); m != nil {
-					group = m[1]
-				}
+				hubVar = hubVar || walkthroughHubVar.MatchString(b.body)
 			}
-			if group == "" {
-				t.Fatalf("section %q never sets RG=", sess.title)
+			if !walkthroughGroup.MatchString(script.String()) || !hubVar {
+				t.Fatalf("section %q does not set RG= and HUB=", sess.title)
 			}
+			// The shell says which group and hub it built, on a descriptor
+			// of its own.
+			script.WriteString("echo \"$RG $HUB\" >&3\n")
+			built, builtW, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer built.Close()
 			dir := t.TempDir()
 			for name, body := range files {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
@@ -195,8 +238,12 @@ func TestWalkthrough(t *testing.T) {
 			}
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
+			cmd.ExtraFiles = []*os.File{builtW}
 			start := time.Now()
-			err := cmd.Run()
+			err = cmd.Run()
+			builtW.Close()
+			var group, hub string
+			_, _ = fmt.Fscan(built, &group, &hub)
 			log := out.String()
 			if secret != "" {
 				log = strings.ReplaceAll(log, secret, "<redacted>")
@@ -204,8 +251,8 @@ func TestWalkthrough(t *testing.T) {
 			if err != nil {
 				t.Fatalf("section %q failed after %.1fs: %v\n%s", sess.title, time.Since(start).Seconds(), err, log)
 			}
-			t.Logf("section %q ran %d blocks in %.1fs", sess.title, len(prelude)+len(sess.blocks), time.Since(start).Seconds())
-			checkWalkthroughGroup(t, s, group)
+			t.Logf("%s ran %d blocks in %.1fs", name, len(sess.blocks), time.Since(start).Seconds())
+			checkWalkthroughHub(t, s, group, hub, sess.identity)
 		})
 	}
 }
@@ -255,41 +302,25 @@ type walkthroughJob struct {
 	} `json:"identity"`
 }
 
-// checkWalkthroughGroup wants two hubs in the group, one with a system- and
-// one with a user-assigned identity, and for each: an identity-based
-// storage routing endpoint whose container holds the routed message,
-// identity-based file upload with the uploaded blob and its notification,
-// and a completed identity-based export (devices.txt in storage) and import
-// (the imported devices in the registry), each with the hub's identity of
-// that kind.
-func checkWalkthroughGroup(t *testing.T, s *testserver.Server, group string) {
+// checkWalkthroughHub wants the hub to have the identity kind its section
+// is about and, used by every egress: an identity-based storage routing
+// endpoint whose container holds the routed message, identity-based file
+// upload with the uploaded blob and its notification, and a completed
+// identity-based export (devices.txt in storage) and import (the imported
+// devices in the registry).
+func checkWalkthroughHub(t *testing.T, s *testserver.Server, group, name, identity string) {
 	t.Helper()
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	sub := s.App.Installation().SubscriptionID
-	code, body := op.do("GET", "/subscriptions/"+sub+"/resourceGroups/"+group+"/providers/Microsoft.Devices/IotHubs?api-version=2023-06-30", "")
-	if code != 200 {
-		t.Fatalf("list hubs of %s: %d %v", group, code, body)
+	id := "/subscriptions/" + s.App.Installation().SubscriptionID + "/resourceGroups/" + group + "/providers/Microsoft.Devices/IotHubs/" + name
+	code, body := op.do("GET", id+"?api-version=2023-06-30", "")
+	raw, _ := json.Marshal(body)
+	var hub walkthroughHub
+	if err := json.Unmarshal(raw, &hub); code != 200 || err != nil {
+		t.Fatalf("hub %s of group %s: %d %s", name, group, code, raw)
 	}
-	raw, _ := json.Marshal(body["value"])
-	var hubs []walkthroughHub
-	if err := json.Unmarshal(raw, &hubs); err != nil {
-		t.Fatal(err)
+	if hub.Identity.Type != identity {
+		t.Fatalf("hub %s has identity %q, want %q", name, hub.Identity.Type, identity)
 	}
-	kinds := map[string]bool{}
-	for _, hub := range hubs {
-		kinds[hub.Identity.Type] = true
-	}
-	if len(hubs) != 2 || !kinds["SystemAssigned"] || !kinds["UserAssigned"] {
-		t.Fatalf("group %s has %d hubs with identities %v; want one system-assigned and one user-assigned", group, len(hubs), kinds)
-	}
-	for _, hub := range hubs {
-		t.Run(hub.Identity.Type, func(t *testing.T) {
-			checkWalkthroughHub(t, s, op, hub)
-		})
-	}
-}
-
-func checkWalkthroughHub(t *testing.T, s *testserver.Server, op armCall, hub walkthroughHub) {
 	// The identity each egress must name: none for the system-assigned one.
 	wantUser := ""
 	if hub.Identity.Type == "UserAssigned" {
