@@ -220,7 +220,7 @@ func TestWalkthrough(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bashPath, "-c", script.String())
 			cmd.Dir = dir
