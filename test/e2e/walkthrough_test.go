@@ -204,7 +204,7 @@ func TestWalkthrough(t *testing.T) {
 				hubVar = hubVar || walkthroughHubVar.MatchString(b.body)
 			}
 			if !walkthroughGroup.MatchString(script.String()) || !hubVar {
-				t.Fatalf("section %q does not set RG= and HUB=", sess.title)
+				t.Fatalf("%s does not set RG= and HUB=", name)
 			}
 			// The shell says which group and hub it built, on a descriptor
 			// of its own.
@@ -214,6 +214,7 @@ func TestWalkthrough(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer built.Close()
+			defer builtW.Close()
 			dir := t.TempDir()
 			for name, body := range files {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
@@ -243,13 +244,17 @@ func TestWalkthrough(t *testing.T) {
 			err = cmd.Run()
 			builtW.Close()
 			var group, hub string
-			_, _ = fmt.Fscan(built, &group, &hub)
+			if err == nil {
+				if _, err := fmt.Fscan(built, &group, &hub); err != nil {
+					t.Fatalf("%s: the shell did not say which group and hub it built: %v", name, err)
+				}
+			}
 			log := out.String()
 			if secret != "" {
 				log = strings.ReplaceAll(log, secret, "<redacted>")
 			}
 			if err != nil {
-				t.Fatalf("section %q failed after %.1fs: %v\n%s", sess.title, time.Since(start).Seconds(), err, log)
+				t.Fatalf("%s failed after %.1fs: %v\n%s", name, time.Since(start).Seconds(), err, log)
 			}
 			t.Logf("%s ran %d blocks in %.1fs", name, len(sess.blocks), time.Since(start).Seconds())
 			checkWalkthroughHub(t, s, group, hub, sess.identity)
