@@ -232,7 +232,13 @@ func (h *Handler) waitOperation(ctx context.Context, s *session, opURL string) e
 
 // list reads every page of an ARM collection.
 func (h *Handler) list(ctx context.Context, s *session, path, apiVersion string) ([]map[string]any, error) {
-	var out []map[string]any
+	return listAs[map[string]any](ctx, h, s, path, apiVersion)
+}
+
+// listAs reads every page of an ARM collection into T (a struct decodes
+// much faster than a map for long lists).
+func listAs[T any](ctx context.Context, h *Handler, s *session, path, apiVersion string) ([]T, error) {
+	var out []T
 	next := path
 	q := ""
 	for {
@@ -245,8 +251,8 @@ func (h *Handler) list(ctx context.Context, s *session, path, apiVersion string)
 			return nil, err
 		}
 		var page struct {
-			Value    []map[string]any `json:"value"`
-			NextLink string           `json:"nextLink"`
+			Value    []T    `json:"value"`
+			NextLink string `json:"nextLink"`
 		}
 		if err := resp.decode(&page); err != nil {
 			return nil, err

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // roleView is a role definition as the Role tab shows it.
@@ -21,6 +23,18 @@ type memberView struct {
 	Kind        string // "User-assigned managed identity", "System-assigned managed identity", "Service principal"
 	ResourceID  string // the identity resource, or the resource a system identity belongs to
 	Type        string // the resource's type (system-assigned)
+}
+
+// assignmentDoc is the part of a role assignment the IAM page reads.
+type assignmentDoc struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Properties struct {
+		PrincipalID      string `json:"principalId"`
+		PrincipalType    string `json:"principalType"`
+		RoleDefinitionID string `json:"roleDefinitionId"`
+		Scope            string `json:"scope"`
+	} `json:"properties"`
 }
 
 type assignmentView struct {
@@ -140,18 +154,23 @@ func (h *Handler) iam(w http.ResponseWriter, r *http.Request, s *session) error 
 			actionErr = &APIError{Status: http.StatusBadRequest, Code: "UnknownAction", Message: "The form asked for no known change."}
 		}
 	}
-	roles, err := h.roles(ctx, s, ref.ID)
-	if err != nil {
+	// Three independent reads; the role assignment list is the slow one
+	// (see docs/benchmarks.md), so the others run beside it.
+	var (
+		roles []roleView
+		items []assignmentDoc
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { roles, err = h.roles(gctx, s, ref.ID); return err })
+	g.Go(func() (err error) { d.UserAssigned, d.SystemByRes, err = h.members(gctx, s); return err })
+	g.Go(func() (err error) {
+		items, err = listAs[assignmentDoc](gctx, h, s, ref.ID+"/providers/Microsoft.Authorization/roleAssignments", authAPI)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	d.Roles = roles
-	if d.UserAssigned, d.SystemByRes, err = h.members(ctx, s); err != nil {
-		return err
-	}
-	items, err := h.list(ctx, s, ref.ID+"/providers/Microsoft.Authorization/roleAssignments", authAPI)
-	if err != nil {
-		return err
-	}
 	names := map[string]memberView{}
 	for _, m := range append(append([]memberView{}, d.UserAssigned...), d.SystemByRes...) {
 		names[strings.ToLower(m.PrincipalID)] = m
@@ -161,18 +180,18 @@ func (h *Handler) iam(w http.ResponseWriter, r *http.Request, s *session) error 
 		roleNames[strings.ToLower(rv.ID[strings.LastIndex(rv.ID, "/")+1:])] = rv.Name
 	}
 	for _, it := range items {
-		p := obj(it, "properties")
-		pid := str(p, "principalId")
+		p := it.Properties
+		pid := p.PrincipalID
 		m, ok := names[strings.ToLower(pid)]
 		if !ok {
-			m = memberView{PrincipalID: pid, Name: pid, Kind: str(p, "principalType")}
+			m = memberView{PrincipalID: pid, Name: pid, Kind: p.PrincipalType}
 			if pid == s.objectID {
 				m.Name = s.name + " (you)"
 			}
 		}
-		rd := str(p, "roleDefinitionId")
-		scope := str(p, "scope")
-		a := assignmentView{ID: str(it, "id"), Name: str(it, "name"), Scope: scope, Member: m,
+		rd := p.RoleDefinitionID
+		scope := p.Scope
+		a := assignmentView{ID: it.ID, Name: it.Name, Scope: scope, Member: m,
 			RoleName:  roleNames[strings.ToLower(rd[strings.LastIndex(rd, "/")+1:])],
 			Inherited: !strings.EqualFold(strings.TrimRight(scope, "/"), strings.TrimRight(ref.ID, "/"))}
 		if a.RoleName == "" {

@@ -22,12 +22,12 @@ import (
 // browser is a cookie-keeping HTTP client that does not follow redirects,
 // so tests see what the portal answers.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http.Client
 	base string
 }
 
-func newBrowser(t *testing.T, s *testserver.Server) *browser {
+func newBrowser(t testing.TB, s *testserver.Server) *browser {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -72,7 +72,7 @@ func (b *browser) post(path string, form url.Values) answer {
 
 var csrfPattern = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, body string) string {
+func csrfOf(t testing.TB, body string) string {
 	t.Helper()
 	m := csrfPattern.FindStringSubmatch(body)
 	if m == nil {
@@ -100,12 +100,12 @@ func (b *browser) csrf() string {
 
 // api calls the resource manager as the operator.
 type api struct {
-	t     *testing.T
+	t     testing.TB
 	s     *testserver.Server
 	token string
 }
 
-func operatorAPI(t *testing.T, s *testserver.Server) api {
+func operatorAPI(t testing.TB, s *testserver.Server) api {
 	return api{t, s, s.Token(t, testserver.ARMResource)}
 }
 
