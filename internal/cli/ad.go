@@ -118,5 +118,5 @@ func callAndPrint(cmd *cobra.Command, method, path string, in any) error {
 	if out == nil {
 		return nil
 	}
-	return printJSON(cmd.OutOrStdout(), out)
+	return emit(cmd, out, nil)
 }

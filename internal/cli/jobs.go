@@ -97,7 +97,7 @@ func newJobCommand() *cobra.Command {
 				return err
 			}
 			if !wait {
-				return printJSON(cmd.OutOrStdout(), out)
+				return emitRaw(cmd, out)
 			}
 			var j hubJob
 			if err := json.Unmarshal(out, &j); err != nil || j.JobID == "" {
@@ -176,7 +176,7 @@ func jobCall(cmd *cobra.Command, method, path, member string) error {
 		return err
 	}
 	if member == "" {
-		return printJSON(cmd.OutOrStdout(), out)
+		return emitRaw(cmd, out)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(out, &m); err != nil {
@@ -186,7 +186,7 @@ func jobCall(cmd *cobra.Command, method, path, member string) error {
 	if len(v) == 0 || string(v) == "null" {
 		v = json.RawMessage("[]")
 	}
-	return printJSON(cmd.OutOrStdout(), v)
+	return emitRaw(cmd, v)
 }
 
 // storageAuth turns --auth-type and --identity into storageAuthenticationType.
@@ -247,7 +247,7 @@ func waitForJob(ctx context.Context, c *apiClient, cmd *cobra.Command, path stri
 	if live {
 		fmt.Fprintln(errOut)
 	}
-	if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+	if err := emitRaw(cmd, out); err != nil {
 		return err
 	}
 	if j.Status != "completed" {

@@ -77,6 +77,17 @@ func emit(cmd *cobra.Command, v any, table tableTransform) error {
 	return emitModel(cmd, v, table, nil)
 }
 
+// emitRaw prints a JSON answer as it came, through -o and --query.
+func emitRaw(cmd *cobra.Command, raw json.RawMessage) error {
+	var v any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("decode the answer: %w", err)
+		}
+	}
+	return emit(cmd, v, nil)
+}
+
 // emitModel prints v as az prints a result it read through an Azure SDK
 // model with these fields, in this order: every object in v gains the
 // fields it lacks as null ("parent.child" inside a parent that is there),
