@@ -184,6 +184,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.identities(w, r, s)
 	case "deployments":
 		err = h.deployments(w, r, s)
+	case "telemetry":
+		err = h.telemetry(w, r, s)
 	case "resource":
 		err = h.overview(w, r, s)
 	case "identity":
@@ -439,7 +441,7 @@ func (r *resourceRef) Blades() []blade {
 	case "hub":
 		b = append(b, blade{"identity", "Identity"}, blade{"routing", "Message routing"},
 			blade{"fileupload", "File upload"}, blade{"devices", "Devices"},
-			blade{"jobs", "Import/Export jobs"})
+			blade{"jobs", "Import/Export jobs"}, blade{"telemetry", "Telemetry"})
 	case "storage", "messaging":
 		b = append(b, blade{"networking", "Networking"})
 	case "group":

@@ -691,3 +691,81 @@ func TestPortalEveryPageNeedsSessionAndCSRF(t *testing.T) {
 		t.Errorf("a forged post changed the hub: %v", doc["identity"])
 	}
 }
+
+// TestPortalTelemetry: the telemetry view's stream relays the hub's device
+// messages to the signed-in browser, and a Reader (no listkeys) is refused.
+func TestPortalTelemetry(t *testing.T) {
+	f := newFixture(t)
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	host, owner := f.ownerSAS(t)
+	put, _ := http.NewRequest("PUT", f.s.Endpoint+"/devices/tele-dev?api-version=2021-04-12", strings.NewReader(`{"deviceId":"tele-dev"}`))
+	put.Host = host
+	put.Header.Set("Authorization", owner)
+	put.Header.Set("Content-Type", "application/json")
+	resp, err := f.s.HTTPClient().Do(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev struct {
+		Authentication struct{ SymmetricKey struct{ PrimaryKey string } }
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&dev)
+	resp.Body.Close()
+	tok, err := sas.Sign(host+"/devices/tele-dev", dev.Authentication.SymmetricKey.PrimaryKey, "", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, _ := http.NewRequest("POST", f.s.Endpoint+"/devices/tele-dev/messages/events?api-version=2021-04-12", strings.NewReader(`{"t":21.5}`))
+	send.Host = host
+	send.Header.Set("Authorization", tok)
+	send.Header.Set("iothub-app-level", "<b>hot</b>")
+	send.Header.Set("iothub-contenttype", "application/json")
+	if resp, err := f.s.HTTPClient().Do(send); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("send: %v %v", resp, err)
+	}
+
+	page := b.get("/portal/telemetry?id=" + url.QueryEscape(f.hubID))
+	if page.status != http.StatusOK || !strings.Contains(page.body, `data-stream="/portal/telemetry?id=`) {
+		t.Fatalf("telemetry page: %d\n%s", page.status, page.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.base+"/portal/telemetry?id="+url.QueryEscape(f.hubID)+"&stream=1&fromStart=true", nil)
+	resp, err = b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("stream: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var line struct {
+		Event struct {
+			Origin     string
+			Payload    map[string]any
+			Properties struct{ Application map[string]string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&line); err != nil {
+		t.Fatalf("first streamed message: %v", err)
+	}
+	if line.Event.Origin != "tele-dev" || line.Event.Payload["t"] != 21.5 || line.Event.Properties.Application["level"] != "<b>hot</b>" {
+		t.Errorf("streamed message: %+v", line)
+	}
+	cancel()
+
+	p, secret, err := f.s.App.Directory().CreateServicePrincipal(context.Background(), "portal-tele-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := f.s.App.Installation().SubscriptionID
+	f.op.must("PUT", "/subscriptions/"+sub+"/providers/Microsoft.Authorization/roleAssignments/7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d?api-version=2022-04-01",
+		`{"properties":{"roleDefinitionId":"/subscriptions/`+sub+`/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"`+p.ObjectID+`"}}`)
+	reader := newBrowser(t, f.s)
+	reader.signIn(p.AppID, secret)
+	if a := reader.get("/portal/telemetry?id=" + url.QueryEscape(f.hubID) + "&stream=1"); a.status != http.StatusForbidden || !strings.Contains(a.body, "AuthorizationFailed") {
+		t.Errorf("reader stream: %d %s", a.status, a.body)
+	}
+}

@@ -13,6 +13,7 @@
 //                                           a service principal with Reader
 //   AZURE_CLIENT_ID, AZURE_CLIENT_SECRET    the operator
 import { test, before, after } from "node:test";
+import { createHmac } from "node:crypto";
 import assert from "node:assert/strict";
 import { requireEnv } from "./lib/env.mjs";
 import { launch, portalURL, screenshot, axeCheck, keyboardReach, notice, refusal } from "./portal-browser.mjs";
@@ -79,6 +80,7 @@ async function networking(page, resource, access, trusted) {
 // session, then what each step saved), so they run in order.
 let browser;
 let page;
+let deviceConnectionString;
 before(async () => {
   browser = await launch();
   page = browser.page;
@@ -263,11 +265,39 @@ test("hub → Devices: add a device, its connection string; a <script> id is ref
   await page.locator("#add-device").getByRole("button", { name: "Save" }).click();
   assert.equal(await notice(page), "Created device portal-sensor.");
   const cs = await page.getByLabel("Primary connection string").inputValue();
+  deviceConnectionString = cs;
   assert.match(cs, new RegExp(`^HostName=${hub}\\.[^;]+;DeviceId=portal-sensor;SharedAccessKey=[A-Za-z0-9+/=]{40,}$`));
   await screenshot(page, "hub-device-connection-string");
   await axeCheck(page, "hub-device");
   await page.getByRole("link", { name: "Back to devices" }).click();
   await page.locator("#devices").getByRole("link", { name: "portal-sensor" }).waitFor();
+});
+
+// sendAsDevice posts one device-to-cloud message over HTTPS with a SAS
+// signed from the device's connection string, as the device SDKs do.
+async function sendAsDevice(connectionString, body, properties) {
+  const cs = Object.fromEntries(connectionString.split(";").map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]));
+  const sr = encodeURIComponent(`${cs.HostName}/devices/${cs.DeviceId}`);
+  const se = Math.floor(Date.now() / 1000) + 3600;
+  const sig = createHmac("sha256", Buffer.from(cs.SharedAccessKey, "base64")).update(`${sr}\n${se}`).digest("base64");
+  const headers = { authorization: `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}`, "content-type": "application/json", "iothub-contenttype": "application/json" };
+  for (const [k, v] of Object.entries(properties)) headers[`iothub-app-${k}`] = v;
+  const resp = await fetch(`https://${cs.HostName}/devices/${encodeURIComponent(cs.DeviceId)}/messages/events?api-version=2021-04-12`, { method: "POST", headers, body });
+  assert.equal(resp.status, 204, await resp.text());
+}
+
+test("hub → Telemetry: a device's message appears live, as text", async () => {
+  await openResource(page, hub, "Telemetry");
+  await page.getByText("Listening for device messages").waitFor();
+  await sendAsDevice(deviceConnectionString, '{"note":"<img src=x onerror=window.__portalXSS=3>"}', { level: "info" });
+  const row = page.locator("#telemetry tbody tr").first();
+  await row.waitFor();
+  assert.match(await row.textContent(), /portal-sensor/);
+  assert.match(await row.textContent(), /<img src=x onerror=window.__portalXSS=3>/);
+  assert.equal(await page.evaluate(() => window.__portalXSS), undefined);
+  assert.equal(await page.locator("#telemetry img").count(), 0);
+  await screenshot(page, "hub-telemetry");
+  await axeCheck(page, "hub-telemetry");
 });
 
 test("hub → Import/Export jobs: export with the system-assigned identity completes; the user-assigned one fails with its reason", async () => {

@@ -80,3 +80,44 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setTimeout(tick, every);
 });
+
+// Hub → Telemetry: read the JSON-lines stream and add a row per message
+// (as text: nothing from a device is ever parsed as HTML).
+document.addEventListener("DOMContentLoaded", async () => {
+  const table = document.querySelector("table[data-stream]");
+  if (!table) return;
+  const status = document.getElementById("telemetry-status");
+  const resp = await fetch(table.dataset.stream, { credentials: "same-origin" });
+  if (!resp.ok) {
+    let text = `${resp.status} ${resp.statusText}`;
+    try {
+      const e = (await resp.json()).error;
+      if (e) text = `${e.code}: ${e.message}`;
+    } catch { /* not JSON */ }
+    status.textContent = text;
+    status.className = "error";
+    return;
+  }
+  status.textContent = "Listening for device messages…";
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (!line.trim()) continue;
+      const ev = JSON.parse(line).event;
+      const row = table.tBodies[0].insertRow(0);
+      const app = ev.properties?.application ?? {};
+      const cells = [ev.enqueuedTime, ev.origin, Object.entries(app).map(([k, v]) => `${k}=${v}`).join(", "),
+        typeof ev.payload === "string" ? ev.payload : JSON.stringify(ev.payload)];
+      for (const c of cells) row.insertCell().textContent = c;
+      status.textContent = `${table.tBodies[0].rows.length} message(s) received; listening…`;
+    }
+  }
+  status.textContent = "The stream ended; reload the page to listen again.";
+});
