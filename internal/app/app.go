@@ -19,6 +19,7 @@ import (
 
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/arm/deploy"
+	"github.com/outpost-iot/outpost/internal/arm/deploy/expr"
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/config"
 	"github.com/outpost-iot/outpost/internal/identity"
@@ -153,6 +154,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.deploys = deploy.New(deploy.Config{
 		Resources: a.store.Resources(), Authorizer: rbacAuthorizer{engine: a.rbac},
 		TenantID: a.installation.TenantID, Log: log.With("component", "deployments"),
+		Environment: templateEnvironment(a.endpoint, cfg.DNSSuffix),
 	})
 	registry, err := arm.NewRegistry(a.resourceTypes()...)
 	if err != nil {
@@ -361,6 +363,21 @@ type Runtime struct {
 
 // RuntimeFile is the runtime record's path within a data directory.
 func RuntimeFile(dataDir string) string { return filepath.Join(dataDir, "runtime.json") }
+
+// templateEnvironment is what environment() answers in this node's
+// templates: Azure's values, except where Outpost is the cloud — its
+// resource manager, login endpoint and portal, and its DNS suffix for
+// storage — so a template that builds a blob endpoint from
+// environment().suffixes.storage reaches Outpost's blob service.
+func templateEnvironment(endpoint, dnsSuffix string) *expr.Environment {
+	env := expr.AzureCloud()
+	env.Name = "Outpost"
+	env.ResourceManager = endpoint + "/"
+	env.Portal = endpoint + "/portal/"
+	env.Authentication.LoginEndpoint = endpoint + "/"
+	env.Suffixes["storage"] = dnsSuffix
+	return env
+}
 
 // Runtime is what this node records for local tools.
 func (a *App) Runtime() Runtime {

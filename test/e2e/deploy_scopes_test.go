@@ -468,3 +468,44 @@ func TestDeploymentCLIProgress(t *testing.T) {
 		t.Errorf("a dependency cycle: err %v\n%s", err, stderr)
 	}
 }
+
+// TestDeploymentEnvironmentIsOutpost: environment() describes Outpost, not
+// the public cloud — its resource manager and its storage DNS suffix — at
+// the top level and inside a nested deployment's inline template, so a
+// template that builds a blob endpoint from it reaches Outpost.
+func TestDeploymentEnvironmentIsOutpost(t *testing.T) {
+	t.Parallel()
+	bin := testserver.BuildBinary(t)
+	s := testserver.Start(t)
+	if r := runOutpostCode(t, s, bin, nil, "group", "create", "-n", "rg-env", "-l", "westus", "-o", "none"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	file := filepath.Join(t.TempDir(), "env.json")
+	tpl := `{
+  "$schema": "` + templateSchema + `",
+  "contentVersion": "1.0.0.0",
+  "resources": [{
+    "type": "Microsoft.Resources/deployments", "apiVersion": "2021-04-01", "name": "inner",
+    "properties": {"mode": "Incremental", "expressionEvaluationOptions": {"scope": "inner"}, "template": {
+      "$schema": "` + templateSchema + `", "contentVersion": "1.0.0.0", "resources": [],
+      "outputs": {"blob": {"type": "string", "value": "[concat('https://acct.blob.', environment().suffixes.storage, '/')]"}}}}
+  }],
+  "outputs": {
+    "storage": {"type": "string", "value": "[environment().suffixes.storage]"},
+    "arm": {"type": "string", "value": "[environment().resourceManager]"},
+    "innerBlob": {"type": "string", "value": "[reference('inner').outputs.blob.value]"}
+  }
+}`
+	if err := os.WriteFile(file, []byte(tpl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runOutpostCode(t, s, bin, nil, "deployment", "group", "create", "-g", "rg-env", "-n", "env", "--template-file", file,
+		"--query", "[properties.outputs.storage.value, properties.outputs.arm.value, properties.outputs.innerBlob.value]", "-o", "tsv")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	want := s.Config.DNSSuffix + "\n" + s.Endpoint + "/\nhttps://acct.blob." + s.Config.DNSSuffix + "/\n"
+	if r.stdout != want {
+		t.Errorf("outputs %q, want %q", r.stdout, want)
+	}
+}

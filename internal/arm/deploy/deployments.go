@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
+	"github.com/outpost-iot/outpost/internal/arm/deploy/expr"
 	"github.com/outpost-iot/outpost/internal/store"
 )
 
@@ -56,7 +57,7 @@ type Config struct {
 	Now        func() time.Time
 	// Environment answers the template function environment() (nil: the
 	// public Azure cloud's values).
-	Environment map[string]any
+	Environment *expr.Environment
 }
 
 // Deployments is the Microsoft.Resources/deployments resource type at
@@ -416,7 +417,7 @@ func (d *Deployments) validate(ctx context.Context, id arm.ResourceID, body json
 	if err != nil {
 		return nil, err
 	}
-	ru := newRun(ctx, t, d.cfg.TenantID, r, d.cfg.Now)
+	ru := newRun(ctx, t, d.cfg.TenantID, d.cfg.Environment, r, d.cfg.Now)
 	if err := ru.plan(r); err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func Expand(in ExpandInput) (Expansion, error) {
 		name = "expand"
 	}
 	ru := newRun(context.Background(), target{sub: in.Subscription, rg: in.ResourceGroup, location: in.Location,
-		groupTags: in.GroupTags, name: name, mode: r.Mode}, in.TenantID, r, in.Now)
+		groupTags: in.GroupTags, name: name, mode: r.Mode}, in.TenantID, nil, r, in.Now)
 	if in.Reference != nil {
 		ru.fetchReference = func(_ context.Context, id arm.ResourceID, req expr.ReferenceRequest) (any, error) {
 			return in.Reference(id.String(), req)

@@ -93,7 +93,7 @@ type run struct {
 }
 
 // newRun builds the evaluation context of a template at t.
-func newRun(ctx context.Context, t target, tenantID string, r request, now func() time.Time) *run {
+func newRun(ctx context.Context, t target, tenantID string, env *expr.Environment, r request, now func() time.Time) *run {
 	decls, _ := lookup(r.Template, "parameters").(map[string]any)
 	vars, _ := lookup(r.Template, "variables").(map[string]any)
 	ectx := &expr.Context{
@@ -104,7 +104,8 @@ func newRun(ctx context.Context, t target, tenantID string, r request, now func(
 		Subscription: &expr.Subscription{
 			ID: t.sub, DisplayName: "Outpost", TenantID: tenantID,
 		},
-		Now: now,
+		Now:         now,
+		Environment: env,
 	}
 	if t.rg != "" {
 		ectx.ResourceGroup = &expr.ResourceGroup{Name: t.rg, Location: t.location, Tags: t.groupTags, ProvisioningState: "Succeeded"}
@@ -178,7 +179,7 @@ func (d *Deployments) run(ctx context.Context, id arm.ResourceID, principal arm.
 	if err != nil {
 		return res, err
 	}
-	ru := newRun(ctx, t, d.cfg.TenantID, r, d.cfg.Now)
+	ru := newRun(ctx, t, d.cfg.TenantID, d.cfg.Environment, r, d.cfg.Now)
 	ru.d, ru.principal, ru.deploying = d, principal, true
 	ru.fetchReference, ru.fetchList = d.fetchReference, d.fetchList
 	if err := ru.plan(r); err != nil {

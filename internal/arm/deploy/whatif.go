@@ -44,7 +44,7 @@ func (d *Deployments) whatIf(ctx context.Context, id arm.ResourceID, body json.R
 	if err != nil {
 		return nil, err
 	}
-	ru := newRun(ctx, t, d.cfg.TenantID, r, d.cfg.Now)
+	ru := newRun(ctx, t, d.cfg.TenantID, d.cfg.Environment, r, d.cfg.Now)
 	ru.d = d
 	ru.fetchReference, ru.fetchList = d.fetchReference, d.fetchList
 	if err := ru.plan(r); err != nil {
@@ -153,7 +153,7 @@ func (ru *run) nestedRun(p *planned) (*run, bool) {
 	if checkTemplate(r) != nil {
 		return nil, false
 	}
-	nested := newRun(ru.ctx, t, ru.d.cfg.TenantID, r, ru.d.cfg.Now)
+	nested := newRun(ru.ctx, t, ru.d.cfg.TenantID, ru.d.cfg.Environment, r, ru.d.cfg.Now)
 	nested.d, nested.fetchReference, nested.fetchList = ru.d, ru.fetchReference, ru.fetchList
 	if nested.plan(r) != nil {
 		return nil, false
