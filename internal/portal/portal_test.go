@@ -769,3 +769,131 @@ func TestPortalTelemetry(t *testing.T) {
 		t.Errorf("reader stream: %d %s", a.status, a.body)
 	}
 }
+
+// waitProvisioned polls a resource until its provisioning state is final.
+func (a api) waitProvisioned(id, apiVersion string) map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		doc := a.must("GET", id+"?api-version="+apiVersion, "")
+		props, _ := doc["properties"].(map[string]any)
+		if st, _ := props["provisioningState"].(string); st == "" || st == "Succeeded" {
+			return doc
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("%s not provisioned: %v", id, doc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestPortalRoutingEndpointKinds: storage (key-based) and Service Bus queue
+// (system-assigned) endpoints through the Add endpoint form, Change
+// authentication type, storage networking, and a Reader's refusals on the
+// routing, file upload and networking pages.
+func TestPortalRoutingEndpointKinds(t *testing.T) {
+	f := newFixture(t)
+	sub := f.s.App.Installation().SubscriptionID
+	rg := "/subscriptions/" + sub + "/resourceGroups/" + f.group
+	acct := rg + "/providers/Microsoft.Storage/storageAccounts/portalacct" + fmt.Sprint(rand.IntN(1e6))
+	f.op.must("PUT", acct+"?api-version=2023-05-01", `{"location":"westus","kind":"StorageV2","sku":{"name":"Standard_LRS"}}`)
+	f.op.waitProvisioned(acct, "2023-05-01")
+	f.op.must("PUT", acct+"/blobServices/default/containers/routed?api-version=2023-05-01", `{"properties":{}}`)
+	ns := fmt.Sprintf("portalsb%d", rand.IntN(1e6))
+	nsID := rg + "/providers/Microsoft.ServiceBus/namespaces/" + ns
+	f.op.must("PUT", nsID+"?api-version=2021-11-01", `{"location":"westus","sku":{"name":"Standard","tier":"Standard"}}`)
+	f.op.waitProvisioned(nsID, "2021-11-01")
+	f.op.must("PUT", nsID+"/queues/orders?api-version=2021-11-01", `{"properties":{}}`)
+	f.op.must("PUT", f.hubID+"?api-version=2023-06-30", `{"location":"westus","sku":{"name":"S1","capacity":1},"identity":{"type":"SystemAssigned"}}`)
+	f.op.waitHub(f.hubID)
+
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	csrf := b.csrf()
+	routing := "/portal/routing?id=" + url.QueryEscape(f.hubID)
+	acctName := acct[strings.LastIndex(acct, "/")+1:]
+	for _, form := range []url.Values{
+		{"endpointType": {"storageContainers"}, "endpointName": {"cold"}, "namespace": {acctName}, "instance": {"routed"}, "encoding": {"JSON"}, "authenticationType": {"keyBased"}},
+		{"endpointType": {"serviceBusQueues"}, "endpointName": {"orders"}, "namespace": {ns}, "instance": {"orders"}, "authenticationType": {"systemAssigned"}},
+	} {
+		form.Set("csrf", csrf)
+		form.Set("action", "addEndpoint")
+		if a := b.post(routing, form); a.status != http.StatusSeeOther {
+			t.Fatalf("add endpoint %v: %d\n%s", form, a.status, a.body)
+		}
+	}
+	doc := f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	eps := doc["properties"].(map[string]any)["routing"].(map[string]any)["endpoints"].(map[string]any)
+	cold := eps["storageContainers"].([]any)[0].(map[string]any)
+	if cold["name"] != "cold" || cold["containerName"] != "routed" || cold["encoding"] != "JSON" || cold["authenticationType"] != "keyBased" ||
+		!strings.Contains(fmt.Sprint(cold["connectionString"]), "AccountName="+acctName) {
+		t.Errorf("storage endpoint: %v", cold)
+	}
+	orders := eps["serviceBusQueues"].([]any)[0].(map[string]any)
+	if orders["authenticationType"] != "identityBased" || orders["entityPath"] != "orders" || !strings.HasPrefix(fmt.Sprint(orders["endpointUri"]), "sb://"+ns+".servicebus.") {
+		t.Errorf("service bus endpoint: %v", orders)
+	}
+	// Change authentication type: the queue to key-based, the container to
+	// system-assigned.
+	a := b.post(routing, url.Values{"csrf": {csrf}, "action": {"changeAuth"}, "endpoint": {"serviceBusQueues/orders", "storageContainers/cold"}, "authenticationType": {"keyBased"}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("change authentication type: %d\n%s", a.status, a.body)
+	}
+	doc = f.op.must("GET", f.hubID+"?api-version=2023-06-30", "")
+	eps = doc["properties"].(map[string]any)["routing"].(map[string]any)["endpoints"].(map[string]any)
+	orders = eps["serviceBusQueues"].([]any)[0].(map[string]any)
+	if orders["authenticationType"] != "keyBased" || !strings.Contains(fmt.Sprint(orders["connectionString"]), "EntityPath=orders") || orders["endpointUri"] != nil {
+		t.Errorf("queue after change to key-based: %v", orders)
+	}
+	page := b.get(routing)
+	if !strings.Contains(page.body, acctName+"/routed") || !strings.Contains(page.body, ns+"/orders") {
+		t.Errorf("routing page does not show the targets:\n%s", page.body)
+	}
+	// A condition that does not compile is refused with the hub's message.
+	a = b.post(routing, url.Values{"csrf": {csrf}, "action": {"addRoute"}, "routeName": {"bad"}, "source": {"DeviceMessages"}, "routeEndpoint": {"orders"}, "condition": {"temperature >"}, "enabled": {"true"}})
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "error-message") {
+		t.Errorf("route with a broken condition: %d\n%s", a.status, a.body)
+	}
+
+	// Storage networking through the form.
+	netPage := "/portal/networking?id=" + url.QueryEscape(acct)
+	a = b.post(netPage, url.Values{"csrf": {csrf}, "access": {"selected"}, "ipRules": {"203.0.113.0/24\n198.51.100.7"}, "trusted": {"on"}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("storage networking: %d\n%s", a.status, a.body)
+	}
+	acls := f.op.must("GET", acct+"?api-version=2023-05-01", "")["properties"].(map[string]any)["networkAcls"].(map[string]any)
+	if acls["defaultAction"] != "Deny" || acls["bypass"] != "AzureServices" || len(acls["ipRules"].([]any)) != 2 {
+		t.Errorf("storage network rules: %v", acls)
+	}
+	if page := b.get(netPage); !strings.Contains(page.body, "198.51.100.7") {
+		t.Errorf("networking page does not show the IP rules:\n%s", page.body)
+	}
+
+	// A Reader sees each page; each save is refused with AuthorizationFailed.
+	p, secret, err := f.s.App.Directory().CreateServicePrincipal(context.Background(), "portal-routing-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.op.must("PUT", "/subscriptions/"+sub+"/providers/Microsoft.Authorization/roleAssignments/3c2b1a0f-9e8d-4c7b-a6f5-e4d3c2b1a090?api-version=2022-04-01",
+		`{"properties":{"roleDefinitionId":"/subscriptions/`+sub+`/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"`+p.ObjectID+`"}}`)
+	reader := newBrowser(t, f.s)
+	reader.signIn(p.AppID, secret)
+	rc := reader.csrf()
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{routing, url.Values{"action": {"addRoute"}, "routeName": {"r"}, "source": {"DeviceMessages"}, "routeEndpoint": {"events"}, "condition": {"true"}}},
+		{"/portal/fileupload?id=" + url.QueryEscape(f.hubID), url.Values{"account": {acctName}, "container": {"routed"}, "sasTtlHours": {"1"}, "ttlHours": {"1"}, "maxDeliveryCount": {"10"}, "authenticationType": {"systemAssigned"}}},
+		{netPage, url.Values{"access": {"all"}}},
+	} {
+		if a := reader.get(c.path); a.status != http.StatusOK {
+			t.Errorf("reader GET %s: %d\n%s", c.path, a.status, a.body)
+		}
+		c.form.Set("csrf", rc)
+		if a := reader.post(c.path, c.form); a.status != http.StatusForbidden || !strings.Contains(a.body, "AuthorizationFailed") {
+			t.Errorf("reader POST %s: %d, want 403 AuthorizationFailed\n%s", c.path, a.status, a.body)
+		}
+	}
+}
