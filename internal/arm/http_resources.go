@@ -260,6 +260,16 @@ func (h *Handler) providerPath(rt route) error {
 			}
 		}
 	}
+	if r.Method == http.MethodGet && !id.IsCollection() && len(id.Types) > 1 {
+		parent := id
+		parent.Types, parent.Names = id.Types[:len(id.Types)-1], id.Names[:len(id.Names)-1]
+		read := id.Types[len(id.Types)-1]
+		if pt, err := h.svc.ResolveType(parent); err == nil && containsFold(pt.Info().Reads, read) {
+			if _, err := h.svc.ResolveType(id); err != nil { // not a child type of its own
+				return h.readItem(rt, parent, read, id.Names[len(id.Names)-1])
+			}
+		}
+	}
 	rtype, err := h.svc.ResolveType(id)
 	if err != nil {
 		return err
@@ -413,7 +423,18 @@ func containsFold(list []string, s string) bool {
 }
 
 // read answers GET {resource}/{name} for a type's declared reads.
+// readItem answers GET {resource}/{read}/{item} — one entry of a read a
+// type declares (an IoT hub's jobs/{jobId}): the type's Action gets
+// "{read}/{item}", and the caller needs the read's permission.
+func (h *Handler) readItem(rt route, id ResourceID, name, item string) error {
+	return h.readAs(rt, id, name, name+"/"+item)
+}
+
 func (h *Handler) read(rt route, id ResourceID, name string) error {
+	return h.readAs(rt, id, name, name)
+}
+
+func (h *Handler) readAs(rt route, id ResourceID, name, action string) error {
 	rtype, err := h.svc.ResolveType(id)
 	if err != nil {
 		return err
@@ -425,7 +446,7 @@ func (h *Handler) read(rt route, id ResourceID, name string) error {
 	if err := h.authz.Authorize(rt.r, rt.p, info.FullType()+"/"+name+"/read", id.String()); err != nil {
 		return err
 	}
-	out, err := h.svc.Action(rt.r.Context(), id, name, nil)
+	out, err := h.svc.Action(rt.r.Context(), id, action, nil)
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/iothub/armiothub"
 
@@ -164,6 +166,15 @@ func TestJobsARM(t *testing.T) {
 	}
 	if len(listed) != 2 || *listed[0].JobID != id || *listed[1].Status != armiothub.JobStatusCompleted || listed[1].EndTimeUTC == nil || listed[1].EndTimeUTC.IsZero() {
 		t.Fatalf("ListJobs: %d jobs, last %+v", len(listed), listed[len(listed)-1])
+	}
+	// GetJob: one job by id through the resource manager, and a clear 404.
+	got, err := hubs.GetJob(ctx, group, h.Name, *resp.JobID, nil)
+	if err != nil || got.Status == nil || *got.Status != armiothub.JobStatusCompleted || *got.JobID != *resp.JobID {
+		t.Fatalf("GetJob: %+v, %v", got.JobResponse, err)
+	}
+	var re *azcore.ResponseError
+	if _, err := hubs.GetJob(ctx, group, h.Name, "no-such-job", nil); !errors.As(err, &re) || re.StatusCode != 404 || re.ErrorCode != "JobNotFound" {
+		t.Fatalf("GetJob of an unknown job: %v", err)
 	}
 	for _, dev := range []string{"arm-imp-1", "arm-imp-2"} {
 		if code, raw := hubCall(t, s, h, "GET", "/devices/"+dev, nil); code != 200 {

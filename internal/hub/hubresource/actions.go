@@ -16,6 +16,9 @@ import (
 // Action implements arm.ActionType: POST listkeys, exportDevices and
 // importDevices, and the GET reads (TypeInfo.Reads) on one hub.
 func (h *IotHubs) Action(ctx context.Context, res store.Resource, action string, body json.RawMessage) (any, error) {
+	if len(action) > len("jobs/") && strings.EqualFold(action[:len("jobs/")], "jobs/") {
+		return h.getJob(ctx, res, action[len("jobs/"):])
+	}
 	switch strings.ToLower(action) {
 	case "listkeys":
 		ps, err := policiesOf(res)
@@ -359,6 +362,23 @@ func (h *IotHubs) listJobs(ctx context.Context, res store.Resource) (any, error)
 		}
 	}
 	return map[string]any{"value": out, "nextLink": nil}, nil
+}
+
+// getJob answers GET {hub}/jobs/{jobId} (GetJob): the job as the list
+// shows it, or IoT Hub's JobNotFound.
+func (h *IotHubs) getJob(ctx context.Context, res store.Resource, jobID string) (any, error) {
+	if h.cfg.Jobs != nil {
+		list, err := h.cfg.Jobs.ListJobs(ctx, strings.ToLower(res.Name))
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range list {
+			if r := responseOf(j); strings.EqualFold(r.JobID, jobID) {
+				return r, nil
+			}
+		}
+	}
+	return nil, arm.Errorf(http.StatusNotFound, "JobNotFound", "The IoT hub '%s' has no job '%s'.", res.Name, jobID)
 }
 
 func decodeJobBody(body json.RawMessage, v any, shape string) error {
