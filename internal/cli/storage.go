@@ -214,8 +214,77 @@ func newStorageAccountCommand() *cobra.Command {
 	keysList.Flags().StringVarP(&name, "account-name", "n", "", "storage account name")
 	keysList.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the account of that name in the subscription)")
 	keys.AddCommand(keysList)
-	acct.AddCommand(keys)
+
+	var protocol, keyName string
+	showCS := &cobra.Command{
+		Use:   "show-connection-string --name NAME [--resource-group GROUP] [--key primary|secondary]",
+		Short: "Print an account's connection string (az storage account show-connection-string)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "name"); err != nil {
+				return err
+			}
+			switch keyName {
+			case "primary", "secondary", "key1", "key2":
+			default:
+				return usageErrorf("argument --key: invalid choice: %q (choose from 'key1', 'key2', 'primary', 'secondary')", keyName)
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			doc, err := c.findStorageAccount(cmd.Context(), name, group)
+			if err != nil {
+				return err
+			}
+			ks, err := c.storageKeys(cmd.Context(), name, group)
+			if err != nil {
+				return err
+			}
+			idx := 0
+			if keyName == "secondary" || keyName == "key2" {
+				idx = 1
+			}
+			if idx >= len(ks) {
+				return fmt.Errorf("storage account %s has no %s key", name, keyName)
+			}
+			key, _ := ks[idx].(map[string]any)["value"].(string)
+			cs, err := storageConnectionString(protocol, name, key, dig(doc, "properties", "primaryEndpoints"))
+			if err != nil {
+				return err
+			}
+			return emit(cmd, map[string]any{"connectionString": cs}, nil)
+		},
+	}
+	showCS.Flags().StringVarP(&name, "name", "n", "", "storage account name")
+	showCS.Flags().StringVarP(&group, "resource-group", "g", "", "resource group (default: the account of that name in the subscription)")
+	showCS.Flags().StringVar(&protocol, "protocol", "https", "the endpoints' protocol")
+	showCS.Flags().StringVar(&keyName, "key", "primary", "key1 (primary) or key2 (secondary)")
+	acct.AddCommand(keys, showCS)
 	return acct
+}
+
+// storageConnectionString is az's connection string for an account:
+// protocol, the endpoint suffix its blob endpoint uses, name and key, then
+// each service endpoint the account lists (blob, file, queue, table).
+func storageConnectionString(protocol, account, key string, endpoints any) (string, error) {
+	eps, _ := endpoints.(map[string]any)
+	blob, _ := eps["blob"].(string)
+	u, err := url.Parse(blob)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("storage account %s has no blob endpoint", account)
+	}
+	_, suffix, ok := strings.Cut(u.Hostname(), ".blob.")
+	if !ok {
+		return "", fmt.Errorf("storage account %s: blob endpoint %s is not {account}.blob.{suffix}", account, blob)
+	}
+	cs := "DefaultEndpointsProtocol=" + protocol + ";EndpointSuffix=" + suffix + ";AccountName=" + account + ";AccountKey=" + key
+	for _, svc := range []struct{ key, name string }{{"blob", "BlobEndpoint"}, {"file", "FileEndpoint"}, {"queue", "QueueEndpoint"}, {"table", "TableEndpoint"}} {
+		if ep, ok := eps[svc.key].(string); ok && ep != "" {
+			cs += ";" + svc.name + "=" + ep
+		}
+	}
+	return cs, nil
 }
 
 func parseBoolFlag(flag, v string) (bool, error) {

@@ -221,6 +221,8 @@ func TestCLITargetsTablesMatchAz(t *testing.T) {
 		{"storage", "account", "list", "-g", group, "--query", "[].{name:name, sku:sku.name, kind:kind}", "-o", "table"},
 		{"eventhubs", "namespace", "list", "-g", group, "-o", "table"},
 		{"eventhubs", "eventhub", "list", "--namespace-name", ns, "-g", group, "-o", "table"},
+		{"storage", "account", "show-connection-string", "-n", names[0], "-g", group},
+		{"storage", "account", "show-connection-string", "-n", names[0], "--key", "key2", "--protocol", "http"},
 	} {
 		want := az.ok(args...).Stdout
 		if got := execOutpostOK(t, bin, s, nil, args...); got != want {
