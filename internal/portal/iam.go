@@ -69,14 +69,18 @@ func (h *Handler) members(ctx context.Context, s *session) (user, system []membe
 	if err != nil {
 		return nil, nil, err
 	}
+	uas, err := h.userIdentities(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range uas {
+		if u.PrincipalID != "" {
+			user = append(user, memberView{PrincipalID: u.PrincipalID, Name: u.Name, Kind: "User-assigned managed identity", ResourceID: u.ID,
+				Type: "Microsoft.ManagedIdentity/userAssignedIdentities"})
+		}
+	}
 	for _, it := range items {
 		id, name, typ := str(it, "id"), str(it, "name"), str(it, "type")
-		if strings.EqualFold(typ, "Microsoft.ManagedIdentity/userAssignedIdentities") {
-			if pid := str(obj(it, "properties"), "principalId"); pid != "" {
-				user = append(user, memberView{PrincipalID: pid, Name: name, Kind: "User-assigned managed identity", ResourceID: id, Type: typ})
-			}
-			continue
-		}
 		block := obj(it, "identity")
 		if pid := str(block, "principalId"); pid != "" && strings.HasPrefix(str(block, "type"), "SystemAssigned") {
 			system = append(system, memberView{PrincipalID: pid, Name: name, Kind: "System-assigned managed identity", ResourceID: id, Type: typ})

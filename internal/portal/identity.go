@@ -43,7 +43,9 @@ func (h *Handler) putResource(ctx context.Context, s *session, ref *resourceRef,
 
 // userIdentities lists the subscription's user-assigned identities.
 func (h *Handler) userIdentities(ctx context.Context, s *session) ([]userIdentity, error) {
-	items, err := h.list(ctx, s, "/subscriptions/"+h.subscriptionID+"/resources?$filter=resourceType eq 'Microsoft.ManagedIdentity/userAssignedIdentities'", resourcesAPI)
+	// The type's own list: the generic resources list carries no
+	// properties (as in ARM), and the principal id is one.
+	items, err := h.list(ctx, s, "/subscriptions/"+h.subscriptionID+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities", msiAPI)
 	if err != nil {
 		return nil, err
 	}

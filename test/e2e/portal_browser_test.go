@@ -110,7 +110,10 @@ const (
 // portal chose, and an export job with the role the portal assigned.
 func TestPortalSeedInBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
-	s := testserver.Start(t)
+	forEachTier(t, func(t *testing.T, s *testserver.Server) { portalSeedInBrowser(t, s, chromium) })
+}
+
+func portalSeedInBrowser(t *testing.T, s *testserver.Server, chromium string) {
 	s.Require443(t)
 	const group = "rg-portal"
 	sub := s.App.Installation().SubscriptionID
