@@ -34,6 +34,7 @@ type endpointView struct {
 	Identity              string
 	Target                string // namespace/entity or account/container
 	Health, HealthError   string
+	LastSuccess           string
 }
 
 type routeView struct {
@@ -140,18 +141,19 @@ func (h *Handler) routingBlade(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	routing := obj(obj(doc, "properties"), "routing")
-	health := map[string][2]string{}
+	health := map[string][3]string{}
 	if resp, err := h.arm(ctx, s, http.MethodGet, ref.ID+"/routingEndpointsHealth", hubAPI, nil); err == nil {
 		var hl struct {
 			Value []struct {
 				EndpointID   string `json:"endpointId"`
 				HealthStatus string `json:"healthStatus"`
 				LastError    string `json:"lastKnownError"`
+				LastSuccess  string `json:"lastSuccessfulSendAttemptTime"`
 			} `json:"value"`
 		}
 		if resp.decode(&hl) == nil {
 			for _, v := range hl.Value {
-				health[strings.ToLower(v.EndpointID)] = [2]string{v.HealthStatus, v.LastError}
+				health[strings.ToLower(v.EndpointID)] = [3]string{v.HealthStatus, v.LastError, v.LastSuccess}
 			}
 		}
 	}
@@ -168,8 +170,14 @@ func (h *Handler) routingBlade(w http.ResponseWriter, r *http.Request, s *sessio
 				}
 			}
 			v.Target = endpointTarget(k.Key, ep)
-			if hs, ok := health[strings.ToLower(v.Name)]; ok {
-				v.Health, v.HealthError = hs[0], hs[1]
+			// routingEndpointsHealth names an endpoint by its id when it has
+			// one, else by its name.
+			hs, ok := health[strings.ToLower(str(ep, "id"))]
+			if !ok {
+				hs, ok = health[strings.ToLower(v.Name)]
+			}
+			if ok {
+				v.Health, v.HealthError, v.LastSuccess = hs[0], hs[1], hs[2]
 			} else {
 				v.Health = "unknown"
 			}

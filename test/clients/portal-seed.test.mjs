@@ -300,6 +300,19 @@ test("hub → Telemetry: a device's message appears live, as text", async () => 
   await axeCheck(page, "hub-telemetry");
 });
 
+test("hub → Message routing: the endpoint turns healthy once a routed message is delivered", async () => {
+  await sendAsDevice(deviceConnectionString, '{"level":"critical"}', { level: "critical" });
+  await openResource(page, hub, "Message routing");
+  const health = page.locator("#endpoints tbody tr", { hasText: "portal-eh" }).locator(".health-healthy");
+  for (let i = 0; i < 60 && (await health.count()) === 0; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    await page.reload();
+  }
+  await health.waitFor({ timeout: 1000 });
+  assert.match(await page.locator("#endpoints tbody tr", { hasText: "portal-eh" }).textContent(), /last delivery/);
+  await screenshot(page, "hub-routing-healthy");
+});
+
 test("hub → Import/Export jobs: export with the system-assigned identity completes; the user-assigned one fails with its reason", async () => {
   await openResource(page, hub, "Import/Export jobs");
   let form = page.locator("#start-job");
