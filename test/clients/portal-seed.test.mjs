@@ -62,6 +62,12 @@ async function addRoleAssignment(page, resource, role, member) {
   }
   await page.getByRole("button", { name: "Review + assign" }).click();
   await page.getByRole("heading", { name: /^Review \+ assign/ }).first().waitFor();
+  if (!reviewChecked) {
+    await screenshot(page, "iam-review");
+    await axeCheck(page, "iam-review");
+    await keyboardReach(page, "iam-review");
+    reviewChecked = true;
+  }
   await page.getByRole("button", { name: "Review + assign" }).click();
   assert.match(await notice(page), new RegExp(`Assigned ${role} to`));
 }
@@ -81,6 +87,7 @@ async function networking(page, resource, access, trusted) {
 let browser;
 let page;
 let deviceConnectionString;
+let reviewChecked = false;
 before(async () => {
   browser = await launch();
   page = browser.page;
@@ -160,6 +167,7 @@ test("hub → Message routing: Add endpoint (Event Hubs, user-assigned)", async 
   assert.match(await row.textContent(), /User-assigned/);
   await screenshot(page, "hub-routing-endpoint");
   await axeCheck(page, "hub-routing");
+  await keyboardReach(page, "hub-routing");
 });
 
 test("hub → Message routing: Add route with a condition, Test route", async () => {
@@ -261,6 +269,7 @@ test("hub → Devices: add a device, its connection string; a <script> id is ref
   assert.equal(await page.evaluate(() => window.__portalXSS), undefined);
   await screenshot(page, "hub-devices-script-refused");
   await axeCheck(page, "hub-devices");
+  await keyboardReach(page, "hub-devices");
   await page.locator("#add-device").getByLabel("Device ID").fill("portal-sensor");
   await page.locator("#add-device").getByRole("button", { name: "Save" }).click();
   assert.equal(await notice(page), "Created device portal-sensor.");
@@ -325,6 +334,7 @@ test("hub → Import/Export jobs: export with the system-assigned identity compl
   await page.locator("#jobs tbody tr").first().locator(".job-status", { hasText: "completed" }).waitFor();
   await screenshot(page, "hub-jobs-export-completed");
   await axeCheck(page, "hub-jobs");
+  await keyboardReach(page, "hub-jobs");
   form = page.locator("#start-job");
   await form.getByLabel("Export devices").check();
   await form.getByLabel("Output container").selectOption(`${storage}/${container}`);
