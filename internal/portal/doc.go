@@ -6,11 +6,12 @@
 //
 // The portal holds no rights of its own. Sign-in runs the client-credentials
 // (service principal) or password (user) grant against Outpost's own token
-// endpoint, in process, and keeps the resulting access tokens in a server-side
-// session. Every page then calls the same public HTTP handlers the Azure
-// clients call — the resource manager for control-plane pages, a hub's
-// service API for devices and jobs — in process, with the signed-in
-// principal's bearer token. RBAC, validation and error messages are therefore
+// endpoint, in process, and keeps the resulting resource manager token in a
+// server-side session. Every page then calls the same public HTTP handlers
+// the Azure clients call, in process: the resource manager with the signed-in
+// principal's bearer token, and — for devices and jobs, as the Azure portal
+// does by default — a hub's service API with the hub's iothubowner key, which
+// the principal may only read if its role allows listkeys. RBAC, validation and error messages are therefore
 // exactly the API's; a refusal (AuthorizationFailed, the "in use by endpoint"
 // refusal, a file upload check) is shown with the API's code and message.
 //
@@ -21,5 +22,5 @@
 //
 // Sessions live in the memory of the node that signed the user in (an
 // opaque id in a __Host- cookie: Secure, HttpOnly, SameSite=Strict) and end
-// when the access tokens expire or the user signs out.
+// when the access token expires or the user signs out.
 package portal

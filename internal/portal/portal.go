@@ -286,15 +286,14 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	c, err := r.Cookie(signInCookie)
-	if err := r.ParseForm(); err != nil || c == nil || !validCSRF(r, c.Value) {
+	c, cookieErr := r.Cookie(signInCookie)
+	if err := r.ParseForm(); err != nil || cookieErr != nil || !validCSRF(r, c.Value) {
 		d.Token = randomToken()
 		setCookie(w, signInCookie, d.Token, 600)
 		h.render(w, http.StatusForbidden, "signin", &page{Title: "Sign in", Data: d,
 			Error: &APIError{Status: http.StatusForbidden, Code: "InvalidCSRFToken", Message: "The sign-in form expired or did not come from this portal. Try again."}})
 		return
 	}
-	_ = err
 	d.Kind, d.ClientID, d.Username = r.PostFormValue("kind"), r.PostFormValue("client_id"), r.PostFormValue("username")
 	form := url.Values{}
 	name := ""
@@ -311,12 +310,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		form.Set("client_secret", r.PostFormValue("client_secret"))
 		name = d.ClientID
 	}
-	armTok, armExp, err := h.token(r, form, "https://management.core.windows.net/")
-	var hubTok string
-	var hubExp time.Time
-	if err == nil {
-		hubTok, hubExp, err = h.token(r, form, "https://iothubs.azure.net/")
-	}
+	armTok, expires, err := h.token(r, form, "https://management.core.windows.net/")
 	if err != nil {
 		d.Token = randomToken()
 		setCookie(w, signInCookie, d.Token, 600)
@@ -324,11 +318,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.render(w, ae.Status, "signin", &page{Title: "Sign in", Data: d, Error: ae})
 		return
 	}
-	expires := armExp
-	if hubExp.Before(expires) {
-		expires = hubExp
-	}
-	se := h.sessions.create(name, tokenObjectID(armTok), armTok, hubTok, expires)
+	se := h.sessions.create(name, tokenObjectID(armTok), armTok, expires)
 	setCookie(w, signInCookie, "", -1)
 	setCookie(w, sessionCookie, se.id, int(expires.Sub(h.now()).Seconds()))
 	h.log.Info("portal sign-in", "principal", se.objectID, "name", name)

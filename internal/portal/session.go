@@ -25,7 +25,6 @@ type session struct {
 	name     string // what the header shows: the client id or user name
 	objectID string
 	armToken string
-	hubToken string
 	expires  time.Time
 	// host and remote are the request's, for the in-process API calls
 	// (set per request, not stored).
@@ -54,8 +53,8 @@ func randomToken() string {
 }
 
 // create stores a new session and returns it.
-func (s *sessions) create(name, objectID, armToken, hubToken string, expires time.Time) *session {
-	se := &session{id: randomToken(), csrf: randomToken(), name: name, objectID: objectID, armToken: armToken, hubToken: hubToken, expires: expires}
+func (s *sessions) create(name, objectID, armToken string, expires time.Time) *session {
+	se := &session{id: randomToken(), csrf: randomToken(), name: name, objectID: objectID, armToken: armToken, expires: expires}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
