@@ -81,6 +81,7 @@ type call struct {
 	token  string // a bearer token
 	auth   string // or a whole Authorization header (a hub's SAS)
 	body   any    // JSON-encoded; url.Values is sent as a form
+	header http.Header
 	remote string
 }
 
@@ -116,6 +117,9 @@ func (h *Handler) do(ctx context.Context, c call) (*apiResponse, error) {
 		req.Header.Set("Authorization", c.auth)
 	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	req.Header.Set("User-Agent", "outpost-portal")
 	rec := &responseBuffer{header: http.Header{}}

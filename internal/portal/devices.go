@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,11 +51,15 @@ func (h *Handler) hubAccess(ctx context.Context, s *session, ref *resourceRef) (
 
 // hubData is a request to a hub's service API.
 func (h *Handler) hubData(ctx context.Context, s *session, a hubAccess, method, path string, query url.Values, body any) (*apiResponse, error) {
+	return h.hubDataWith(ctx, s, a, method, path, query, body, nil)
+}
+
+func (h *Handler) hubDataWith(ctx context.Context, s *session, a hubAccess, method, path string, query url.Values, body any, header http.Header) (*apiResponse, error) {
 	if query == nil {
 		query = url.Values{}
 	}
 	query.Set("api-version", hubDataAPI)
-	return h.do(ctx, call{method: method, host: a.host, path: path, query: query, auth: a.token, body: body, remote: s.remote})
+	return h.do(ctx, call{method: method, host: a.host, path: path, query: query, auth: a.token, body: body, header: header, remote: s.remote})
 }
 
 type deviceView struct {
@@ -65,14 +69,16 @@ type deviceView struct {
 type devicesData struct {
 	Devices          []deviceView
 	Total            int
-	Shown            int
+	Next             string // continuation of the registry query
+	Find             string
 	Device           *deviceView
 	ConnectionString string
 	NewID            string
 }
 
-// maxDevicesShown bounds the device list (the registry's own page size).
-const maxDevicesShown = 1000
+// devicesPerPage is one page of the device list; the rest follows through
+// the registry query's continuation, as the Azure portal pages it.
+const devicesPerPage = 100
 
 // devices is Hub → Devices: the list, Add device (symmetric keys generated
 // by the hub) and a device's details with its connection string.
@@ -99,7 +105,7 @@ func (h *Handler) devices(w http.ResponseWriter, r *http.Request, s *session) er
 			return nil
 		}
 	}
-	if dev := r.URL.Query().Get("device"); dev != "" && actionErr == nil {
+	if dev := strings.TrimSpace(r.URL.Query().Get("device")); dev != "" && actionErr == nil {
 		resp, err := h.hubData(ctx, s, a, http.MethodGet, "/devices/"+url.PathEscape(dev), nil, nil)
 		if err != nil {
 			return err
@@ -116,7 +122,11 @@ func (h *Handler) devices(w http.ResponseWriter, r *http.Request, s *session) er
 		h.render(w, http.StatusOK, "device", &page{Title: "Device " + v.ID, Session: s, Resource: ref, Blade: "devices", Data: d})
 		return nil
 	}
-	resp, err := h.hubData(ctx, s, a, http.MethodGet, "/devices", url.Values{"top": {"1000"}}, nil)
+	hdr := http.Header{"X-Ms-Max-Item-Count": {strconv.Itoa(devicesPerPage)}}
+	if c := r.URL.Query().Get("page"); c != "" {
+		hdr.Set("X-Ms-Continuation", c)
+	}
+	resp, err := h.hubDataWith(ctx, s, a, http.MethodPost, "/devices/query", nil, map[string]string{"query": "SELECT * FROM devices"}, hdr)
 	if err != nil {
 		return err
 	}
@@ -125,10 +135,10 @@ func (h *Handler) devices(w http.ResponseWriter, r *http.Request, s *session) er
 		return err
 	}
 	for _, m := range list {
-		d.Devices = append(d.Devices, deviceFrom(m))
+		d.Devices = append(d.Devices, deviceView{ID: str(m, "deviceId"), Status: str(m, "status"),
+			AuthType: str(m, "authenticationType"), ConnectionState: str(m, "connectionState"), LastActivity: str(m, "lastActivityTime")})
 	}
-	sort.Slice(d.Devices, func(i, j int) bool { return d.Devices[i].ID < d.Devices[j].ID })
-	d.Shown = len(d.Devices)
+	d.Next = resp.header.Get("X-Ms-Continuation")
 	if st, err := h.hubData(ctx, s, a, http.MethodGet, "/statistics/devices", nil, nil); err == nil {
 		var stats struct {
 			Total int `json:"totalDeviceCount"`

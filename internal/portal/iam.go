@@ -61,13 +61,23 @@ type iamReview struct {
 	Scope  string
 }
 
+// identityTypes are the resource types that can have a system-assigned
+// identity.
+var identityTypes = []string{"Microsoft.Devices/IotHubs", "Microsoft.Storage/storageAccounts", "Microsoft.EventHub/namespaces", "Microsoft.ServiceBus/namespaces"}
+
 // members lists the managed identities a role can be given to: the
 // subscription's user-assigned identities and every resource's
 // system-assigned identity.
 func (h *Handler) members(ctx context.Context, s *session) (user, system []memberView, err error) {
-	items, err := h.list(ctx, s, "/subscriptions/"+h.subscriptionID+"/resources", resourcesAPI)
-	if err != nil {
-		return nil, nil, err
+	// Only these types carry an identity block in Outpost; listing them by
+	// type reads far less than the whole subscription.
+	var items []map[string]any
+	for _, typ := range identityTypes {
+		l, err := h.list(ctx, s, "/subscriptions/"+h.subscriptionID+"/resources?$filter=resourceType eq '"+typ+"'", resourcesAPI)
+		if err != nil {
+			return nil, nil, err
+		}
+		items = append(items, l...)
 	}
 	uas, err := h.userIdentities(ctx, s)
 	if err != nil {

@@ -379,3 +379,65 @@ func TestPortalRoutingEndpointKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalDevicePaging: the device list pages through the registry query
+// (100 a page, the continuation in the next page's link) and Find opens a
+// device by id.
+func TestPortalDevicePaging(t *testing.T) {
+	f := newFixture(t)
+	host, owner := f.ownerSAS(t)
+	for i := 0; i < 130; i++ {
+		id := fmt.Sprintf("pg-%03d", i)
+		req, _ := http.NewRequest("PUT", f.s.Endpoint+"/devices/"+id+"?api-version=2021-04-12", strings.NewReader(`{"deviceId":"`+id+`"}`))
+		req.Host = host
+		req.Header.Set("Authorization", owner)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := f.s.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("create %s: %s", id, resp.Status)
+		}
+	}
+	op := f.s.App.Operator()
+	b := newBrowser(t, f.s)
+	b.signIn(op.ClientID, op.ClientSecret)
+	rows := regexp.MustCompile(`&amp;device=(pg-\d{3})">`)
+	seen := map[string]bool{}
+	page := b.get("/portal/devices?id=" + url.QueryEscape(f.hubID))
+	for n := 0; ; n++ {
+		if page.status != http.StatusOK {
+			t.Fatalf("device list page %d: %d\n%s", n, page.status, page.body)
+		}
+		ids := rows.FindAllStringSubmatch(page.body, -1)
+		if len(ids) > 100 {
+			t.Fatalf("page %d shows %d devices, want at most 100", n, len(ids))
+		}
+		for _, m := range ids {
+			seen[m[1]] = true
+		}
+		next := regexp.MustCompile(`href="([^"]+)">Next page of devices`).FindStringSubmatch(page.body)
+		if next == nil {
+			break
+		}
+		if n > 3 {
+			t.Fatalf("more pages than 130 devices need")
+		}
+		page = b.get(html.UnescapeString(next[1]))
+	}
+	if len(seen) != 130 {
+		t.Errorf("paged through %d distinct devices, want 130", len(seen))
+	}
+	if !strings.Contains(b.get("/portal/devices?id="+url.QueryEscape(f.hubID)).body, "(130 in the registry)") {
+		t.Errorf("the list does not show the registry's total")
+	}
+	found := b.get("/portal/devices?id=" + url.QueryEscape(f.hubID) + "&device=pg-077")
+	if found.status != http.StatusOK || !strings.Contains(found.body, `<dd id="device-id">pg-077</dd>`) {
+		t.Errorf("find pg-077: %d\n%s", found.status, found.body)
+	}
+	if missing := b.get("/portal/devices?id=" + url.QueryEscape(f.hubID) + "&device=nope"); missing.status != http.StatusNotFound || !strings.Contains(missing.body, "DeviceNotFound") {
+		t.Errorf("find an unknown device: %d\n%s", missing.status, missing.body)
+	}
+}
