@@ -346,6 +346,20 @@ test("hub → Import/Export jobs: export with the system-assigned identity compl
   await screenshot(page, "hub-jobs-export-failed");
 });
 
+test("Managed identities and the resource group's Deployments: accessible", async () => {
+  await page.getByRole("navigation", { name: "Portal" }).getByRole("link", { name: "Managed identities" }).click();
+  await page.locator("#user-assigned").getByRole("link", { name: uai, exact: true }).waitFor();
+  await page.locator("#system-assigned").getByRole("link", { name: hub, exact: true }).waitFor();
+  await screenshot(page, "managed-identities");
+  await axeCheck(page, "managed-identities");
+  await page.getByRole("navigation", { name: "Portal" }).getByRole("link", { name: "All resources" }).click();
+  await page.locator("#groups").getByRole("link", { name: group, exact: true }).click();
+  await page.getByRole("navigation", { name: group }).getByRole("link", { name: "Deployments" }).click();
+  await page.locator("#deployments").waitFor();
+  await screenshot(page, "group-deployments");
+  await axeCheck(page, "group-deployments");
+});
+
 test("sign out", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
