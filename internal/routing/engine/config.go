@@ -106,6 +106,11 @@ type Config struct {
 	// RouterBatch bounds the messages the router takes from a hub's stream
 	// at once, and so how many are in flight unacknowledged (500).
 	RouterBatch int
+	// MetricsBucket is the width of one bucket of a hub's routing history
+	// (messages per route and endpoint, endpoint health), and
+	// MetricsBuckets how many buckets are kept (1 min, 60: the last hour).
+	MetricsBucket  time.Duration
+	MetricsBuckets int
 	// StorageMaxPending bounds the messages a storage endpoint holds
 	// while its window is open; reaching it closes the window early
 	// (100,000).
@@ -128,6 +133,8 @@ func Default() Config {
 		TokenRefreshMargin: 5 * time.Minute,
 		RouterBatch:        500,
 		StorageMaxPending:  100000,
+		MetricsBucket:      time.Minute,
+		MetricsBuckets:     60,
 	}
 }
 
@@ -156,6 +163,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.TokenRefreshMargin, d.TokenRefreshMargin)
 	setInt(&c.RouterBatch, d.RouterBatch)
 	setInt(&c.StorageMaxPending, d.StorageMaxPending)
+	setDur(&c.MetricsBucket, d.MetricsBucket)
+	setInt(&c.MetricsBuckets, d.MetricsBuckets)
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}

@@ -219,6 +219,18 @@ func (e *Engine) Health(hub string) []EndpointHealth {
 	return append(out, EndpointHealth{EndpointID: BuiltInEndpoint, Name: BuiltInEndpoint, Status: StatusHealthy})
 }
 
+// Metrics returns a hub's routing history on this node (false for a hub
+// the engine does not know).
+func (e *Engine) Metrics(hub string) (Metrics, bool) {
+	e.mu.Lock()
+	h := e.hubs[strings.ToLower(hub)]
+	e.mu.Unlock()
+	if h == nil {
+		return Metrics{}, false
+	}
+	return h.hist.snapshot(e.cfg.Now(), h.statuses), true
+}
+
 // Stats counts what a hub's router decided, since this process started.
 type Stats struct {
 	// Messages read from the hub's stream.

@@ -65,13 +65,24 @@ type healthTracker struct {
 	h  EndpointHealth
 	// failingSince is the first failure of the current run of failures.
 	failingSince time.Time
+	// record adds each send's outcome to the hub's history; it is called
+	// without t.mu held (the history reads every tracker when it closes a
+	// bucket). Nil records nothing.
+	record func(now time.Time, endpoint string, delivered, failed int64)
 }
 
-func newHealthTracker(ep *Endpoint) *healthTracker {
-	return &healthTracker{h: EndpointHealth{EndpointID: ep.ID, Name: ep.Name, Status: StatusUnknown}}
+func newHealthTracker(ep *Endpoint, record func(now time.Time, endpoint string, delivered, failed int64)) *healthTracker {
+	return &healthTracker{h: EndpointHealth{EndpointID: ep.ID, Name: ep.Name, Status: StatusUnknown}, record: record}
 }
 
 func (t *healthTracker) success(now time.Time, n int) {
+	name := t.succeeded(now, n)
+	if t.record != nil {
+		t.record(now, name, int64(n), 0)
+	}
+}
+
+func (t *healthTracker) succeeded(now time.Time, n int) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.h.Status = StatusHealthy
@@ -79,9 +90,19 @@ func (t *healthTracker) success(now time.Time, n int) {
 	t.h.Attempts = 0
 	t.h.Delivered += int64(n)
 	t.failingSince = time.Time{}
+	return t.h.Name
 }
 
+// failure records a failed send attempt; the history counts attempts, not
+// messages (a failed batch is retried whole).
 func (t *healthTracker) failure(now time.Time, err error, cfg *Config) {
+	name := t.failed(now, err, cfg)
+	if t.record != nil {
+		t.record(now, name, 0, 1)
+	}
+}
+
+func (t *healthTracker) failed(now time.Time, err error, cfg *Config) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.failingSince.IsZero() {
@@ -99,6 +120,7 @@ func (t *healthTracker) failure(now time.Time, err error, cfg *Config) {
 	default:
 		t.h.Status = StatusDegraded
 	}
+	return t.h.Name
 }
 
 // problem records a configuration problem (the endpoint can't be used).

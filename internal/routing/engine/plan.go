@@ -130,6 +130,9 @@ type route struct {
 	name     string
 	cond     Condition
 	endpoint string // lower case; BuiltInEndpoint for the built-in one
+	// counter counts the route's matches for the hub's history; the hub
+	// runtime binds it when it installs the plan.
+	counter *routeCounter
 }
 
 // Enrichment is one application property stamped on messages to an

@@ -72,6 +72,7 @@ type hubRuntime struct {
 	plan atomic.Pointer[Plan]
 
 	stats hubStats
+	hist  *history
 
 	mu           sync.Mutex
 	trackers     map[string]*healthTracker // lower-case endpoint name
@@ -87,7 +88,30 @@ type workerHandle struct {
 }
 
 func newHubRuntime(e *Engine, name string) *hubRuntime {
-	return &hubRuntime{e: e, name: name, trackers: map[string]*healthTracker{}, workers: map[string]*workerHandle{}}
+	return &hubRuntime{e: e, name: name, trackers: map[string]*healthTracker{}, workers: map[string]*workerHandle{},
+		hist: newHistory(e.cfg.MetricsBucket, e.cfg.MetricsBuckets)}
+}
+
+// statuses are the custom endpoints' names and health, by lower-case name,
+// for the history's buckets.
+func (h *hubRuntime) statuses() map[string]endpointStatus {
+	h.mu.Lock()
+	trackers := make([]*healthTracker, 0, len(h.trackers))
+	for _, t := range h.trackers {
+		trackers = append(trackers, t)
+	}
+	h.mu.Unlock()
+	out := make(map[string]endpointStatus, len(trackers))
+	for _, t := range trackers {
+		s := t.snapshot()
+		out[strings.ToLower(s.Name)] = endpointStatus{name: s.Name, status: s.Status}
+	}
+	return out
+}
+
+// recordSend adds an endpoint's send outcome to the history.
+func (h *hubRuntime) recordSend(now time.Time, endpoint string, delivered, failed int64) {
+	h.hist.endpoint(now, endpoint, delivered, failed, h.statuses)
 }
 
 // apply installs a new plan: the router picks it up at its next batch;
@@ -95,6 +119,7 @@ func newHubRuntime(e *Engine, name string) *hubRuntime {
 // back to the queue first, so nothing is lost or reordered), workers of
 // removed endpoints stop and their queues are purged.
 func (h *hubRuntime) apply(ctx context.Context, wg *sync.WaitGroup, p *Plan) {
+	h.hist.bind(p)
 	h.plan.Store(p)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -125,7 +150,7 @@ func (h *hubRuntime) apply(ctx context.Context, wg *sync.WaitGroup, p *Plan) {
 	for key, ep := range p.Endpoints {
 		t := h.trackers[key]
 		if t == nil {
-			t = newHealthTracker(ep)
+			t = newHealthTracker(ep, h.recordSend)
 			h.trackers[key] = t
 		}
 		t.rename(ep)
@@ -304,6 +329,7 @@ func (e *Engine) routerConsumer(ctx context.Context, hub string) (jetstream.Cons
 // copy is stored.
 func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error {
 	p := h.plan.Load()
+	h.hist.tick(h.e.cfg.Now(), h.statuses)
 	var waits []func(context.Context) (uint64, error)
 	var targets []string
 	var scratch any
@@ -318,8 +344,11 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 		h.stats.messages.Add(1)
 		targets = targets[:0]
 		for _, rt := range p.routes[m.Source] {
-			if rt.cond.Match(&m) && !contains(targets, rt.endpoint) {
-				targets = append(targets, rt.endpoint)
+			if rt.cond.Match(&m) {
+				rt.counter.add()
+				if !contains(targets, rt.endpoint) {
+					targets = append(targets, rt.endpoint)
+				}
 			}
 		}
 		scratch = m.Scratch
@@ -328,6 +357,7 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 			scratch = m.Scratch
 			if matched {
 				targets = append(targets, p.fallback.endpoint)
+				p.fallback.counter.add()
 				h.stats.fallback.Add(1)
 			} else {
 				h.stats.unrouted.Add(1)
@@ -347,6 +377,7 @@ func (h *hubRuntime) routeBatch(ctx context.Context, msgs []jetstream.Msg) error
 			waits = append(waits, wait)
 			if t == BuiltInEndpoint {
 				h.stats.builtIn.Add(1)
+				h.hist.builtIn.Add(1)
 			} else {
 				h.stats.routed.Add(1)
 			}
