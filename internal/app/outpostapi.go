@@ -22,6 +22,7 @@ import (
 //	POST   /outpost/identity/runAs                    {"resourceId"} → IDENTITY_ENDPOINT/HEADER
 //	GET    /outpost/iothubs/{name}/events?fromStart=true  the hub's telemetry as JSON lines
 //	POST   /outpost/iothubs/{name}/devices/{id}/messages   a cloud-to-device message
+//	GET    /outpost/iothubs/{name}/routing/metrics   this node's routing history (routingmetrics.go)
 //	GET    /outpost/eventhubs/{namespace}/{eventhub}/events?partition=&fromSequence=&max=&consumerGroup=
 //	GET    /outpost/directory/servicePrincipals
 //	POST   /outpost/directory/servicePrincipals       {"displayName"} → ids and a secret
@@ -91,6 +92,8 @@ func (a *App) serveOutpostAPI(w http.ResponseWriter, r *http.Request, p arm.Prin
 		return a.sendC2D(w, r, p, authz, seg[1], seg[3])
 	case len(seg) == 3 && is(0, "iothubs") && is(2, "events") && r.Method == http.MethodGet:
 		return a.monitorEvents(w, r, p, authz, seg[1])
+	case len(seg) == 4 && is(0, "iothubs") && is(2, "routing") && is(3, "metrics") && r.Method == http.MethodGet:
+		return a.routingMetrics(w, r, p, authz, seg[1])
 	case len(seg) >= 3 && is(0, "iothubs") && is(2, "jobs"):
 		return a.hubJobs(w, r, p, authz, seg[1], seg[3:])
 	case len(seg) == 4 && is(0, "eventhubs") && is(3, "events") && r.Method == http.MethodGet:

@@ -19,7 +19,7 @@ func (a *App) buildRouting() error {
 		Bus: a.bus, Resources: a.store.Resources(), Egress: a.targets.egress, Tokens: a,
 		Compile: compileCondition, Twins: routingTwins{a.hub.registry},
 		Log: a.log.With("component", "routing"), MinBatchFrequency: a.cfg.Hub.RoutingMinBatchFrequency,
-		UnhealthyAfter: a.cfg.Hub.RoutingUnhealthyAfter,
+		UnhealthyAfter: a.cfg.Hub.RoutingUnhealthyAfter, MetricsBucket: a.cfg.Hub.RoutingMetricsBucket,
 	})
 	if err != nil {
 		return fmt.Errorf("app: routing: %w", err)

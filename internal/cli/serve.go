@@ -60,6 +60,7 @@ func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 	fs.DurationVar(&c.Identity.PropagationDelay, "role-propagation-delay", c.Identity.PropagationDelay, "delay before role assignment changes take effect (rehearses Azure)")
 	fs.StringVar(&c.Identity.ManagedIdentityListen, "managed-identity-listen", c.Identity.ManagedIdentityListen, "loopback address of the managed identity endpoint (IDENTITY_ENDPOINT)")
 	fs.DurationVar(&c.Hub.RoutingUnhealthyAfter, "routing-unhealthy-after", c.Hub.RoutingUnhealthyAfter, "how long a routing endpoint fails before its health is unhealthy (degraded before)")
+	fs.DurationVar(&c.Hub.RoutingMetricsBucket, "routing-metrics-bucket", c.Hub.RoutingMetricsBucket, "width of one bucket of the routing history the portal charts (60 are kept)")
 	fs.DurationVar(&c.Hub.RoutingMinBatchFrequency, "routing-min-batch-frequency", c.Hub.RoutingMinBatchFrequency, "lowest storage routing endpoint batch frequency (Azure: 60s; lower for tests)")
 	fs.Float64Var(&c.Hub.D2CMessagesPerSecond, "hub-d2c-rate", c.Hub.D2CMessagesPerSecond, "per-hub device-to-cloud messages per second (0: no throttle)")
 	fs.StringVar(&c.Blob.Listen, "blob-listen", c.Blob.Listen, "path-style blob address https://host:port/{account} (default: the listen host, port 10000; off disables)")

@@ -99,6 +99,10 @@ type Hub struct {
 	// health turns from degraded to unhealthy (5m; also after 10 failed
 	// attempts in a row).
 	RoutingUnhealthyAfter time.Duration `json:"routingUnhealthyAfter"`
+	// RoutingMetricsBucket is the width of one bucket of the routing
+	// history the portal charts (1m; sixty buckets are kept, the last
+	// hour). Lower it so tests and demos see buckets close in seconds.
+	RoutingMetricsBucket time.Duration `json:"routingMetricsBucket"`
 }
 
 // Blob configures the blob service's path-style listener.
@@ -151,7 +155,7 @@ func Default() Config {
 			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
 		},
 		Blob:            Blob{MaxBlockBytes: 256 << 20},
-		Hub:             Hub{RoutingMinBatchFrequency: 60 * time.Second, RoutingUnhealthyAfter: 5 * time.Minute},
+		Hub:             Hub{RoutingMinBatchFrequency: 60 * time.Second, RoutingUnhealthyAfter: 5 * time.Minute, RoutingMetricsBucket: time.Minute},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -253,6 +257,9 @@ func (c Config) Validate() error {
 	}
 	if c.Hub.RoutingUnhealthyAfter < time.Second || c.Hub.RoutingUnhealthyAfter > time.Hour {
 		add("routing-unhealthy-after: %s must be between 1s and 1h", c.Hub.RoutingUnhealthyAfter)
+	}
+	if c.Hub.RoutingMetricsBucket < time.Second || c.Hub.RoutingMetricsBucket > time.Hour {
+		add("routing-metrics-bucket: %s must be between 1s and 1h", c.Hub.RoutingMetricsBucket)
 	}
 	if c.Hub.D2CMessagesPerSecond < 0 {
 		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")

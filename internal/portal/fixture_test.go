@@ -156,10 +156,10 @@ type fixture struct {
 }
 
 // newFixture starts Outpost with a resource group, a user-assigned identity
-// and a hub without identities.
-func newFixture(t *testing.T) fixture {
+// and a hub without identities; opts tune the server.
+func newFixture(t *testing.T, opts ...testserver.Option) fixture {
 	t.Helper()
-	s := testserver.Start(t)
+	s := testserver.Start(t, opts...)
 	op := operatorAPI(t, s)
 	sub := s.App.Installation().SubscriptionID
 	f := fixture{s: s, op: op, group: "portal-rg"}

@@ -61,6 +61,9 @@ type routingData struct {
 	EndpointNames []string
 	TestResult    string
 	Form          url.Values
+	// Chart is this node's recent traffic and endpoint health (nil when
+	// the history could not be read).
+	Chart *routingChart
 }
 
 var routeSources = []string{"DeviceMessages", "TwinChangeEvents", "DeviceLifecycleEvents", "DeviceJobLifecycleEvents", "DeviceConnectionStateEvents"}
@@ -207,6 +210,7 @@ func (h *Handler) routingBlade(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	sort.Slice(d.Identities, func(i, j int) bool { return d.Identities[i].Name < d.Identities[j].Name })
 	d.Kinds, d.Sources = endpointKinds, routeSources
+	d.Chart = h.routingMetrics(ctx, s, ref.Name)
 	status := http.StatusOK
 	if actionErr != nil {
 		status = actionErr.Status

@@ -70,6 +70,7 @@ type history struct {
 	closed   []MetricsBucket
 	counters map[string]*routeCounter // lower-case route name
 	base     map[string]int64         // each counter at the current bucket's start
+	live     map[string]bool          // the routes of the current plan
 	builtIn  atomic.Int64             // copies stored on the built-in endpoint
 	builtIn0 int64
 	counts   map[string]*endpointCount // lower-case endpoint name
@@ -77,7 +78,7 @@ type history struct {
 
 func newHistory(width time.Duration, size int) *history {
 	return &history{width: width, size: size, counters: map[string]*routeCounter{},
-		base: map[string]int64{}, counts: map[string]*endpointCount{}}
+		base: map[string]int64{}, live: map[string]bool{}, counts: map[string]*endpointCount{}}
 }
 
 func (h *history) index(now time.Time) int64 { return now.UnixNano() / int64(h.width) }
@@ -97,8 +98,22 @@ func (h *history) counter(name string) *routeCounter {
 	return c
 }
 
-// bind points a new plan's routes at their counters.
+// bind points a new plan's routes at their counters. A route no longer
+// configured keeps its counter (its past buckets still show it) but is
+// left out of buckets it has no count in.
 func (h *history) bind(p *Plan) {
+	live := map[string]bool{}
+	for _, list := range p.routes {
+		for _, rt := range list {
+			live[strings.ToLower(rt.name)] = true
+		}
+	}
+	if p.fallback != nil {
+		live[strings.ToLower(p.fallback.name)] = true
+	}
+	h.mu.Lock()
+	h.live = live
+	h.mu.Unlock()
 	for src, list := range p.routes {
 		for i := range list {
 			p.routes[src][i].counter = h.counter(list[i].name)
@@ -170,7 +185,9 @@ func (h *history) bucketLocked(idx int64, statuses map[string]endpointStatus) Me
 	b := MetricsBucket{Start: time.Unix(0, idx*int64(h.width)).UTC(),
 		Endpoints: map[string]EndpointMetrics{}, Routes: map[string]int64{}}
 	for key, c := range h.counters {
-		b.Routes[c.name] = c.matched.Load() - h.base[key]
+		if n := c.matched.Load() - h.base[key]; n != 0 || h.live[key] {
+			b.Routes[c.name] = n
+		}
 	}
 	for key, st := range statuses {
 		m := EndpointMetrics{Status: st.status}

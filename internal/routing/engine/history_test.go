@@ -66,4 +66,10 @@ func TestHistoryBuckets(t *testing.T) {
 			t.Errorf("idle bucket %d: %+v", i, got)
 		}
 	}
+	// A new plan without the route: idle buckets leave it out.
+	h.bind(&Plan{routes: map[string][]route{}})
+	m = h.snapshot(t0.Add(12*time.Second), statuses)
+	if _, ok := m.Buckets[len(m.Buckets)-1].Routes["Hot"]; ok {
+		t.Errorf("a removed route in an idle bucket: %+v", m.Buckets[len(m.Buckets)-1])
+	}
 }
