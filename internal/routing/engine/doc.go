@@ -62,6 +62,14 @@
 // request goes through Config.Egress and speaks only the public REST
 // protocols, so an endpoint may point at Outpost, Azurite or Azure.
 //
+// History. Each hub keeps MetricsBuckets buckets of MetricsBucket
+// (history.go): the messages each route matched (an atomic counter per
+// route; the router takes no lock per message), the messages each endpoint
+// delivered, its failed attempts and its health at the bucket's end.
+// Buckets close when a router batch, a send or Metrics notices the clock
+// passed a boundary, so no goroutine ticks for them. The history is this
+// process's only: each node of an installation reports its own.
+//
 // Lifecycle: New starts nothing; Run owns every goroutine and returns when
 // its context ends; Reload and RemoveHub only queue work for Run.
 package engine
