@@ -319,7 +319,21 @@ test("hub → Message routing: the endpoint turns healthy once a routed message 
   }
   await health.waitFor({ timeout: 1000 });
   assert.match(await page.locator("#endpoints tbody tr", { hasText: "portal-eh" }).textContent(), /last delivery/);
+  // The traffic chart counts the route's match and the endpoint's
+  // delivery, in its accessible name and its data table, and the
+  // endpoint has a health strip.
+  const chart = page.locator("#traffic-chart svg[role=img]");
+  for (let i = 0; i < 20 && !/endpoint portal-eh delivered [1-9]/.test((await chart.getAttribute("aria-label")) ?? ""); i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    await page.reload();
+  }
+  const label = await chart.getAttribute("aria-label");
+  assert.match(label, /endpoint portal-eh delivered [1-9]/);
+  assert.match(label, /route portal-critical matched [1-9]/);
+  assert.equal(await page.locator("#traffic-data th[scope=col]", { hasText: "Route portal-critical" }).count(), 1);
+  assert.match(await page.locator("#health-history svg[role=img]").first().getAttribute("aria-label"), /^Health history of portal-eh: .*healthy$/);
   await screenshot(page, "hub-routing-healthy");
+  await axeCheck(page, "hub-routing-chart");
 });
 
 test("hub → Import/Export jobs: export with the system-assigned identity completes; the user-assigned one fails with its reason", async () => {
