@@ -37,7 +37,7 @@ func TestRoutingChartRender(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.render(rec, http.StatusOK, "routing", &page{Title: "Message routing", Session: &session{name: "op", csrf: "c"},
 		Resource: &resourceRef{ID: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Devices/IotHubs/h", Name: "h", Kind: "hub"},
-		Blade: "routing", Data: &routingData{Chart: c}})
+		Blade:    "routing", Data: &routingData{Chart: c}})
 	body := rec.Body.String()
 	if rec.Code != http.StatusOK {
 		t.Fatalf("render: %d\n%s", rec.Code, body)
