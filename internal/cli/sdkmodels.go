@@ -174,6 +174,38 @@ func pyTimedelta(s string) string {
 	return fmt.Sprintf("%d days, %s", days, out)
 }
 
+// systemDataField is ARM's systemData, as every 2022 model maps it.
+func systemDataField() modelField {
+	return modelField{name: "systemData", path: "systemData", sub: sdkModel{
+		{name: "createdBy", path: "createdBy"},
+		{name: "createdByType", path: "createdByType"},
+		{name: "createdAt", path: "createdAt", kind: modelDate},
+		{name: "lastModifiedBy", path: "lastModifiedBy"},
+		{name: "lastModifiedByType", path: "lastModifiedByType"},
+		{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
+	}}
+}
+
+// messagingPrivateEndpointConnections is privateEndpointConnections as the
+// Event Hubs and Service Bus 2022-01-01-preview namespace models map it.
+func messagingPrivateEndpointConnections() modelField {
+	return modelField{name: "privateEndpointConnections", path: "properties.privateEndpointConnections", each: true, sub: sdkModel{
+		{name: "id", path: "id"},
+		{name: "name", path: "name"},
+		{name: "type", path: "type"},
+		{name: "location", path: "location"},
+		systemDataField(),
+		{name: "privateEndpoint", path: "properties.privateEndpoint", sub: sdkModel{
+			{name: "id", path: "id"},
+		}},
+		{name: "privateLinkServiceConnectionState", path: "properties.privateLinkServiceConnectionState", sub: sdkModel{
+			{name: "status", path: "status"},
+			{name: "description", path: "description"},
+		}},
+		{name: "provisioningState", path: "properties.provisioningState"},
+	}}
+}
+
 // storageAccountModel is azure-mgmt-storage 2022-09-01's StorageAccount.
 func storageAccountModel() sdkModel {
 	return sdkModel{
@@ -426,14 +458,7 @@ func eventHubNamespaceModel() sdkModel {
 				{name: "clientId", path: "clientId"},
 			}},
 		}},
-		{name: "systemData", path: "systemData", sub: sdkModel{
-			{name: "createdBy", path: "createdBy"},
-			{name: "createdByType", path: "createdByType"},
-			{name: "createdAt", path: "createdAt", kind: modelDate},
-			{name: "lastModifiedBy", path: "lastModifiedBy"},
-			{name: "lastModifiedByType", path: "lastModifiedByType"},
-			{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-		}},
+		systemDataField(),
 		{name: "minimumTlsVersion", path: "properties.minimumTlsVersion"},
 		{name: "provisioningState", path: "properties.provisioningState"},
 		{name: "status", path: "properties.status"},
@@ -459,28 +484,7 @@ func eventHubNamespaceModel() sdkModel {
 			{name: "keySource", path: "keySource"},
 			{name: "requireInfrastructureEncryption", path: "requireInfrastructureEncryption"},
 		}},
-		{name: "privateEndpointConnections", path: "properties.privateEndpointConnections", each: true, sub: sdkModel{
-			{name: "id", path: "id"},
-			{name: "name", path: "name"},
-			{name: "type", path: "type"},
-			{name: "location", path: "location"},
-			{name: "systemData", path: "systemData", sub: sdkModel{
-				{name: "createdBy", path: "createdBy"},
-				{name: "createdByType", path: "createdByType"},
-				{name: "createdAt", path: "createdAt", kind: modelDate},
-				{name: "lastModifiedBy", path: "lastModifiedBy"},
-				{name: "lastModifiedByType", path: "lastModifiedByType"},
-				{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-			}},
-			{name: "privateEndpoint", path: "properties.privateEndpoint", sub: sdkModel{
-				{name: "id", path: "id"},
-			}},
-			{name: "privateLinkServiceConnectionState", path: "properties.privateLinkServiceConnectionState", sub: sdkModel{
-				{name: "status", path: "status"},
-				{name: "description", path: "description"},
-			}},
-			{name: "provisioningState", path: "properties.provisioningState"},
-		}},
+		messagingPrivateEndpointConnections(),
 		{name: "disableLocalAuth", path: "properties.disableLocalAuth"},
 		{name: "alternateName", path: "properties.alternateName"},
 	}
@@ -493,14 +497,7 @@ func eventHubModel() sdkModel {
 		{name: "name", path: "name"},
 		{name: "type", path: "type"},
 		{name: "location", path: "location"},
-		{name: "systemData", path: "systemData", sub: sdkModel{
-			{name: "createdBy", path: "createdBy"},
-			{name: "createdByType", path: "createdByType"},
-			{name: "createdAt", path: "createdAt", kind: modelDate},
-			{name: "lastModifiedBy", path: "lastModifiedBy"},
-			{name: "lastModifiedByType", path: "lastModifiedByType"},
-			{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-		}},
+		systemDataField(),
 		{name: "partitionIds", path: "properties.partitionIds"},
 		{name: "createdAt", path: "properties.createdAt", kind: modelDate},
 		{name: "updatedAt", path: "properties.updatedAt", kind: modelDate},
@@ -548,14 +545,7 @@ func serviceBusNamespaceModel() sdkModel {
 				{name: "clientId", path: "clientId"},
 			}},
 		}},
-		{name: "systemData", path: "systemData", sub: sdkModel{
-			{name: "createdBy", path: "createdBy"},
-			{name: "createdByType", path: "createdByType"},
-			{name: "createdAt", path: "createdAt", kind: modelDate},
-			{name: "lastModifiedBy", path: "lastModifiedBy"},
-			{name: "lastModifiedByType", path: "lastModifiedByType"},
-			{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-		}},
+		systemDataField(),
 		{name: "minimumTlsVersion", path: "properties.minimumTlsVersion"},
 		{name: "provisioningState", path: "properties.provisioningState"},
 		{name: "status", path: "properties.status"},
@@ -576,28 +566,7 @@ func serviceBusNamespaceModel() sdkModel {
 			{name: "keySource", path: "keySource"},
 			{name: "requireInfrastructureEncryption", path: "requireInfrastructureEncryption"},
 		}},
-		{name: "privateEndpointConnections", path: "properties.privateEndpointConnections", each: true, sub: sdkModel{
-			{name: "id", path: "id"},
-			{name: "name", path: "name"},
-			{name: "type", path: "type"},
-			{name: "location", path: "location"},
-			{name: "systemData", path: "systemData", sub: sdkModel{
-				{name: "createdBy", path: "createdBy"},
-				{name: "createdByType", path: "createdByType"},
-				{name: "createdAt", path: "createdAt", kind: modelDate},
-				{name: "lastModifiedBy", path: "lastModifiedBy"},
-				{name: "lastModifiedByType", path: "lastModifiedByType"},
-				{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-			}},
-			{name: "privateEndpoint", path: "properties.privateEndpoint", sub: sdkModel{
-				{name: "id", path: "id"},
-			}},
-			{name: "privateLinkServiceConnectionState", path: "properties.privateLinkServiceConnectionState", sub: sdkModel{
-				{name: "status", path: "status"},
-				{name: "description", path: "description"},
-			}},
-			{name: "provisioningState", path: "properties.provisioningState"},
-		}},
+		messagingPrivateEndpointConnections(),
 		{name: "disableLocalAuth", path: "properties.disableLocalAuth"},
 		{name: "alternateName", path: "properties.alternateName"},
 		{name: "publicNetworkAccess", path: "properties.publicNetworkAccess"},
@@ -611,14 +580,7 @@ func serviceBusQueueModel() sdkModel {
 		{name: "name", path: "name"},
 		{name: "type", path: "type"},
 		{name: "location", path: "location"},
-		{name: "systemData", path: "systemData", sub: sdkModel{
-			{name: "createdBy", path: "createdBy"},
-			{name: "createdByType", path: "createdByType"},
-			{name: "createdAt", path: "createdAt", kind: modelDate},
-			{name: "lastModifiedBy", path: "lastModifiedBy"},
-			{name: "lastModifiedByType", path: "lastModifiedByType"},
-			{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-		}},
+		systemDataField(),
 		{name: "countDetails", path: "properties.countDetails", sub: sdkModel{
 			{name: "activeMessageCount", path: "activeMessageCount"},
 			{name: "deadLetterMessageCount", path: "deadLetterMessageCount"},
@@ -657,14 +619,7 @@ func serviceBusTopicModel() sdkModel {
 		{name: "name", path: "name"},
 		{name: "type", path: "type"},
 		{name: "location", path: "location"},
-		{name: "systemData", path: "systemData", sub: sdkModel{
-			{name: "createdBy", path: "createdBy"},
-			{name: "createdByType", path: "createdByType"},
-			{name: "createdAt", path: "createdAt", kind: modelDate},
-			{name: "lastModifiedBy", path: "lastModifiedBy"},
-			{name: "lastModifiedByType", path: "lastModifiedByType"},
-			{name: "lastModifiedAt", path: "lastModifiedAt", kind: modelDate},
-		}},
+		systemDataField(),
 		{name: "sizeInBytes", path: "properties.sizeInBytes"},
 		{name: "createdAt", path: "properties.createdAt", kind: modelDate},
 		{name: "updatedAt", path: "properties.updatedAt", kind: modelDate},
