@@ -131,6 +131,16 @@ func (h *hubRef) find(ctx context.Context, c *apiClient) (map[string]any, error)
 	return nil, &apiError{Status: 404, Message: fmt.Sprintf("No IoT Hub found with name %s in current subscription.", h.name)}
 }
 
+// load signs in and finds the hub: the start of every command on one hub.
+func (h *hubRef) load(cmd *cobra.Command) (*apiClient, map[string]any, error) {
+	c, err := newAPIClient(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	hub, err := h.find(cmd.Context(), c)
+	return c, hub, err
+}
+
 // hubGroup is the hub's resource group: its "resourcegroup" member, else
 // the one its id names.
 func hubGroup(hub map[string]any) string {
@@ -468,11 +478,7 @@ func newHubShowCommand() *cobra.Command {
 			if err := h.resolve(cmd); err != nil {
 				return err
 			}
-			c, err := newAPIClient(cmd)
-			if err != nil {
-				return err
-			}
-			hub, err := h.find(cmd.Context(), c)
+			_, hub, err := h.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -573,11 +579,7 @@ func newHubUpdateCommand() *cobra.Command {
 		if err := s.check(); err != nil {
 			return err
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}

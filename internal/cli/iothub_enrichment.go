@@ -36,11 +36,7 @@ func newMessageEnrichmentCommand() *cobra.Command {
 			if err := requireFlags(cmd, append([]string{"name"}, required...)...); err != nil {
 				return err
 			}
-			c, err := newAPIClient(cmd)
-			if err != nil {
-				return err
-			}
-			hub, err := h.find(cmd.Context(), c)
+			c, hub, err := h.load(cmd)
 			if err != nil {
 				return err
 			}

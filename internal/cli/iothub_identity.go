@@ -50,11 +50,7 @@ func newHubIdentityAssignCommand() *cobra.Command {
 		if !wantSystem && len(users.values()) == 0 {
 			return usageErrorf("No identities provided to assign. Please provide system (--system) or user-assigned identities (--user).")
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
@@ -141,11 +137,7 @@ func newHubIdentityRemoveCommand() *cobra.Command {
 		if !removeSystem && !users.given {
 			return usageErrorf("No identities provided to remove. Please provide system (--system) or user-assigned identities (--user).")
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
@@ -208,11 +200,7 @@ func newHubIdentityShowCommand() *cobra.Command {
 			if err := h.resolve(cmd); err != nil {
 				return err
 			}
-			c, err := newAPIClient(cmd)
-			if err != nil {
-				return err
-			}
-			hub, err := h.find(cmd.Context(), c)
+			_, hub, err := h.load(cmd)
 			if err != nil {
 				return err
 			}

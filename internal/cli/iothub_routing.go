@@ -174,11 +174,7 @@ func newEndpointCreateCommand() *cobra.Command {
 		if e.typ == "azurestoragecontainer" && e.container == "" {
 			return errors.New("Container name is required.")
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
@@ -244,11 +240,7 @@ func newEndpointUpdateCommand() *cobra.Command {
 		if err := e.check(cmd); err != nil {
 			return err
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
@@ -376,11 +368,7 @@ func newEndpointListCommand() *cobra.Command {
 					return err
 				}
 			}
-			c, err := newAPIClient(cmd)
-			if err != nil {
-				return err
-			}
-			hub, err := h.find(cmd.Context(), c)
+			_, hub, err := h.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -415,11 +403,7 @@ func newEndpointShowCommand() *cobra.Command {
 		if err := requireFlags(cmd, "hub-name", "endpoint-name"); err != nil {
 			return err
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		_, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
@@ -457,11 +441,7 @@ func newEndpointDeleteCommand() *cobra.Command {
 			_, err := oneOf("--endpoint-type", typ, "azurestoragecontainer", "eventhub", "servicebusqueue", "servicebustopic")
 			return err
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
@@ -553,11 +533,7 @@ func routeCommand(use, short string, required []string, save bool, run func(cmd 
 		if err := r.checkSource(); err != nil {
 			return err
 		}
-		c, err := newAPIClient(cmd)
-		if err != nil {
-			return err
-		}
-		hub, err := h.find(cmd.Context(), c)
+		c, hub, err := h.load(cmd)
 		if err != nil {
 			return err
 		}
