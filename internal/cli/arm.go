@@ -89,6 +89,16 @@ func (c *apiClient) list(ctx context.Context, path, version string) ([]any, erro
 	return all, nil
 }
 
+// listOfType lists the resources of a top-level type in group, or in the
+// whole subscription when group is "".
+func (c *apiClient) listOfType(ctx context.Context, group, typ, version string) ([]any, error) {
+	scope := c.subscriptionPath()
+	if group != "" {
+		scope = c.groupPath(group)
+	}
+	return c.list(ctx, scope+"/providers/"+typ, version)
+}
+
 // put PUTs (or PATCHes) a resource and, when the server answers with a
 // long-running operation, waits for it and returns the resource as it ended.
 func (c *apiClient) put(ctx context.Context, method, path, version string, body any, progress io.Writer) (map[string]any, error) {

@@ -98,11 +98,7 @@ func newIdentityCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			base := c.subscriptionPath()
-			if rg != "" {
-				base = c.groupPath(rg)
-			}
-			all, err := c.list(cmd.Context(), base+"/providers/"+typ, apiIdentity)
+			all, err := c.listOfType(cmd.Context(), rg, typ, apiIdentity)
 			if err != nil {
 				return err
 			}

@@ -162,11 +162,7 @@ func newNamespaceCommand(p messagingProvider) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			scope := c.subscriptionPath()
-			if group != "" {
-				scope = c.groupPath(group)
-			}
-			out, err := c.list(cmd.Context(), scope+"/providers/"+p.namespaceType, p.apiVersion)
+			out, err := c.listOfType(cmd.Context(), group, p.namespaceType, p.apiVersion)
 			if err != nil {
 				return err
 			}

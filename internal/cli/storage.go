@@ -147,11 +147,7 @@ func newStorageAccountCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			scope := c.subscriptionPath()
-			if group != "" {
-				scope = c.groupPath(group)
-			}
-			out, err := c.list(cmd.Context(), scope+"/providers/"+storageAccountType, apiStorage)
+			out, err := c.listOfType(cmd.Context(), group, storageAccountType, apiStorage)
 			if err != nil {
 				return err
 			}
