@@ -284,9 +284,9 @@ func TestMalformedFrameClosesOnlyThatConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	nc.Write(wire.ProtocolHeader(wire.ProtoAMQP))                      //nolint:errcheck
+	nc.Write(wire.ProtocolHeader(wire.ProtoAMQP))                                 //nolint:errcheck
 	nc.Write([]byte{0, 0, 0, 16, 2, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4}) //nolint:errcheck
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))                          //nolint:errcheck
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))                           //nolint:errcheck
 	var buf bytes.Buffer
 	tmp := make([]byte, 4096)
 	for {
