@@ -60,6 +60,7 @@ type App struct {
 	operator  Operator
 	hub       hubPlane
 	targets   targetsPlane
+	amqp      amqpPlane
 	deploys   *deploy.Deployments
 	started   time.Time
 }
@@ -179,6 +180,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.listenMQTT(); err != nil {
 		return nil, err
 	}
+	if err := a.buildAMQP(); err != nil {
+		return nil, err
+	}
 
 	if a.msiLn, err = net.Listen("tcp", cfg.Identity.ManagedIdentityListen); err != nil {
 		return nil, fmt.Errorf("app: managed identity endpoint: %w", err)
@@ -267,6 +271,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.runner.Run(gctx) })
 	g.Go(func() error { return a.serveMQTT(gctx) })
+	g.Go(func() error { return a.serveAMQP(gctx) })
 	g.Go(func() error { return a.hub.sessions.RunC2D(gctx) })
 	g.Go(func() error { return a.runJobs(gctx) })
 	g.Go(func() error { return a.targets.serviceBus.Run(gctx) })
@@ -309,6 +314,9 @@ func (a *App) close(ctx context.Context) error {
 	}
 	if a.hub.mqttLn != nil && a.server == nil {
 		a.hub.mqttLn.Close()
+	}
+	if a.amqp.ln != nil && a.server == nil {
+		a.amqp.ln.Close()
 	}
 	if a.targets.blobLn != nil && a.blobServer == nil {
 		a.targets.blobLn.Close()

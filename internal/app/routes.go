@@ -81,7 +81,9 @@ func (a *App) defaultMux() (http.Handler, error) {
 	paths.Handle("outpost", a.outpostAPI())
 	a.hub.service.Mount(paths)
 	// MQTT over WebSocket, as the device SDKs' MqttWs transports use.
-	paths.Handle("$iothub", a.hub.mqtt.WebSocketHandler())
+	// AMQP over WebSocket shares the path, told apart by subprotocol.
+	paths.Handle("$iothub", a.iotHubWebSocket(a.hub.mqtt.WebSocketHandler()))
+	paths.Handle("$servicebus", a.amqp.srv.WebSocketHandler())
 	if err := a.mountPortal(paths, paths); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ func newServeCommand() *cobra.Command {
 func bindServeFlags(fs *pflag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTPS address; device SDKs only use port 443")
 	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "MQTT over TLS address (default: the listen host, port 8883)")
+	fs.StringVar(&c.AMQPListen, "amqp-listen", c.AMQPListen, "AMQP over TLS address for the Event Hubs, Service Bus and IoT Hub AMQP clients (default: the listen host, port 5671; off disables)")
 	fs.IntVar(&c.FallbackPort, "fallback-port", c.FallbackPort, "port used on the listen host when the listen address can't be bound (0: fail instead)")
 	fs.StringVar(&c.DNSSuffix, "dns-suffix", c.DNSSuffix, "domain of resource host names ({hub}.{suffix}, {account}.blob.{suffix})")
 	fs.StringVar(&c.TenantID, "tenant-id", c.TenantID, "tenant id to create on first start (default: random)")

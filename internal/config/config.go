@@ -21,6 +21,11 @@ type Config struct {
 	// MQTTListen is the MQTT over TLS address devices connect to (8883).
 	// Empty means Listen's host on port 8883 (port 0 when Listen's is 0).
 	MQTTListen string `json:"mqttListen"`
+	// AMQPListen is the AMQP over TLS address (5671) the Event Hubs,
+	// Service Bus and IoT Hub AMQP clients use. Empty means Listen's host
+	// on port 5671 (port 0 when Listen's is 0); "off" disables it (AMQP
+	// over WebSocket on the main listener still works).
+	AMQPListen string `json:"amqpListen"`
 	// FallbackPort is used on Listen's host when Listen can't be bound
 	// (no privilege for 443, or taken); 0 disables the fallback.
 	FallbackPort int `json:"fallbackPort"`
@@ -192,6 +197,11 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.MQTTAddress()); err != nil {
 		add("mqtt-listen: %q is not host:port (e.g. 127.0.0.1:8883): %v", c.MQTTListen, err)
 	}
+	if a := c.AMQPAddress(); a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			add("amqp-listen: %q is not host:port (e.g. 127.0.0.1:5671) or off: %v", c.AMQPListen, err)
+		}
+	}
 	if c.FallbackPort < 0 || c.FallbackPort > 65535 {
 		add("fallback-port: %d is not a port number (0 disables the fallback)", c.FallbackPort)
 	}
@@ -301,6 +311,26 @@ func (c Config) MQTTAddress() string {
 		return net.JoinHostPort(host, "0")
 	}
 	return net.JoinHostPort(host, "8883")
+}
+
+// AMQPAddress is the AMQP over TLS listen address after defaults ("" when
+// off).
+func (c Config) AMQPAddress() string {
+	switch c.AMQPListen {
+	case "off":
+		return ""
+	case "":
+	default:
+		return c.AMQPListen
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return c.Listen
+	}
+	if port == "0" {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, "5671")
 }
 
 // BlobAddress is the path-style blob listen address after defaults ("" when off).
