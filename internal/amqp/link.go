@@ -632,6 +632,16 @@ func (s *Sender) Wait(ctx context.Context) (uint32, bool, error) {
 	}
 }
 
+// Changed returns a channel closed at the next change of the link's
+// credit, drain flag or state: a sender waiting for its own data selects
+// on it to notice a drain request.
+func (s *Sender) Changed() <-chan struct{} {
+	c := s.l.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.l.changed
+}
+
 // Drained completes a drain: the unused credit is spent and the client is
 // told (a flow with drain set and no credit).
 func (s *Sender) Drained() {

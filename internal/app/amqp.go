@@ -28,8 +28,10 @@ type amqpPlane struct {
 // {suffix} to the hub's built-in Event Hubs-compatible endpoint, and any
 // other name (a hub's {hub}.{suffix}, an IP address) to the IoT hub.
 type amqpRouter struct {
-	suffix     string
-	eventHubs  amqp.Handler
+	suffix string
+	// servesEventHubs reports whether a namespace is an Event Hubs one.
+	servesEventHubs func(ctx context.Context, namespace string) (bool, error)
+	eventHubs       amqp.Handler
 	serviceBus amqp.Handler
 	builtIn    amqp.Handler
 	ioTHub     amqp.Handler
@@ -47,10 +49,8 @@ func (r *amqpRouter) pick(ctx context.Context, host string) (amqp.Handler, error
 	case ns != "" && strings.HasPrefix(ns, builtInEndpointPrefix) && r.builtIn != nil:
 		return r.builtIn, nil
 	case ns != "":
-		if s, ok := r.eventHubs.(interface {
-			Serves(ctx context.Context, namespace string) (bool, error)
-		}); ok {
-			serves, err := s.Serves(ctx, ns)
+		if r.eventHubs != nil {
+			serves, err := r.servesEventHubs(ctx, ns)
 			if err != nil {
 				return nil, err
 			}
@@ -121,7 +121,11 @@ func (r *amqpRouter) AuthenticatePlain(ctx context.Context, c *amqp.Conn, user, 
 }
 
 func (a *App) buildAMQP() error {
-	a.amqp.router = &amqpRouter{suffix: a.cfg.DNSSuffix}
+	a.amqp.router = &amqpRouter{
+		suffix:          a.cfg.DNSSuffix,
+		servesEventHubs: a.targets.eventHubs.Serves,
+		eventHubs:       a.targets.eventHubs.AMQP(),
+	}
 	a.amqp.srv = amqp.NewServer(amqp.Config{
 		Handler: a.amqp.router, Logger: a.log.With("component", "amqp"), ContainerID: "outpost",
 	})

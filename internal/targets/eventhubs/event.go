@@ -121,12 +121,17 @@ func (in *incoming) message(subj, enqueued, publisher string) *nats.Msg {
 
 // decode turns a stored message back into an Event.
 func decode(msg *jetstream.RawStreamMsg, partition int) Event {
+	return decodeParts(msg.Header, msg.Data, msg.Sequence, msg.Time, partition)
+}
+
+// decodeParts turns a stored message's parts back into an Event.
+func decodeParts(hdr nats.Header, data []byte, streamSeq uint64, stored time.Time, partition int) Event {
 	e := Event{
-		Body: msg.Data, PartitionID: strconv.Itoa(partition),
-		SequenceNumber: int64(msg.Sequence) - 1, EnqueuedTime: msg.Time.UTC(),
+		Body: data, PartitionID: strconv.Itoa(partition),
+		SequenceNumber: int64(streamSeq) - 1, EnqueuedTime: stored.UTC(),
 	}
 	e.Offset = strconv.FormatInt(e.SequenceNumber, 10)
-	for k, vs := range msg.Header {
+	for k, vs := range hdr {
 		if len(vs) == 0 {
 			continue
 		}
