@@ -11,7 +11,10 @@ import (
 
 	"github.com/outpost-iot/outpost/internal/amqp"
 	"github.com/outpost-iot/outpost/internal/amqp/wire"
+	"github.com/outpost-iot/outpost/internal/hub/builtin"
+	"github.com/outpost-iot/outpost/internal/store"
 	"github.com/outpost-iot/outpost/internal/targets/eventhubs"
+	"github.com/outpost-iot/outpost/internal/targets/eventhubs/ehamqp"
 )
 
 // amqpPlane is the AMQP 1.0 endpoint: TLS on --amqp-listen (5671) and
@@ -32,9 +35,9 @@ type amqpRouter struct {
 	// servesEventHubs reports whether a namespace is an Event Hubs one.
 	servesEventHubs func(ctx context.Context, namespace string) (bool, error)
 	eventHubs       amqp.Handler
-	serviceBus amqp.Handler
-	builtIn    amqp.Handler
-	ioTHub     amqp.Handler
+	serviceBus      amqp.Handler
+	builtIn         amqp.Handler
+	ioTHub          amqp.Handler
 }
 
 type routeKey struct{}
@@ -125,6 +128,16 @@ func (a *App) buildAMQP() error {
 		suffix:          a.cfg.DNSSuffix,
 		servesEventHubs: a.targets.eventHubs.Serves,
 		eventHubs:       a.targets.eventHubs.AMQP(),
+		builtIn: ehamqp.New(builtin.New(builtin.Config{
+			Hubs: a.hub.hubs, Telemetry: a.hub.telemetry, Access: a.targets.access, DNSSuffix: a.cfg.DNSSuffix,
+			ConsumerGroupExists: func(ctx context.Context, hubID, name string) (bool, error) {
+				_, err := a.store.Resources().Get(ctx, hubID+"/eventHubEndpoints/events/ConsumerGroups/"+name)
+				if errors.Is(err, store.ErrNotFound) {
+					return false, nil
+				}
+				return err == nil, err
+			},
+		}), a.log.With("component", "builtin-endpoint")),
 	}
 	a.amqp.srv = amqp.NewServer(amqp.Config{
 		Handler: a.amqp.router, Logger: a.log.With("component", "amqp"), ContainerID: "outpost",
