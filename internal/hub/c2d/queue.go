@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ const (
 	hdrEnqueued      = "iothub-enqueuedtime"
 	hdrContentType   = "content-type"
 	hdrContentEnc    = "content-encoding"
+	hdrGeneration    = "iothub-device-generation-id"
 	appPrefix        = "app-"
 )
 
@@ -39,11 +41,15 @@ type Message struct {
 	MessageID, CorrelationID, UserID string
 	ContentType, ContentEncoding     string
 	// Ack is the feedback requested: none, positive, negative or full.
-	Ack      string
-	Expiry   time.Time
-	Enqueued time.Time
-	App      map[string]string
-	Payload  []byte
+	Ack string
+	// GenerationID is the device's generationId when it was sent, for
+	// feedback records; when empty, feedback looks it up (see
+	// SetGenerationLookup).
+	GenerationID string
+	Expiry       time.Time
+	Enqueued     time.Time
+	App          map[string]string
+	Payload      []byte
 	// DeliveryCount and LockToken are set on received messages.
 	DeliveryCount int
 	LockToken     string
@@ -59,19 +65,44 @@ type Settings struct {
 	LockDuration     time.Duration
 }
 
-// Queue is the cloud-to-device queue of every hub.
+// Queue is the cloud-to-device queue of every hub, and its feedback queue.
+//
+// Lock order: mu guards locks, consumers and feedback's maps; it is never
+// held across a network call.
 type Queue struct {
 	bus *bus.Bus
 	now func() time.Time
+	log *slog.Logger
+	// generation looks a device's generationId up for feedback records of
+	// messages sent without one.
+	generation GenerationLookup
 
 	mu        sync.Mutex
 	locks     map[string]jetstream.Msg      // lock token → held message (HTTPS receive)
 	consumers map[string]jetstream.Consumer // per device, created once
+	feedback  feedbackState
 }
+
+// GenerationLookup returns a device's (or module's) generationId, "" when
+// it is unknown.
+type GenerationLookup func(ctx context.Context, hub, deviceID, moduleID string) string
 
 // New builds the queue.
 func New(b *bus.Bus, now func() time.Time) *Queue {
-	return &Queue{bus: b, now: now, locks: map[string]jetstream.Msg{}, consumers: map[string]jetstream.Consumer{}}
+	return &Queue{bus: b, now: now, log: slog.New(slog.DiscardHandler), locks: map[string]jetstream.Msg{},
+		consumers: map[string]jetstream.Consumer{}, feedback: newFeedbackState()}
+}
+
+// SetGenerationLookup sets how feedback records find the generationId of
+// devices whose messages were sent without one. Call it before use.
+func (q *Queue) SetGenerationLookup(f GenerationLookup) { q.generation = f }
+
+// SetLogger sets where feedback the queue could not store is reported.
+// Call it before use.
+func (q *Queue) SetLogger(l *slog.Logger) {
+	if l != nil {
+		q.log = l
+	}
 }
 
 func streamName(hub string) string { return "c2d-" + strings.ToLower(hub) }
@@ -100,10 +131,10 @@ func (q *Queue) EnsureHub(ctx context.Context, hub string) error {
 	if err != nil {
 		return fmt.Errorf("c2d: ensure stream for %s: %w", hub, err)
 	}
-	return nil
+	return q.ensureFeedback(ctx, hub)
 }
 
-// RemoveHub deletes the hub's queue.
+// RemoveHub deletes the hub's queue and its feedback queue.
 func (q *Queue) RemoveHub(ctx context.Context, hub string) error {
 	q.mu.Lock()
 	for k := range q.consumers {
@@ -116,7 +147,7 @@ func (q *Queue) RemoveHub(ctx context.Context, hub string) error {
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("c2d: delete stream for %s: %w", hub, err)
 	}
-	return nil
+	return q.removeFeedback(ctx, hub)
 }
 
 // Send queues a message for a device.
@@ -133,6 +164,7 @@ func (q *Queue) Send(ctx context.Context, hub, deviceID, moduleID string, m Mess
 	set(hdrContentType, m.ContentType)
 	set(hdrContentEnc, m.ContentEncoding)
 	set(hdrAck, m.Ack)
+	set(hdrGeneration, m.GenerationID)
 	to := "/devices/" + deviceID + "/messages/devicebound"
 	if moduleID != "" {
 		to = "/devices/" + deviceID + "/modules/" + moduleID + "/messages/devicebound"
@@ -178,7 +210,10 @@ func (q *Queue) Pending(ctx context.Context, hub, deviceID, moduleID string) (bo
 	return info.State.Subjects[subject] > 0, nil
 }
 
-// consumer returns the device's durable consumer.
+// consumer returns the device's durable consumer. MaxDeliver is one more
+// than maxDeliveryCount: the extra delivery never reaches a device, it is
+// how a message whose last lock ran out is found and dead-lettered (with
+// DeliveryCountExceeded feedback) rather than left in the stream.
 func (q *Queue) consumer(ctx context.Context, hub, deviceID, moduleID string, s Settings) (jetstream.Consumer, error) {
 	key := strings.ToLower(hub) + "/" + deviceToken(deviceID, moduleID) + "/" + strconv.Itoa(s.MaxDeliveryCount)
 	q.mu.Lock()
@@ -200,7 +235,7 @@ func (q *Queue) consumer(ctx context.Context, hub, deviceID, moduleID string, s 
 		FilterSubject: q.bus.Subject("hub", strings.ToLower(hub), "c2d", deviceToken(deviceID, moduleID)),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       lock,
-		MaxDeliver:    maxDeliver,
+		MaxDeliver:    maxDeliver + 1,
 		MaxAckPending: MaxQueuedPerDevice,
 	})
 	if err != nil {
@@ -212,44 +247,75 @@ func (q *Queue) consumer(ctx context.Context, hub, deviceID, moduleID string, s 
 	return c, nil
 }
 
-// Next takes the device's next live message, waiting up to wait. It returns
-// (nil, nil) when there is none. Expired messages are dropped on the way.
+// Next takes the device's next live message, waiting up to wait (or until
+// ctx ends). It returns (nil, nil, nil) when there is none. Expired messages
+// and messages past maxDeliveryCount are dead-lettered on the way, with
+// their feedback. Settle the returned message with SettleDelivery (or Hold
+// and Settle).
 func (q *Queue) Next(ctx context.Context, hub, deviceID, moduleID string, s Settings, wait time.Duration) (*Message, jetstream.Msg, error) {
 	c, err := q.consumer(ctx, hub, deviceID, moduleID, s)
 	if err != nil {
 		return nil, nil, err
 	}
+	maxDeliver := s.MaxDeliveryCount
+	if maxDeliver <= 0 {
+		maxDeliver = 10
+	}
 	deadline := time.Now().Add(wait)
 	for {
 		left := time.Until(deadline)
-		if left < 10*time.Millisecond {
+		if left < 10*time.Millisecond || ctx.Err() != nil {
 			return nil, nil, nil
 		}
-		batch, err := c.Fetch(1, jetstream.FetchMaxWait(left))
+		fctx, cancel := context.WithTimeout(ctx, left)
+		batch, err := c.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
+			if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				continue // the loop ends at the deadline
+			}
 			return nil, nil, fmt.Errorf("c2d: fetch for %s/%s: %w", hub, deviceID, err)
 		}
 		var got jetstream.Msg
 		for m := range batch.Messages() {
 			got = m
 		}
+		cancel()
 		if got == nil {
-			return nil, nil, nil
-		}
-		m := decode(got)
-		if !m.Expiry.IsZero() && q.now().After(m.Expiry) {
-			_ = got.Term()
 			continue
 		}
-		return m, got, nil
+		m := decode(got)
+		switch {
+		case m.DeliveryCount > maxDeliver:
+			q.deadLetter(ctx, got, m, StatusDeliveryCountExceeded)
+			continue
+		case !m.Expiry.IsZero() && q.now().After(m.Expiry):
+			q.deadLetter(ctx, got, m, StatusExpired)
+			continue
+		}
+		return m, &delivered{Msg: got, maxDeliver: maxDeliver}, nil
 	}
+}
+
+// delivered is a message handed to a device: the settlement needs the
+// hub's maxDeliveryCount as it was when the message was taken.
+type delivered struct {
+	jetstream.Msg
+	maxDeliver int
+}
+
+// deadLetter removes a message the device will never get, with its
+// negative feedback.
+func (q *Queue) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, status string) {
+	q.feedbackFor(ctx, msg, m, status)
+	_ = msg.Term()
 }
 
 func decode(msg jetstream.Msg) *Message {
 	h := msg.Headers()
 	m := &Message{MessageID: h.Get(hdrMessageID), CorrelationID: h.Get(hdrCorrelationID), UserID: h.Get(hdrUserID),
 		ContentType: h.Get(hdrContentType), ContentEncoding: h.Get(hdrContentEnc), Ack: h.Get(hdrAck),
-		App: map[string]string{}, Payload: msg.Data()}
+		GenerationID: h.Get(hdrGeneration), App: map[string]string{}, Payload: msg.Data()}
 	m.Expiry, _ = time.Parse(time.RFC3339Nano, h.Get(hdrExpiry))
 	m.Enqueued, _ = time.Parse(time.RFC3339Nano, h.Get(hdrEnqueued))
 	for k, vs := range h {
@@ -277,8 +343,20 @@ func (q *Queue) Hold(lockToken string, msg jetstream.Msg) {
 // ErrLockLost is returned for an unknown or expired lock token.
 var ErrLockLost = errors.New("c2d: the lock token is unknown or its lock expired")
 
-// Settle completes, abandons or rejects a held message.
+// Settle completes, abandons or rejects ("complete", "abandon", "reject") a
+// message held under its lock token.
 func (q *Queue) Settle(lockToken, how string) error {
+	var st Settlement
+	switch how {
+	case "complete":
+		st = Complete
+	case "abandon":
+		st = Abandon
+	case "reject":
+		st = Reject
+	default:
+		return fmt.Errorf("c2d: unknown settlement %q", how)
+	}
 	q.mu.Lock()
 	msg, ok := q.locks[lockToken]
 	delete(q.locks, lockToken)
@@ -286,19 +364,53 @@ func (q *Queue) Settle(lockToken, how string) error {
 	if !ok {
 		return ErrLockLost
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return q.SettleDelivery(ctx, msg, st)
+}
+
+// Settlement is what a device does with a message it received.
+type Settlement int
+
+const (
+	// Complete removes the message (positive feedback).
+	Complete Settlement = iota
+	// Abandon returns it to the queue for another delivery; past
+	// maxDeliveryCount it is dead-lettered (DeliveryCountExceeded).
+	Abandon
+	// Reject dead-letters it (Rejected feedback).
+	Reject
+)
+
+// SettleDelivery settles a message Next returned. Feedback the message
+// asked for is stored before the message is settled (a failure to store it
+// is logged, not returned: the device's settlement stands).
+func (q *Queue) SettleDelivery(ctx context.Context, msg jetstream.Msg, how Settlement) error {
+	maxDeliver := 0
+	if d, ok := msg.(*delivered); ok {
+		maxDeliver = d.maxDeliver
+	}
 	var err error
 	switch how {
-	case "complete":
+	case Complete:
+		q.feedbackFor(ctx, msg, nil, StatusSuccess)
 		err = msg.Ack()
-	case "abandon":
-		err = msg.Nak()
-	case "reject":
+	case Reject:
+		q.feedbackFor(ctx, msg, nil, StatusRejected)
 		err = msg.Term()
+	case Abandon:
+		md, merr := msg.Metadata()
+		if merr == nil && maxDeliver > 0 && int(md.NumDelivered) >= maxDeliver {
+			q.feedbackFor(ctx, msg, nil, StatusDeliveryCountExceeded)
+			err = msg.Term()
+		} else {
+			err = msg.Nak()
+		}
 	default:
-		return fmt.Errorf("c2d: unknown settlement %q", how)
+		return fmt.Errorf("c2d: unknown settlement %d", how)
 	}
 	if err != nil {
-		return ErrLockLost
+		return fmt.Errorf("%w: %w", ErrLockLost, err)
 	}
 	return nil
 }

@@ -95,9 +95,6 @@ func (h *Hub) pushC2D(ctx context.Context, key mqtt.DeviceKey) {
 		return
 	}
 	warned := false
-	// A device may connect before it subscribes to its messages; while a
-	// message waits for that, keep trying rather than leave it stranded.
-	waiting := false
 	for ctx.Err() == nil && s.IsConnected(key) {
 		hb, ok, err := h.c2d.hubs.Get(ctx, key.Hub)
 		if err != nil || !ok {
@@ -113,31 +110,32 @@ func (h *Hub) pushC2D(ctx context.Context, key mqtt.DeviceKey) {
 			continue
 		}
 		if m == nil {
-			if waiting {
-				continue
-			}
 			return // empty (or everything locked elsewhere): a send wakes us again
 		}
 		acked := make(chan error, 1)
-		err = s.Deliver(ctx, key, mqtt.Delivery{Kind: mqtt.DeliverC2D, Payload: m.Payload, Properties: m.Properties(),
-			Acked: func(e error) { acked <- e }})
-		switch {
-		case errors.Is(err, mqtt.ErrNotSubscribed):
-			waiting = true
-			_ = jm.NakWithDelay(time.Second)
+		delivery := mqtt.Delivery{Kind: mqtt.DeliverC2D, Payload: m.Payload, Properties: m.Properties(),
+			Acked: func(e error) { acked <- e }}
+		err = s.Deliver(ctx, key, delivery)
+		// A device that connected but has not subscribed yet keeps the
+		// message under lock (extended, not redelivered: waiting must not
+		// count towards maxDeliveryCount) until it subscribes or goes.
+		for errors.Is(err, mqtt.ErrNotSubscribed) && ctx.Err() == nil && s.IsConnected(key) {
+			_ = jm.InProgress()
 			sleep(ctx, time.Second)
-			continue
-		case err != nil:
+			err = s.Deliver(ctx, key, delivery)
+		}
+		if err != nil {
 			_ = jm.Nak()
 			return
 		}
-		waiting = false
 		select {
 		case e := <-acked:
 			if e == nil {
-				_ = jm.Ack()
+				if err := h.c2d.queue.SettleDelivery(ctx, jm, c2d.Complete); err != nil {
+					h.log.Info("cloud-to-device completion", "device", key.DeviceID, "err", err)
+				}
 			} else {
-				_ = jm.Nak()
+				_ = h.c2d.queue.SettleDelivery(ctx, jm, c2d.Abandon)
 				return
 			}
 		case <-ctx.Done():

@@ -44,6 +44,9 @@ const (
 	// Abandon releases the lock at once; the notification is delivered
 	// again, counting towards maxDeliveryCount.
 	Abandon
+	// Reject drops the notification (an AMQP receiver's rejected outcome;
+	// IoT Hub has no dead-letter queue for file notifications).
+	Reject
 )
 
 // ErrLockLost is returned when a lock token is unknown (never issued, already
@@ -236,7 +239,8 @@ func (s *Service) Receive(ctx context.Context, h hub.Hub, wait time.Duration) (*
 	}
 }
 
-// Settle completes or abandons a notification received on this node.
+// Settle completes, abandons or rejects a notification received on this
+// node.
 // Completing returns only once JetStream confirmed the acknowledgement.
 func (s *Service) Settle(ctx context.Context, lockToken string, how Settlement) error {
 	s.queue.mu.Lock()
@@ -257,6 +261,8 @@ func (s *Service) Settle(ctx context.Context, lockToken string, how Settlement) 
 		err = held.msg.DoubleAck(ctx)
 	case Abandon:
 		err = held.msg.Nak()
+	case Reject:
+		err = held.msg.Term()
 	default:
 		return fmt.Errorf("fileupload: unknown settlement %d", how)
 	}

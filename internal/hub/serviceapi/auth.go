@@ -23,12 +23,14 @@ type DataAuthorizer interface {
 	AuthorizeData(principalID, dataAction, scope string) (allowed bool, reason string)
 }
 
-// access is what one request needs: a policy right and the equivalent
+// Access is what one operation needs: any of the policy rights, or the
 // data action for bearer callers.
-type access struct {
-	rights     []string // any of these policy rights
-	dataAction string
+type Access struct {
+	Rights     []string
+	DataAction string
 }
+
+type access = Access
 
 var (
 	registryRead  = access{[]string{"RegistryRead", "RegistryWrite"}, "Microsoft.Devices/IotHubs/devices/read"}
@@ -39,8 +41,115 @@ var (
 	statsRead     = access{[]string{"RegistryRead", "RegistryWrite"}, "Microsoft.Devices/IotHubs/statistics/read"}
 )
 
+// The service operations of the AMQP endpoints.
+var (
+	// C2DSend sends cloud-to-device messages.
+	C2DSend = Access{[]string{"ServiceConnect"}, "Microsoft.Devices/IotHubs/cloudToDeviceMessages/send/action"}
+	// C2DFeedback receives cloud-to-device feedback.
+	C2DFeedback = Access{[]string{"ServiceConnect"}, "Microsoft.Devices/IotHubs/cloudToDeviceMessages/feedback/action"}
+	// FileNotifications receives file upload notifications.
+	FileNotifications = fileNotifications
+)
+
 func unauthorized(format string, args ...any) error {
 	return &registry.Error{Status: http.StatusUnauthorized, Code: "IotHubUnauthorizedAccess", Message: sprintf(format, args...)}
+}
+
+// ServiceCaller is a service credential that authenticated against a hub:
+// a shared access policy's SAS or an Entra principal's bearer token.
+type ServiceCaller struct {
+	// PolicyName is the policy of a SAS ("" for bearer callers).
+	PolicyName string
+	// ObjectID is the principal of a bearer token.
+	ObjectID string
+	// Expires is the SAS token's expiry (zero for bearer tokens: their
+	// expiry is the validator's business).
+	Expires time.Time
+}
+
+// ServiceAuth authenticates and authorizes service credentials for every
+// service surface (HTTPS here, AMQP in hubamqp).
+type ServiceAuth struct {
+	Bearer BearerValidator
+	Authz  DataAuthorizer
+	Now    func() time.Time
+}
+
+// Authenticate checks credential — "SharedAccessSignature sr=…&skn=…" of one
+// of target's policies, or "Bearer <token for https://iothubs.azure.net>" —
+// for target, reached at hosts (a SAS must cover the hub's host name or one
+// of them). Refusals are *registry.Error 401.
+func (a ServiceAuth) Authenticate(ctx context.Context, credential string, target hub.Hub, hosts ...string) (ServiceCaller, error) {
+	credential = strings.TrimSpace(credential)
+	if scheme, token, ok := strings.Cut(credential, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if a.Bearer == nil {
+			return ServiceCaller{}, unauthorized("Bearer tokens are not accepted here; send a shared access signature of a policy.")
+		}
+		oid, err := a.Bearer.ValidateIoTHubToken(ctx, strings.TrimSpace(token))
+		if err != nil {
+			return ServiceCaller{}, unauthorized("The bearer token is not valid for this hub: %v.", err)
+		}
+		return ServiceCaller{ObjectID: oid}, nil
+	}
+	if target.DisableLocalAuth {
+		return ServiceCaller{}, unauthorized("Local (SAS) authentication is disabled for hub %s (disableLocalAuth); use a bearer token.", target.Name)
+	}
+	tok, err := sas.Parse(credential)
+	if err != nil {
+		return ServiceCaller{}, unauthorized("The shared access signature is malformed: %v.", err)
+	}
+	if tok.KeyName == "" {
+		return ServiceCaller{}, unauthorized("This API needs a shared access policy token (with skn); device tokens are for device endpoints.")
+	}
+	if tok.Expired(a.now(), 0) {
+		return ServiceCaller{}, unauthorized("The shared access signature expired at %s.", tok.Expiry.UTC().Format(time.RFC3339))
+	}
+	covered := tok.Covers(target.HostName)
+	for _, h := range hosts {
+		covered = covered || (h != "" && (tok.Covers(h) || coversHostOnly(tok, h)))
+	}
+	if !covered {
+		return ServiceCaller{}, unauthorized("The shared access signature's resource '%s' does not cover hub %s.", tok.Resource, target.HostName)
+	}
+	p, ok := target.Policy(tok.KeyName)
+	if !ok || !(tok.Verify(p.PrimaryKey) || tok.Verify(p.SecondaryKey)) {
+		return ServiceCaller{}, unauthorized("The shared access signature is not valid for policy '%s' of hub %s.", tok.KeyName, target.Name)
+	}
+	return ServiceCaller{PolicyName: p.KeyName, Expires: tok.Expiry}, nil
+}
+
+// Authorize decides need for an authenticated caller, with the hub's
+// current policies and role assignments. Refusals are *registry.Error 401.
+func (a ServiceAuth) Authorize(c ServiceCaller, target hub.Hub, need Access) error {
+	if c.PolicyName == "" {
+		if a.Authz == nil {
+			return unauthorized("Principal %s is not authorized to perform %s on hub %s.", c.ObjectID, need.DataAction, target.Name)
+		}
+		if ok, reason := a.Authz.AuthorizeData(c.ObjectID, need.DataAction, target.ResourceID); !ok {
+			return unauthorized("Principal %s is not authorized to perform %s on hub %s: %s", c.ObjectID, need.DataAction, target.Name, reason)
+		}
+		return nil
+	}
+	if target.DisableLocalAuth {
+		return unauthorized("Local (SAS) authentication is disabled for hub %s (disableLocalAuth); use a bearer token.", target.Name)
+	}
+	p, ok := target.Policy(c.PolicyName)
+	if !ok {
+		return unauthorized("Hub %s has no shared access policy '%s' any more.", target.Name, c.PolicyName)
+	}
+	for _, right := range need.Rights {
+		if p.Has(right) {
+			return nil
+		}
+	}
+	return unauthorized("Policy '%s' has rights '%s'; this operation needs %s.", p.KeyName, p.Rights, strings.Join(need.Rights, " or "))
+}
+
+func (a ServiceAuth) now() time.Time {
+	if a.Now == nil {
+		return time.Now()
+	}
+	return a.Now()
 }
 
 // authorize checks the Authorization header of a service request.
@@ -49,43 +158,12 @@ func (h *Handler) authorize(r *http.Request, target hub.Hub, need access) error 
 	if header == "" {
 		return unauthorized("The request has no Authorization header. Send a shared access signature of a policy (SharedAccessSignature sr=…&sig=…&se=…&skn=…) or 'Bearer <token for https://iothubs.azure.net>'.")
 	}
-	if scheme, token, ok := strings.Cut(header, " "); ok && strings.EqualFold(scheme, "Bearer") {
-		oid, err := h.bearer.ValidateIoTHubToken(r.Context(), strings.TrimSpace(token))
-		if err != nil {
-			return unauthorized("The bearer token is not valid for this hub: %v.", err)
-		}
-		if ok, reason := h.authz.AuthorizeData(oid, need.dataAction, target.ResourceID); !ok {
-			return &registry.Error{Status: http.StatusUnauthorized, Code: "IotHubUnauthorizedAccess",
-				Message: sprintf("Principal %s is not authorized to perform %s on hub %s: %s", oid, need.dataAction, target.Name, reason)}
-		}
-		return nil
-	}
-	if target.DisableLocalAuth {
-		return unauthorized("Local (SAS) authentication is disabled for hub %s (disableLocalAuth); use a bearer token.", target.Name)
-	}
-	tok, err := sas.Parse(header)
+	auth := ServiceAuth{Bearer: h.bearer, Authz: h.authz, Now: h.now}
+	c, err := auth.Authenticate(r.Context(), header, target, r.Host)
 	if err != nil {
-		return unauthorized("The shared access signature is malformed: %v.", err)
+		return err
 	}
-	if tok.KeyName == "" {
-		return unauthorized("This API needs a shared access policy token (with skn); device tokens are for device endpoints.")
-	}
-	if tok.Expired(h.now(), 0) {
-		return unauthorized("The shared access signature expired at %s.", tok.Expiry.UTC().Format(time.RFC3339))
-	}
-	if !tok.Covers(target.HostName) && !tok.Covers(r.Host) && !coversHostOnly(tok, r.Host) {
-		return unauthorized("The shared access signature's resource '%s' does not cover hub %s.", tok.Resource, target.HostName)
-	}
-	p, ok := target.Policy(tok.KeyName)
-	if !ok || !(tok.Verify(p.PrimaryKey) || tok.Verify(p.SecondaryKey)) {
-		return unauthorized("The shared access signature is not valid for policy '%s' of hub %s.", tok.KeyName, target.Name)
-	}
-	for _, right := range need.rights {
-		if p.Has(right) {
-			return nil
-		}
-	}
-	return unauthorized("Policy '%s' has rights '%s'; this operation needs %s.", p.KeyName, p.Rights, strings.Join(need.rights, " or "))
+	return auth.Authorize(c, target, need)
 }
 
 // coversHostOnly accepts a token whose resource is the request host
