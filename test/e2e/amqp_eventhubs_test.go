@@ -23,6 +23,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/outpost-iot/outpost/internal/sas"
+	"github.com/outpost-iot/outpost/internal/targets/eventhubs"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
 
@@ -134,7 +135,13 @@ func TestAMQPEventHubsGoSDK(t *testing.T) {
 	for i := range 3 {
 		keyed = append(keyed, &azeventhubs.EventData{Body: fmt.Appendf(nil, "keyed %d", i), Properties: map[string]any{"kind": "keyed", "n": int64(i)}})
 	}
-	send(&azeventhubs.EventDataBatchOptions{PartitionKey: to.Ptr("sensor-42")}, keyed...)
+	// A key that does not land on partition 0, which holds the pinned
+	// events the offset and @latest checks below count.
+	key := "sensor-42"
+	for i := 0; eventhubs.PartitionForKey(key, 4) == 0; i++ {
+		key = fmt.Sprint("sensor-", i)
+	}
+	send(&azeventhubs.EventDataBatchOptions{PartitionKey: &key}, keyed...)
 
 	read := readPartitions(t, consumer, hub.PartitionIDs)
 	var gotPinned, gotKeyed []*azeventhubs.ReceivedEventData
@@ -168,7 +175,7 @@ func TestAMQPEventHubsGoSDK(t *testing.T) {
 		}
 	}
 	for i, ev := range gotKeyed {
-		if string(ev.Body) != fmt.Sprint("keyed ", i) || ev.PartitionKey == nil || *ev.PartitionKey != "sensor-42" {
+		if string(ev.Body) != fmt.Sprint("keyed ", i) || ev.PartitionKey == nil || *ev.PartitionKey != key {
 			t.Errorf("keyed event %d: body %q key %v", i, ev.Body, ev.PartitionKey)
 		}
 	}

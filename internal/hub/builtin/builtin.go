@@ -125,7 +125,9 @@ func (b *Backend) PutToken(ctx context.Context, c *amqp.Conn, t amqp.TokenReques
 	if !p.Has("ServiceConnect") {
 		return deny("The policy '%s' lacks ServiceConnect, which reading the built-in endpoint needs (it grants %s).", p.KeyName, p.Rights)
 	}
-	return amqp.Claim{Audience: aud, Expires: tok.Expiry, Principal: policyGrant{}}, nil
+	// The claim lasts as long as the token is accepted: its expiry plus the
+	// clock skew tolerated.
+	return amqp.Claim{Audience: aud, Expires: tok.Expiry.Add(5*time.Minute), Principal: policyGrant{}}, nil
 }
 
 func jwtExpiry(token string) time.Time {

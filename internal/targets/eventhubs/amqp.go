@@ -107,7 +107,9 @@ func (b amqpBackend) sasClaim(ns *ehresource.NamespaceView, host, entity, aud, t
 	if where == "event hub" {
 		scope = entity
 	}
-	return amqp.Claim{Audience: aud, Expires: tok.Expiry, Principal: sasGrant{b: b, rule: rule, scope: scope}}, nil
+	// The claim lasts as long as the token is accepted: its expiry plus the
+	// clock skew tolerated.
+	return amqp.Claim{Audience: aud, Expires: tok.Expiry.Add(sasSkew), Principal: sasGrant{b: b, rule: rule, scope: scope}}, nil
 }
 
 func (b amqpBackend) bearerClaim(ctx context.Context, ns *ehresource.NamespaceView, aud, token string) (amqp.Claim, error) {
