@@ -127,7 +127,7 @@ func (b *Backend) PutToken(ctx context.Context, c *amqp.Conn, t amqp.TokenReques
 	}
 	// The claim lasts as long as the token is accepted: its expiry plus the
 	// clock skew tolerated.
-	return amqp.Claim{Audience: aud, Expires: tok.Expiry.Add(5*time.Minute), Principal: policyGrant{}}, nil
+	return amqp.Claim{Audience: aud, Expires: tok.Expiry.Add(5 * time.Minute), Principal: policyGrant{}}, nil
 }
 
 func jwtExpiry(token string) time.Time {

@@ -74,7 +74,6 @@ func (s *Streams) PartitionState(ctx context.Context, hub string, partition int)
 	return PartitionState{First: first.Sequence, Last: last.Sequence, LastTime: last.Time.UTC()}, nil
 }
 
-
 // HubFromBuiltInHost is the hub name in a built-in endpoint host
 // iothub-ns-{hub}.servicebus.{suffix} ("" for other hosts).
 func HubFromBuiltInHost(host, dnsSuffix string) string {
