@@ -71,7 +71,12 @@ func (s *Streams) PartitionState(ctx context.Context, hub string, partition int)
 	if err != nil {
 		return st, fmt.Errorf("telemetry: partition %d of %s: %w", partition, hub, err)
 	}
-	return PartitionState{First: first.Sequence, Last: last.Sequence, LastTime: last.Time.UTC()}, nil
+	// The enqueued time readers see is the one stamped when it arrived.
+	lastTime := last.Time.UTC()
+	if t, err := time.Parse(time.RFC3339Nano, last.Header.Get(PropEnqueuedTime)); err == nil {
+		lastTime = t.UTC()
+	}
+	return PartitionState{First: first.Sequence, Last: last.Sequence, LastTime: lastTime}, nil
 }
 
 // HubFromBuiltInHost is the hub name in a built-in endpoint host

@@ -250,6 +250,11 @@ func (e embeddedHub) Info(ctx context.Context, p int) (ehamqp.PartitionInfo, err
 		info.LastSequenceNumber = int64(state.LastSeq) - 1
 		info.LastOffset = fmt.Sprint(info.LastSequenceNumber)
 		info.Empty = false
+		// The enqueued time receivers saw is the one stamped at send, not
+		// the stream's own timestamp.
+		if last, err := st.GetMsg(ctx, state.LastSeq); err == nil {
+			info.LastEnqueued = decode(last, p).EnqueuedTime
+		}
 	} else {
 		info.BeginSequenceNumber = int64(state.LastSeq)
 	}
