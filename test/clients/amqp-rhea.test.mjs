@@ -63,7 +63,10 @@ async function connect() {
   await withTimeout(
     new Promise((resolve, reject) => {
       conn.once("connection_open", resolve);
-      conn.once("connection_error", (ctx) => reject(new Error(`connection_error: ${JSON.stringify(ctx.connection.error)}`)));
+      conn.once("connection_error", (ctx) => {
+        const e = ctx.error ?? ctx.connection.error;
+        reject(new Error(`connection_error (a failed SASL outcome is amqp:unauthorized-access): ${e?.condition ?? ""} ${e?.description ?? e?.message ?? JSON.stringify(e)}`));
+      });
       conn.once("disconnected", (ctx) => reject(new Error(`disconnected before open: ${ctx.error ?? "no error"}`)));
     }),
     15000,
