@@ -40,11 +40,17 @@ type Broker struct {
 	// new delivery revokes the older lock at once — JetStream's AckWait
 	// started before this node set the lock's expiry.
 	holders map[string]string
+	// uncounted is, per message (entity and sequence), how many of
+	// JetStream's deliveries do not count: locks released (AMQP released
+	// outcome, a delivery that never reached the client) give the message
+	// back without raising its delivery count, which JetStream cannot undo.
+	uncounted map[string]int
 }
 
 type heldLock struct {
 	msg      jetstream.Msg
-	entity   string // entityKey of the (sub-)queue it came from
+	t        target // the (sub-)queue it came from
+	entity   string // t.key()
 	seq      uint64
 	duration time.Duration
 	until    time.Time
@@ -55,7 +61,8 @@ func NewBroker(b *bus.Bus, log *slog.Logger, now func() time.Time) *Broker {
 	if now == nil {
 		now = time.Now
 	}
-	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{}, holders: map[string]string{}}
+	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{},
+		holders: map[string]string{}, uncounted: map[string]int{}}
 }
 
 // target is one (sub-)queue messages are received from.
@@ -248,8 +255,14 @@ func (b *Broker) consumer(ctx context.Context, t target) (jetstream.Consumer, er
 // publish stores one message on a (sub-)queue and returns its sequence
 // number once JetStream has it.
 func (b *Broker) publish(ctx context.Context, t target, m *Message) (uint64, error) {
+	return b.publishMsg(ctx, t, m, true)
+}
+
+// publishMsg is publish; dedupe false stores a message again (an abandon
+// that modified it) without duplicate detection dropping it.
+func (b *Broker) publishMsg(ctx context.Context, t target, m *Message, dedupe bool) (uint64, error) {
 	hdr := m.header()
-	if t.settings.RequiresDuplicateDetection && m.Props.MessageID != "" && !t.dlq {
+	if dedupe && t.settings.RequiresDuplicateDetection && m.Props.MessageID != "" && !t.dlq {
 		hdr.Set(jetstream.MsgIDHeader, t.token()+":"+m.Props.MessageID)
 	}
 	msg := &nats.Msg{Subject: b.bus.Subject(t.logicalSubject()), Data: m.Body, Header: hdr}
@@ -321,21 +334,26 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 			}
 			continue
 		}
-		m, md := decodeMessage(got)
+		m, _ := decodeMessage(got)
 		now := b.now()
+		key := holderKey(t.key(), m.SequenceNumber)
+		b.mu.Lock()
+		m.DeliveryCount -= b.uncounted[key]
+		b.mu.Unlock()
 		if !t.dlq {
 			if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
 				if t.settings.DeadLetterOnExpiration {
 					err = b.deadLetter(ctx, t, got, m, "TTLExpiredException", "The message expired and was dead lettered.")
 				} else {
 					err = got.DoubleAck(ctx)
+					b.forgetCounts(key)
 				}
 				if err != nil {
 					b.log.Warn("servicebus: expire message", "entity", t.key(), "err", err)
 				}
 				continue
 			}
-			if int(md.NumDelivered) > t.settings.MaxDeliveryCount {
+			if m.DeliveryCount > t.settings.MaxDeliveryCount {
 				err := b.deadLetter(ctx, t, got, m, "MaxDeliveryCountExceeded",
 					fmt.Sprintf("Message could not be consumed after %d delivery attempts.", t.settings.MaxDeliveryCount))
 				if err != nil {
@@ -345,7 +363,11 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 			}
 		}
 		if ctx.Err() != nil {
-			// The caller is gone: give the message back at once.
+			// The caller is gone: give the message back at once, without
+			// counting a delivery nobody saw.
+			b.mu.Lock()
+			b.uncounted[key]++
+			b.mu.Unlock()
 			_ = got.Nak()
 			return nil, nil
 		}
@@ -353,6 +375,7 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 			if err := got.DoubleAck(ctx); err != nil {
 				return nil, fmt.Errorf("servicebus: delete received message from %s: %w", t.key(), err)
 			}
+			b.forgetCounts(key)
 			return m, nil
 		}
 		lock := t.settings.LockDuration
@@ -362,7 +385,7 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 		m.LockToken = uuid.NewString()
 		m.LockedUntil = now.Add(lock)
 		b.mu.Lock()
-		b.holdLock(m.LockToken, &heldLock{msg: got, entity: t.key(), seq: m.SequenceNumber, duration: lock, until: m.LockedUntil})
+		b.holdLock(m.LockToken, &heldLock{msg: got, t: t, entity: t.key(), seq: m.SequenceNumber, duration: lock, until: m.LockedUntil})
 		b.mu.Unlock()
 		return m, nil
 	}
@@ -380,6 +403,7 @@ func (b *Broker) deadLetter(ctx context.Context, t target, msg jetstream.Msg, m 
 	if err := msg.DoubleAck(ctx); err != nil {
 		return fmt.Errorf("servicebus: remove dead-lettered message: %w", err)
 	}
+	b.forgetCounts(holderKey(t.key(), m.SequenceNumber))
 	return nil
 }
 
@@ -397,27 +421,17 @@ const (
 // settle completes, abandons or renews a peek-locked message of entity
 // (a target key). It returns the new lock expiry for a renewal.
 func (b *Broker) settle(ctx context.Context, entity, lockToken string, how settlement) (time.Time, error) {
+	l, err := b.lock(entity, lockToken, how != settleRenew)
+	if err != nil {
+		return time.Time{}, err
+	}
 	now := b.now()
-	b.mu.Lock()
-	l, ok := b.locks[lockToken]
-	if ok && (l.entity != entity || !now.Before(l.until)) {
-		ok = false
-		if !now.Before(l.until) {
-			b.forgetLock(lockToken, l)
-		}
-	}
-	if ok && how != settleRenew {
-		b.forgetLock(lockToken, l)
-	}
-	b.mu.Unlock()
-	if !ok {
-		return time.Time{}, errLockLost
-	}
 	switch how {
 	case settleComplete:
 		if err := l.msg.DoubleAck(ctx); err != nil {
 			return time.Time{}, errLockLost
 		}
+		b.forgetCounts(l.holderKey())
 	case settleAbandon:
 		if err := l.msg.Nak(); err != nil {
 			return time.Time{}, errLockLost
@@ -469,4 +483,34 @@ func (b *Broker) forgetLock(token string, l *heldLock) {
 	}
 }
 
-func (l *heldLock) holderKey() string { return l.entity + "/" + strconv.FormatUint(l.seq, 10) }
+func (l *heldLock) holderKey() string { return holderKey(l.entity, l.seq) }
+
+func holderKey(entity string, seq uint64) string { return entity + "/" + strconv.FormatUint(seq, 10) }
+
+// lock finds the live lock lockToken holds on a message of entity (a
+// target key); take removes it, as every settlement but a renewal does.
+func (b *Broker) lock(entity, lockToken string, take bool) (*heldLock, error) {
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.locks[lockToken]
+	if !ok || l.entity != entity {
+		return nil, errLockLost
+	}
+	if !now.Before(l.until) {
+		b.forgetLock(lockToken, l)
+		return nil, errLockLost
+	}
+	if take {
+		b.forgetLock(lockToken, l)
+	}
+	return l, nil
+}
+
+// forgetCounts drops the delivery-count bookkeeping of a message that is
+// gone from its (sub-)queue.
+func (b *Broker) forgetCounts(key string) {
+	b.mu.Lock()
+	delete(b.uncounted, key)
+	b.mu.Unlock()
+}

@@ -1,6 +1,7 @@
 package servicebus
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -63,6 +64,19 @@ type Message struct {
 	DeliveryCount          int
 	LockToken              string
 	LockedUntil            time.Time
+	// Types is the AMQP type of custom properties an AMQP sender set whose
+	// wire form alone does not say it (an int32, a timestamp, a uuid…):
+	// name → type tag (see amqp_message.go). REST senders leave it empty.
+	Types map[string]string
+	// AMQP is what an AMQP sender set that has no REST counterpart (ids
+	// that are not strings, user-id, creation time, header flags, custom
+	// message annotations, a body other than one data section), as an
+	// AMQP-encoded message; nil for REST senders.
+	AMQP []byte
+	// DeliveryCountBase counts the deliveries before the message was
+	// stored again (an abandon that modified its properties); JetStream's
+	// count of the stored copy is added to it.
+	DeliveryCountBase int
 }
 
 // Stored header names. User properties are "sb-u-" + the escaped name.
@@ -71,14 +85,20 @@ const (
 	hdrEnqueued = "sb-enq"
 	hdrExpires  = "sb-exp"
 	hdrOrigSeq  = "sb-oseq"
+	hdrTypes    = "sb-types"
+	hdrAMQP     = "sb-amqp"
+	hdrBase     = "sb-dcb"
 	userPrefix  = "sb-u-"
 )
 
+// setUser sets a custom property in its wire form; an AMQP type recorded
+// for the old value no longer applies.
 func (m *Message) setUser(name, wire string) {
 	if m.User == nil {
 		m.User = map[string]string{}
 	}
 	m.User[name] = wire
+	delete(m.Types, name)
 }
 
 func (m *Message) header() nats.Header {
@@ -95,12 +115,30 @@ func (m *Message) header() nats.Header {
 	for k, v := range m.User {
 		h.Set(userPrefix+url.QueryEscape(k), v)
 	}
+	if len(m.Types) > 0 {
+		types := url.Values{}
+		for k, v := range m.Types {
+			if _, ok := m.User[k]; ok {
+				types.Set(k, v)
+			}
+		}
+		if len(types) > 0 {
+			h.Set(hdrTypes, types.Encode())
+		}
+	}
+	if len(m.AMQP) > 0 {
+		h.Set(hdrAMQP, base64.StdEncoding.EncodeToString(m.AMQP))
+	}
+	if m.DeliveryCountBase > 0 {
+		h.Set(hdrBase, strconv.Itoa(m.DeliveryCountBase))
+	}
 	return h
 }
 
-func decodeMessage(msg jetstream.Msg) (*Message, *jetstream.MsgMetadata) {
-	h := msg.Headers()
-	m := &Message{Body: msg.Data(), User: map[string]string{}}
+// decodeStored reads a stored message's headers and body (what any copy
+// of it carries, whoever reads it).
+func decodeStored(h nats.Header, data []byte) *Message {
+	m := &Message{Body: data, User: map[string]string{}}
 	_ = json.Unmarshal([]byte(h.Get(hdrProps)), &m.Props)
 	m.Enqueued, _ = time.Parse(time.RFC3339Nano, h.Get(hdrEnqueued))
 	m.ExpiresAt, _ = time.Parse(time.RFC3339Nano, h.Get(hdrExpires))
@@ -113,6 +151,23 @@ func decodeMessage(msg jetstream.Msg) (*Message, *jetstream.MsgMetadata) {
 			m.User[name] = vs[0]
 		}
 	}
+	if t := h.Get(hdrTypes); t != "" {
+		if types, err := url.ParseQuery(t); err == nil {
+			m.Types = make(map[string]string, len(types))
+			for k, v := range types {
+				m.Types[k] = v[0]
+			}
+		}
+	}
+	if a := h.Get(hdrAMQP); a != "" {
+		m.AMQP, _ = base64.StdEncoding.DecodeString(a)
+	}
+	m.DeliveryCountBase, _ = strconv.Atoi(h.Get(hdrBase))
+	return m
+}
+
+func decodeMessage(msg jetstream.Msg) (*Message, *jetstream.MsgMetadata) {
+	m := decodeStored(msg.Headers(), msg.Data())
 	md, err := msg.Metadata()
 	if err != nil {
 		md = &jetstream.MsgMetadata{NumDelivered: 1}
@@ -121,7 +176,7 @@ func decodeMessage(msg jetstream.Msg) (*Message, *jetstream.MsgMetadata) {
 	if m.EnqueuedSequenceNumber == 0 {
 		m.EnqueuedSequenceNumber = m.SequenceNumber
 	}
-	m.DeliveryCount = int(md.NumDelivered)
+	m.DeliveryCount = m.DeliveryCountBase + int(md.NumDelivered)
 	return m, md
 }
 

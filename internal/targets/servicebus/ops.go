@@ -1,6 +1,7 @@
 package servicebus
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outpost-iot/outpost/internal/targets/servicebus/sbresource"
 )
 
 // Message size limits: 256 KB on Basic and Standard; Premium allows more,
@@ -73,48 +76,66 @@ func (h *Handler) send(w http.ResponseWriter, req *request) error {
 			return err
 		}
 	}
-	ctx := r.Context()
+	if err := h.store(r.Context(), req.ns, req.queue, req.topic, msgs); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// store publishes stamped messages to a queue, or to every subscription of
+// a topic whose rules match, and returns once JetStream has every copy.
+// REST and AMQP sends both end here.
+func (h *Handler) store(ctx context.Context, ns *namespaceView, queue *queueView, topic *topicView, msgs []*Message) error {
 	for _, m := range msgs {
-		if req.queue != nil {
-			if _, err := h.broker.publish(ctx, queueTarget(req.ns.name, req.queue.name, req.queue.settings), m); err != nil {
+		if queue != nil {
+			if _, err := h.broker.publish(ctx, queueTarget(ns.name, queue.name, queue.settings), m); err != nil {
 				return err
 			}
 			continue
 		}
 		// Filters run at send time; a copy goes to each matching
 		// subscription (none matching is not an error, as in Service Bus).
-		for _, s := range req.topic.order {
+		for _, s := range topic.order {
 			if !s.matches(m) {
 				continue
 			}
 			st := s.settings
-			if req.topic.settings.RequiresDuplicateDetection {
+			if topic.settings.RequiresDuplicateDetection {
 				st.RequiresDuplicateDetection = true
 			}
-			if _, err := h.broker.publish(ctx, subscriptionTarget(req.ns.name, req.topic.name, s.name, st), m); err != nil {
+			if _, err := h.broker.publish(ctx, subscriptionTarget(ns.name, topic.name, s.name, st), m); err != nil {
 				return err
 			}
 		}
 	}
-	w.WriteHeader(http.StatusCreated)
 	return nil
 }
 
 // stamp sets enqueue time and expiry from the message's and the entity's
 // time to live.
 func (h *Handler) stamp(req *request, m *Message, now time.Time) error {
-	ttl, err := effectiveTTL(m.Props.TimeToLive, req.entitySettings().DefaultTTL)
-	if err != nil {
+	if err := stamp(req.entitySettings(), m, now); err != nil {
 		return fail(http.StatusBadRequest, "The BrokerProperties are invalid: %v.", err)
-	}
-	m.Enqueued = now
-	if exp := now.Add(ttl); exp.After(now) && ttl < 100*365*24*time.Hour {
-		m.ExpiresAt = exp
 	}
 	if m.Props.ScheduledEnqueueTimeUtc != "" {
 		// Scheduled delivery is not supported yet: refuse it rather than
 		// deliver early.
 		return fail(http.StatusBadRequest, "ScheduledEnqueueTimeUtc is not supported by Outpost yet; send the message when it is due.")
+	}
+	return nil
+}
+
+// stamp sets a message's enqueue time and its expiry, from its own and
+// the entity's time to live.
+func stamp(s sbresource.Settings, m *Message, now time.Time) error {
+	ttl, err := effectiveTTL(m.Props.TimeToLive, s.DefaultTTL)
+	if err != nil {
+		return err
+	}
+	m.Enqueued = now
+	if exp := now.Add(ttl); exp.After(now) && ttl < 100*365*24*time.Hour {
+		m.ExpiresAt = exp
 	}
 	return nil
 }
