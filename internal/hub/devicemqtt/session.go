@@ -59,6 +59,10 @@ func New(auth *deviceauth.Authenticator, reg *registry.Service, pub Publisher, p
 	return h
 }
 
+// Publisher is where device telemetry is stored (shared with the other
+// device transports, so the hub's rate limit covers them all).
+func (h *Hub) Publisher() Publisher { return h.publisher }
+
 // SetServer attaches the MQTT server deliveries go through.
 func (h *Hub) SetServer(s *mqtt.Server) { h.server.Store(s) }
 

@@ -1,0 +1,438 @@
+package hubamqp_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	goamqp "github.com/Azure/go-amqp"
+
+	"github.com/outpost-iot/outpost/internal/hub/c2d"
+	"github.com/outpost-iot/outpost/internal/hub/fileupload"
+	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+)
+
+func str(s string) *string { return &s }
+
+// c2dMessage is what azure-iothub sends: `to`, ids (a uuid-shaped id as an
+// AMQP uuid), iothub-ack and user properties as application properties.
+func c2dMessage(to string, id any, ack string, body string) *goamqp.Message {
+	m := &goamqp.Message{
+		Properties:            &goamqp.MessageProperties{To: str(to), MessageID: id, CorrelationID: uint64(42)},
+		ApplicationProperties: map[string]any{"color": "blue"},
+		Data:                  [][]byte{[]byte(body)},
+	}
+	if ack != "" {
+		m.ApplicationProperties["iothub-ack"] = ack
+	}
+	return m
+}
+
+// feedbackRecords receives one feedback message and accepts it.
+func feedbackRecords(t *testing.T, ctx context.Context, fb *goamqp.Receiver) []c2d.FeedbackRecord {
+	t.Helper()
+	m, err := fb.Receive(ctx, nil)
+	if err != nil {
+		t.Fatalf("feedback: %v", err)
+	}
+	if ct := m.Properties.ContentType; ct == nil || *ct != "application/vnd.microsoft.iothub.feedback.json" {
+		t.Errorf("feedback content-type %v", ct)
+	}
+	var recs []c2d.FeedbackRecord
+	if err := json.Unmarshal(m.GetData(), &recs); err != nil {
+		t.Fatalf("feedback body %q: %v", m.GetData(), err)
+	}
+	if err := fb.AcceptMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestC2DSendReceiveFeedback: the service sends with ack full; the device
+// receives the message with its ids, `to`, properties and delivery count;
+// released, it comes again; accepted, the service gets "Success" feedback;
+// rejected, "Rejected".
+func TestC2DSendReceiveFeedback(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 30*time.Second)
+	svc := f.service(t)
+	snd, err := svc.NewSender(ctx, "/messages/devicebound", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := goamqp.UUID{0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8}
+	if err := snd.Send(ctx, c2dMessage("/devices/dev1/messages/devicebound", uuid, "full", "hello"), nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if err := snd.Send(ctx, c2dMessage("/devices/dev1/messages/devicebound", "second", "negative", "bye"), nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if got := <-f.sentNudge; got != "dev1" {
+		t.Errorf("C2DSent for %q", got)
+	}
+
+	dev := f.device(t, "dev1", "")
+	rcv, err := dev.NewReceiver(ctx, "/devices/dev1/messages/devicebound", &goamqp.ReceiverOptions{Credit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Properties
+	if string(m.GetData()) != "hello" || p.MessageID != "6ba7b810-9dad-11d1-80b4-00c04fd430c8" || p.CorrelationID != "42" ||
+		p.To == nil || *p.To != "/devices/dev1/messages/devicebound" || m.ApplicationProperties["color"] != "blue" ||
+		m.ApplicationProperties["iothub-ack"] != "full" || m.Header == nil || m.Header.DeliveryCount != 0 {
+		t.Fatalf("received %+v %+v %+v %+v", m.Properties, m.ApplicationProperties, m.Header, string(m.GetData()))
+	}
+	if err := rcv.ReleaseMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m, err = rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.GetData()) != "hello" || m.Header.DeliveryCount != 1 {
+		t.Fatalf("after release: %q, delivery count %d", m.GetData(), m.Header.DeliveryCount)
+	}
+	if err := rcv.AcceptMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m, err = rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.GetData()) != "bye" {
+		t.Fatalf("second message %q", m.GetData())
+	}
+	if err := rcv.RejectMessage(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	fb, err := svc.NewReceiver(ctx, "/messages/serviceBound/feedback", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]c2d.FeedbackRecord{}
+	for len(got) < 2 {
+		for _, r := range feedbackRecords(t, ctx, fb) {
+			got[r.OriginalMessageID] = r
+		}
+	}
+	ident, _, _ := f.reg.Lookup(context.Background(), hubName, "dev1", "")
+	ok := got["6ba7b810-9dad-11d1-80b4-00c04fd430c8"]
+	if ok.StatusCode != "Success" || ok.DeviceID != "dev1" || ok.DeviceGenerationID != ident.GenerationID || ok.EnqueuedTimeUTC.IsZero() {
+		t.Errorf("success record %+v (generation %s)", ok, ident.GenerationID)
+	}
+	if r := got["second"]; r.StatusCode != "Rejected" || r.DeviceID != "dev1" {
+		t.Errorf("rejected record %+v", r)
+	}
+	if ev := f.presence.seen(); len(ev) == 0 || ev[0] != "+dev1" {
+		t.Errorf("presence %v", ev)
+	}
+}
+
+// TestC2DFeedbackFromHTTPSPath: a message completed through the lock-token
+// path (the HTTPS transport's) gives feedback on the AMQP receiver too.
+func TestC2DFeedbackFromHTTPSPath(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	if err := f.queue.Send(ctx, hubName, "dev2", "", c2d.Message{MessageID: "via-https", Ack: "positive"}, c2d.Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	m, jm, err := f.queue.Next(ctx, hubName, "dev2", "", c2d.Settings{}, 2*time.Second)
+	if err != nil || m == nil {
+		t.Fatalf("next: %v %v", m, err)
+	}
+	f.queue.Hold(m.LockToken, jm)
+	if err := f.queue.Settle(m.LockToken, "complete"); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := f.service(t).NewReceiver(ctx, "/messages/servicebound/feedback", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := feedbackRecords(t, ctx, fb)
+	if len(recs) != 1 || recs[0].OriginalMessageID != "via-https" || recs[0].StatusCode != "Success" || recs[0].DeviceID != "dev2" {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+// TestC2DSendRefusals: an unknown device is rejected amqp:not-found, a bad
+// `to` com.microsoft:argument-error, the 51st queued message
+// amqp:resource-limit-exceeded; the link keeps working.
+func TestC2DSendRefusals(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 30*time.Second)
+	snd, err := f.service(t).NewSender(ctx, "/messages/devicebound", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = snd.Send(ctx, c2dMessage("/devices/nobody/messages/devicebound", "x", "", "x"), nil)
+	if amqpCondition(err) != "amqp:not-found" || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("unknown device: %v", err)
+	}
+	if err := snd.Send(ctx, c2dMessage("/devices/dev1/twin", "x", "", "x"), nil); amqpCondition(err) != "com.microsoft:argument-error" {
+		t.Fatalf("bad to: %v", err)
+	}
+	for i := range c2d.MaxQueuedPerDevice {
+		if err := snd.Send(ctx, c2dMessage("/devices/dev2/messages/devicebound", i, "", "x"), nil); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := snd.Send(ctx, c2dMessage("/devices/dev2/messages/devicebound", "51", "", "x"), nil); amqpCondition(err) != "amqp:resource-limit-exceeded" {
+		t.Fatalf("51st: %v", err)
+	}
+	if err := snd.Send(ctx, c2dMessage("/devices/dev1/messages/devicebound", "after", "", "x"), nil); err != nil {
+		t.Fatalf("after refusals: %v", err)
+	}
+}
+
+// TestDeviceTelemetryStored: a device's message is on the hub's stream
+// with its system and application properties once it is accepted.
+func TestDeviceTelemetryStored(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	dev := f.device(t, "dev1", "")
+	snd, err := dev.NewSender(ctx, "/devices/dev1/messages/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &goamqp.Message{
+		Properties: &goamqp.MessageProperties{MessageID: "tm-1", CorrelationID: "corr", To: str("/devices/dev1/messages/events"),
+			ContentType: str("application/json"), ContentEncoding: str("utf-8")},
+		Annotations:           goamqp.Annotations{"iothub-interface-id": "dtmi:example;1"},
+		ApplicationProperties: map[string]any{"temperature": "21.5", "count": int64(3)},
+		Data:                  [][]byte{[]byte(`{"t":21.5}`)},
+	}
+	if err := snd.Send(ctx, msg, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var got *telemetry.Message
+	_ = f.streams.Read(rctx, hubName, telemetry.ReadOptions{FromStart: true, Partition: -1}, func(m telemetry.Message) error {
+		got = &m
+		cancel()
+		return context.Canceled
+	})
+	if got == nil {
+		t.Fatal("nothing stored")
+	}
+	sys := got.System
+	if got.DeviceID != "dev1" || !bytes.Equal(got.Payload, []byte(`{"t":21.5}`)) || sys[telemetry.PropMessageID] != "tm-1" ||
+		sys[telemetry.PropCorrelationID] != "corr" || sys[telemetry.PropContentType] != "application/json" ||
+		sys[telemetry.PropContentEncoding] != "utf-8" || sys[telemetry.PropInterfaceID] != "dtmi:example;1" ||
+		got.App["temperature"] != "21.5" || got.App["count"] != "3" || sys[telemetry.PropGenerationID] == "" {
+		t.Fatalf("stored %+v", got)
+	}
+}
+
+// TestTokenRefusals: a bad signature, an expired token, a token for
+// another hub, a disabled device and a policy without ServiceConnect are
+// refused (CBS 401, or the attach with amqp:unauthorized-access).
+func TestTokenRefusals(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 30*time.Second)
+	_, s := f.dial(t)
+	hour := time.Now().Add(time.Hour)
+
+	badSig := strings.Replace(f.serviceToken(t, "iothubowner", hour), "sig=", "sig=AAAA", 1)
+	expired := f.serviceToken(t, "iothubowner", time.Now().Add(-time.Minute))
+	otherHub := func() string {
+		tok, _ := signFor("hub2.outpost.localhost", policyKey, "iothubowner", hour)
+		return tok
+	}()
+	aud, devTok := f.deviceToken(t, "dev1", "", hour)
+	wrongKeyDev := strings.Replace(devTok, "sig=", "sig=AAAA", 1)
+	disabledAud, disabledTok := f.deviceToken(t, "disabled", "", hour)
+	for _, c := range []struct{ name, aud, token string }{
+		{"bad signature", hubHost, badSig},
+		{"expired", hubHost, expired},
+		{"token for another hub", hubHost, otherHub},
+		{"audience of another hub", "hub2.outpost.localhost", f.serviceToken(t, "iothubowner", hour)},
+		{"device token, wrong key", aud, wrongKeyDev},
+		{"device token for another device's audience", "hub1.outpost.localhost%2Fdevices%2Fdev2", devTok},
+		{"disabled device", disabledAud, disabledTok},
+		{"not a token", hubHost, "garbage"},
+		{"bearer token, bad signature", "https://iothubs.azure.net/.default", "Bearer e30.e30.bad"},
+	} {
+		if st := putToken(t, s, c.aud, c.token); st != 401 {
+			t.Errorf("%s: status %d, want 401", c.name, st)
+		}
+	}
+	// Nothing was granted: every attach is refused.
+	if _, err := s.NewSender(ctx, "/messages/devicebound", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("service attach without a claim: %v", err)
+	}
+	if _, err := s.NewSender(ctx, "/devices/dev1/messages/events", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("device attach without a claim: %v", err)
+	}
+	// A valid token of a policy without ServiceConnect: accepted on $cbs,
+	// refused at the attach.
+	if st := putToken(t, s, hubHost, f.serviceToken(t, "reader", hour)); st != 200 {
+		t.Fatalf("reader policy: %d", st)
+	}
+	_, err := s.NewReceiver(ctx, "/messages/serviceBound/feedback", nil)
+	if amqpCondition(err) != "amqp:unauthorized-access" || !strings.Contains(err.Error(), "ServiceConnect") {
+		t.Errorf("feedback with RegistryRead: %v", err)
+	}
+}
+
+// TestDeviceOnlyOwnPaths: a device's connection may attach to its own
+// paths only.
+func TestDeviceOnlyOwnPaths(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	dev := f.device(t, "dev1", "")
+	if _, err := dev.NewSender(ctx, "/devices/dev2/messages/events", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("another device's telemetry: %v", err)
+	}
+	if _, err := dev.NewReceiver(ctx, "/devices/dev2/messages/devicebound", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("another device's messages: %v", err)
+	}
+	if _, err := dev.NewSender(ctx, "/messages/devicebound", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("a device sending cloud-to-device: %v", err)
+	}
+	if _, err := dev.NewSender(ctx, "/devices/dev1/messages/events", nil); err != nil {
+		t.Errorf("its own telemetry: %v", err)
+	}
+}
+
+// TestDeviceClaimExpiryDetaches: the link a device token authorized ends
+// with amqp:unauthorized-access when the token expires.
+func TestDeviceClaimExpiryDetaches(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	_, s := f.dial(t)
+	aud, tok := f.deviceToken(t, "dev1", "", time.Now().Add(2*time.Second))
+	if st := putToken(t, s, aud, tok); st != 200 {
+		t.Fatalf("put-token: %d", st)
+	}
+	snd, err := s.NewSender(ctx, "/devices/dev1/messages/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	err = snd.Send(ctx, goamqp.NewMessage([]byte("late")), nil)
+	if amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Fatalf("send after expiry: %v", err)
+	}
+}
+
+// TestModuleMessagesAndBearer: a service with a bearer token whose
+// principal may send cloud-to-device messages (and nothing else) sends to
+// a module, which receives on its events path as the module SDK listens.
+func TestModuleMessagesAndBearer(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	_, svc := f.dial(t)
+	if st := putToken(t, svc, "https://iothubs.azure.net/.default", "Bearer "+jwt("sender", time.Now().Add(time.Hour))); st != 200 {
+		t.Fatalf("bearer put-token: %d", st)
+	}
+	if _, err := svc.NewReceiver(ctx, "/messages/serviceBound/feedback", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("feedback without the data action: %v", err)
+	}
+	snd, err := svc.NewSender(ctx, "/messages/devicebound", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(ctx, c2dMessage("/devices/dev1/modules/mod1/messages/devicebound", "to-module", "", "hi module"), nil); err != nil {
+		t.Fatal(err)
+	}
+	mod := f.device(t, "dev1", "mod1")
+	rcv, err := mod.NewReceiver(ctx, "/devices/dev1/modules/mod1/messages/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.GetData()) != "hi module" || *m.Properties.To != "/devices/dev1/modules/mod1/messages/devicebound" {
+		t.Fatalf("module received %q to %v", m.GetData(), *m.Properties.To)
+	}
+	if err := rcv.AcceptMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// The module's token does not cover its device.
+	if _, err := mod.NewReceiver(ctx, "/devices/dev1/messages/devicebound", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("module attaching to its device: %v", err)
+	}
+}
+
+// TestFileNotifications: notifications arrive as JSON with the hub's
+// content type; accepted completes, released abandons (delivered again),
+// rejected drops.
+func TestFileNotifications(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	f.files.queued <- fileupload.Notification{DeviceID: "dev1", BlobName: "dev1/a.txt", BlobSizeInBytes: 5, EnqueuedTimeUTC: time.Now().UTC()}
+	f.files.queued <- fileupload.Notification{DeviceID: "dev1", BlobName: "dev1/b.txt", EnqueuedTimeUTC: time.Now().UTC()}
+	rcv, err := f.service(t).NewReceiver(ctx, "/messages/serviceBound/filenotifications", &goamqp.ReceiverOptions{Credit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() (*goamqp.Message, fileupload.Notification) {
+		t.Helper()
+		m, err := rcv.Receive(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n fileupload.Notification
+		if err := json.Unmarshal(m.GetData(), &n); err != nil || *m.Properties.ContentType != "application/vnd.microsoft.iothub.json" {
+			t.Fatalf("notification %q (%v) content-type %v", m.GetData(), err, *m.Properties.ContentType)
+		}
+		return m, n
+	}
+	m, n := next()
+	if n.BlobName != "dev1/a.txt" || n.BlobSizeInBytes != 5 {
+		t.Fatalf("first %+v", n)
+	}
+	if err := rcv.ReleaseMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m, n = next()
+	if n.BlobName != "dev1/b.txt" {
+		t.Fatalf("second %+v", n)
+	}
+	if err := rcv.RejectMessage(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, n = next()
+	if n.BlobName != "dev1/a.txt" {
+		t.Fatalf("again %+v", n)
+	}
+	if err := rcv.AcceptMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"dev1/a.txt=abandon", "dev1/b.txt=reject", "dev1/a.txt=complete"}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && len(f.files.settlements()) < len(want) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := f.files.settlements(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("settlements %v, want %v", got, want)
+	}
+}
+
+// TestTwinAndMethodsRefused: twins and methods over AMQP are refused with
+// amqp:not-implemented, saying to use MQTT; unknown addresses amqp:not-found.
+func TestTwinAndMethodsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	dev := f.device(t, "dev1", "")
+	for _, addr := range []string{"/devices/dev1/twin", "/devices/dev1/methods/devicebound"} {
+		_, err := dev.NewSender(ctx, addr, nil)
+		if amqpCondition(err) != "amqp:not-implemented" || !strings.Contains(err.Error(), "MQTT") {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	if _, err := dev.NewSender(ctx, "/nowhere", nil); amqpCondition(err) != "amqp:not-found" {
+		t.Errorf("unknown address: %v", err)
+	}
+}
