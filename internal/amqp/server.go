@@ -267,6 +267,11 @@ func (c *Conn) sasl(ctx context.Context, br *bufio.Reader) error {
 			break
 		}
 		c.saslHost = init.Hostname
+		// open has not come yet: the host is SASL's, else TLS's.
+		c.host = normalizeHost(init.Hostname)
+		if c.host == "" && c.info.TLS != nil {
+			c.host = normalizeHost(c.info.TLS.ServerName)
+		}
 		claims, err := pa.AuthenticatePlain(ctx, c, user, pass)
 		if err != nil {
 			c.log.Info("amqp: SASL PLAIN refused", "user", user, "err", err)

@@ -2,6 +2,7 @@ package eventhubs
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -125,6 +126,36 @@ func (b amqpBackend) bearerClaim(ctx context.Context, ns *ehresource.NamespaceVi
 		return amqp.Claim{}, fmt.Errorf("eventhubs: authenticate: %w", err)
 	}
 	return amqp.Claim{Audience: aud, Expires: jwtExpiry(token), Principal: rbacGrant{b: b, caller: caller}}, nil
+}
+
+// AuthenticatePlain implements ehamqp.PlainBackend: SASL PLAIN with a
+// namespace rule's name and key (or a SAS token as the password) grants
+// the rule's rights on the whole namespace for the connection's life.
+func (b amqpBackend) AuthenticatePlain(ctx context.Context, c *amqp.Conn, user, password string) ([]amqp.Claim, error) {
+	ns, err := b.namespace(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(password, "SharedAccessSignature ") {
+		cl, err := b.sasClaim(ns, c.Host(), "", c.Host(), password)
+		if err != nil {
+			return nil, err
+		}
+		return []amqp.Claim{cl}, nil
+	}
+	if ns.DisableLocalAuth {
+		return nil, fmt.Errorf("eventhubs: SAS is disabled for namespace %s", ns.Name)
+	}
+	for _, r := range ns.Rules {
+		if strings.EqualFold(r.Name, user) && (keyEqual(password, r.PrimaryKey) || keyEqual(password, r.SecondaryKey)) {
+			return []amqp.Claim{{Audience: c.Host(), Principal: sasGrant{b: b, rule: r}}}, nil
+		}
+	}
+	return nil, fmt.Errorf("eventhubs: SASL PLAIN: no rule %q with that key on namespace %s", user, ns.Name)
+}
+
+func keyEqual(a, b string) bool {
+	return b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 // jwtExpiry reads exp from a token the identity plane has just validated.

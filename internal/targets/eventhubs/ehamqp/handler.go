@@ -49,6 +49,21 @@ var _ amqp.Handler = (*Handler)(nil)
 // Open implements amqp.Handler.
 func (h *Handler) Open(ctx context.Context, c *amqp.Conn) error { return h.b.Open(ctx, c) }
 
+// PlainBackend is implemented by backends that accept SASL PLAIN.
+type PlainBackend interface {
+	AuthenticatePlain(ctx context.Context, c *amqp.Conn, user, password string) ([]amqp.Claim, error)
+}
+
+// AuthenticatePlain implements amqp.PlainAuthenticator when the backend
+// takes SASL PLAIN.
+func (h *Handler) AuthenticatePlain(ctx context.Context, c *amqp.Conn, user, password string) ([]amqp.Claim, error) {
+	pb, ok := h.b.(PlainBackend)
+	if !ok {
+		return nil, errors.New("ehamqp: SASL PLAIN is not accepted here; use ANONYMOUS and put a token on $cbs")
+	}
+	return pb.AuthenticatePlain(ctx, c, user, password)
+}
+
 // PutToken implements amqp.Handler.
 func (h *Handler) PutToken(ctx context.Context, c *amqp.Conn, t amqp.TokenRequest) (amqp.Claim, error) {
 	return h.b.PutToken(ctx, c, t)
