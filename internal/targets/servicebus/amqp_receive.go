@@ -26,7 +26,7 @@ func (a *amqpHandler) receiverLink(ctx context.Context, c *amqp.Conn, at *wire.A
 	}
 	if at.Source != nil {
 		if _, ok := at.Source.Filter.Get("com.microsoft:session-filter"); ok {
-			return nil, wire.Errorf("amqp:not-implemented", "Session receivers are not supported by Outpost; receive from '%s' without a session.", e.path())
+			return nil, wire.Errorf("amqp:not-allowed", "Session receivers are not supported by Outpost; receive from '%s' without a session.", e.path())
 		}
 	}
 	claim, err := a.authorize(c, e, rightListen, false)
@@ -139,7 +139,7 @@ func (a *amqpHandler) deliver(ctx context.Context, s *amqp.Sender, t target, m *
 //
 //	accepted                              complete
 //	modified{undeliverable-here: false}   abandon (delivery count +1; message-annotations set properties)
-//	modified{undeliverable-here: true}    defer: not supported, refused; the lock stays
+//	modified{undeliverable-here: true}    defer: not supported, refused; the message is released
 //	rejected{…}                           dead-letter (info: DeadLetterReason, DeadLetterErrorDescription, properties)
 //	released                              abandon without counting the delivery
 func (a *amqpHandler) settleOutcome(entity, token string, state any) any {
@@ -154,8 +154,13 @@ func (a *amqpHandler) settleOutcome(entity, token string, state any) any {
 		disp.how = outcomeRelease
 	case *wire.Modified:
 		if st.UndeliverableHere {
-			return &wire.Rejected{Error: wire.Errorf("amqp:not-implemented",
-				"Deferring messages is not supported by Outpost; the message stays locked: complete, abandon or dead-letter it.")}
+			// Refused, and the message given back: once this disposition
+			// settles the delivery the client cannot settle it on the link
+			// again. amqp:not-allowed is what the SDKs treat as final (the
+			// Go SDK would reconnect and retry on amqp:not-implemented).
+			a.h.broker.releaseToken(entity, token)
+			return &wire.Rejected{Error: wire.Errorf("amqp:not-allowed",
+				"Deferring messages is not supported by Outpost; the message was released and will be delivered again.")}
 		}
 		disp.how = outcomeAbandon
 		disp.properties = annotationProperties(st.MessageAnnotations)
@@ -186,7 +191,7 @@ func (a *amqpHandler) settleOutcome(entity, token string, state any) any {
 		// error: an error would fail the client's settlement.
 		confirm = &wire.Rejected{}
 	default:
-		return &wire.Rejected{Error: wire.Errorf("amqp:not-implemented", "The outcome %T is not understood.", state)}
+		return &wire.Rejected{Error: wire.Errorf("amqp:not-allowed", "The outcome %T is not understood.", state)}
 	}
 	if err := a.h.broker.settleNow(entity, token, disp); err != nil {
 		if errors.Is(err, errLockLost) {

@@ -115,8 +115,9 @@ func (s *amqpSender) store(msgs []sentMessage) error {
 	stored := make([]*Message, 0, len(msgs))
 	for _, sm := range msgs {
 		if !sm.scheduled.IsZero() && sm.scheduled.After(now.Add(scheduleTolerance)) {
-			// Refused rather than delivered early.
-			return wire.Errorf("amqp:not-implemented", "Scheduled messages (x-opt-scheduled-enqueue-time %s) are not supported by Outpost yet; send the message when it is due.",
+			// Refused rather than delivered early, with the condition the
+			// SDKs take as final.
+			return wire.Errorf("amqp:not-allowed", "Scheduled messages (x-opt-scheduled-enqueue-time %s) are not supported by Outpost yet; send the message when it is due.",
 				sm.scheduled.UTC().Format(time.RFC3339))
 		}
 		if err := stamp(e.settings(), sm.m, now); err != nil {

@@ -18,6 +18,7 @@ import (
 // The unmodified Go SDK, azservicebus, against the AMQP handler.
 
 func TestAMQPSendReceiveComplete(t *testing.T) {
+	t.Parallel()
 	f := newAMQPFixture(t)
 	key := f.namespace("sbns-amqp", "")
 	f.armDo("PUT", f.nsBase+"sbns-amqp/queues/orders"+apiVersion, `{"properties":{}}`, 200)
@@ -106,6 +107,7 @@ func TestAMQPSendReceiveComplete(t *testing.T) {
 }
 
 func TestAMQPAbandonDeadLetterRenewPeek(t *testing.T) {
+	t.Parallel()
 	f := newAMQPFixture(t)
 	key := f.namespace("sbns-lock", "")
 	f.armDo("PUT", f.nsBase+"sbns-lock/queues/work"+apiVersion, `{"properties":{"lockDuration":"PT5S"}}`, 200)
@@ -194,6 +196,7 @@ func TestAMQPAbandonDeadLetterRenewPeek(t *testing.T) {
 }
 
 func TestAMQPBatchAndReceiveAndDelete(t *testing.T) {
+	t.Parallel()
 	f := newAMQPFixture(t)
 	key := f.namespace("sbns-rad", "")
 	f.armDo("PUT", f.nsBase+"sbns-rad/queues/q"+apiVersion, `{"properties":{}}`, 200)
@@ -239,6 +242,7 @@ func TestAMQPBatchAndReceiveAndDelete(t *testing.T) {
 }
 
 func TestAMQPTopicSubscription(t *testing.T) {
+	t.Parallel()
 	f := newAMQPFixture(t)
 	key := f.namespace("sbns-topic-amqp", "")
 	base := f.nsBase + "sbns-topic-amqp/topics/events"
@@ -283,6 +287,7 @@ func TestAMQPTopicSubscription(t *testing.T) {
 }
 
 func TestAMQPRefusals(t *testing.T) {
+	t.Parallel()
 	f := newAMQPFixture(t)
 	key := f.namespace("sbns-deny", "")
 	f.armDo("PUT", f.nsBase+"sbns-deny/queues/q"+apiVersion, `{"properties":{}}`, 200)

@@ -26,6 +26,14 @@
 // Sequence numbers are the stream's, so they increase per entity but are not
 // dense; a topic's copies get one per subscription.
 //
+// Handler.AMQP is the same data plane over AMQP 1.0 (amqp.go maps the
+// files): $cbs tokens and SASL PLAIN checked as the REST credentials are,
+// senders stored through the same publish as a REST send, receivers on the
+// same consumers and locks (a lock token works on either surface), and
+// {entity}/$management. An AMQP message is stored in REST's form, with
+// what REST cannot express (property types, non-string ids, other body
+// sections) kept beside it, so each surface reads the other's messages.
+//
 // Handler implements sbresource.Runtime and sbresource.Counter: pass it as
 // the ARM types' Runtime. Run sweeps expired locks; the app owns it.
 package servicebus

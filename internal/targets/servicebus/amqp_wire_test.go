@@ -1,0 +1,225 @@
+package servicebus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	goamqp "github.com/Azure/go-amqp"
+	"github.com/google/uuid"
+
+	"github.com/outpost-iot/outpost/internal/sas"
+)
+
+// What the SDK hides: the exact wire types, the outcomes it never sends
+// (released) or that are refused (defer), and $management's answers.
+
+// amqpSession dials with ANONYMOUS and puts a namespace token.
+func (f *amqpFixture) amqpSession(t *testing.T, ctx context.Context, ns, key string) *goamqp.Session {
+	t.Helper()
+	conn, err := goamqp.Dial(ctx, "amqp://"+f.addr, &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), HostName: f.host(ns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := sas.SignRawKey("sb://"+f.host(ns)+"/", key, "RootManageSharedAccessKey", time.Now().Add(time.Hour))
+	if status, desc := putToken(t, ctx, sess, "sb://"+f.host(ns), token, "servicebus.windows.net:sastoken"); status != 200 {
+		t.Fatalf("put-token: %d %s", status, desc)
+	}
+	return sess
+}
+
+// rpc sends one $management request and returns the response.
+func rpc(t *testing.T, ctx context.Context, sess *goamqp.Session, node, op string, body map[string]any) *goamqp.Message {
+	t.Helper()
+	replyTo := node + "-reply-" + uuid.NewString()
+	rcv, err := sess.NewReceiver(ctx, node, &goamqp.ReceiverOptions{TargetAddress: replyTo, SettlementMode: goamqp.ReceiverSettleModeFirst.Ptr(),
+		RequestedSenderSettleMode: goamqp.SenderSettleModeSettled.Ptr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close(ctx)
+	snd, err := sess.NewSender(ctx, node, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close(ctx)
+	id := uuid.NewString()
+	msg := &goamqp.Message{Properties: &goamqp.MessageProperties{MessageID: id, ReplyTo: &replyTo},
+		ApplicationProperties: map[string]any{"operation": op}, Value: body}
+	if err := snd.Send(ctx, msg, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Properties == nil || resp.Properties.CorrelationID != id {
+		t.Fatalf("response correlation id %v, want %s", resp.Properties, id)
+	}
+	return resp
+}
+
+func status(m *goamqp.Message) int32 {
+	s, _ := m.ApplicationProperties["status-code"].(int32)
+	return s
+}
+
+func TestAMQPWireTypesAndOutcomes(t *testing.T) {
+	t.Parallel()
+	f := newAMQPFixture(t)
+	key := f.namespace("sbns-wire", "")
+	f.armDo("PUT", f.nsBase+"sbns-wire/queues/q"+apiVersion, `{"properties":{}}`, 200)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess := f.amqpSession(t, ctx, "sbns-wire", key)
+
+	snd, err := sess.NewSender(ctx, "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := goamqp.UUID(uuid.New())
+	sent := &goamqp.Message{Data: [][]byte{[]byte("a"), []byte("b")}, Properties: &goamqp.MessageProperties{MessageID: id},
+		Annotations: goamqp.Annotations{"custom": "kept"}}
+	if err := snd.Send(ctx, sent, nil); err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := sess.NewReceiver(ctx, "q", &goamqp.ReceiverOptions{SettlementMode: goamqp.ReceiverSettleModeSecond.Ptr(), Credit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, ok := m.DeliveryAnnotations["x-opt-lock-token"].(goamqp.UUID)
+	if !ok {
+		t.Fatalf("x-opt-lock-token is %T", m.DeliveryAnnotations["x-opt-lock-token"])
+	}
+	if !bytes.Equal(m.DeliveryTag, lockTokenTag([16]byte(lock))) || bytes.Equal(m.DeliveryTag, lock[:]) {
+		t.Errorf("delivery tag % x for lock token %s: not .NET byte order", m.DeliveryTag, uuid.UUID(lock))
+	}
+	for k, want := range map[string]any{"x-opt-sequence-number": int64(0), "x-opt-enqueue-sequence-number": int64(0),
+		"x-opt-enqueued-time": time.Time{}, "x-opt-locked-until": time.Time{}, "custom": ""} {
+		if got, ok := m.Annotations[k]; !ok || typeName(got) != typeName(want) {
+			t.Errorf("annotation %s = %T, want %T", k, got, want)
+		}
+	}
+	if m.Properties.MessageID != id || len(m.Data) != 2 || string(m.Data[1]) != "b" || m.Header.DeliveryCount != 0 {
+		t.Errorf("received id %#v data %q header %+v", m.Properties.MessageID, m.Data, m.Header)
+	}
+
+	// Defer is refused and the message released; release gives it back
+	// without counting the delivery.
+	var ae *goamqp.Error
+	if err := rcv.ModifyMessage(ctx, m, &goamqp.ModifyMessageOptions{UndeliverableHere: true}); !errors.As(err, &ae) || ae.Condition != "amqp:not-allowed" {
+		t.Errorf("defer: %v", err)
+	}
+	for _, step := range []string{"after the refused defer", "after release"} {
+		if m, err = rcv.Receive(ctx, nil); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if m.Header.DeliveryCount != 0 {
+			t.Errorf("delivery count %s = %d, want 0", step, m.Header.DeliveryCount)
+		}
+		if step == "after the refused defer" {
+			if err := rcv.ReleaseMessage(ctx, m); err != nil {
+				t.Fatalf("release: %v", err)
+			}
+		}
+	}
+	// Abandon with properties to modify: kept, counted.
+	if err := rcv.ModifyMessage(ctx, m, &goamqp.ModifyMessageOptions{Annotations: goamqp.Annotations{"reason": "busy", "tries": int32(1)}}); err != nil {
+		t.Fatalf("abandon with properties: %v", err)
+	}
+	m, err = rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.DeliveryCount != 1 || m.ApplicationProperties["reason"] != "busy" || m.ApplicationProperties["tries"] != int32(1) {
+		t.Errorf("after abandon with properties: header %+v properties %v", m.Header, m.ApplicationProperties)
+	}
+
+	// $management: renew answers an array of timestamps, unknown
+	// operations 501, peeks beyond the end 204.
+	resp := rpc(t, ctx, sess, "q/$management", "com.microsoft:renew-lock",
+		map[string]any{"lock-tokens": []goamqp.UUID{m.DeliveryAnnotations["x-opt-lock-token"].(goamqp.UUID)}})
+	if exp, ok := resp.Value.(map[string]any)["expirations"].([]time.Time); status(resp) != 200 || !ok || len(exp) != 1 {
+		t.Errorf("renew-lock = %d %#v", status(resp), resp.Value)
+	}
+	if resp := rpc(t, ctx, sess, "q/$management", "com.microsoft:no-such-thing", map[string]any{}); status(resp) != 501 {
+		t.Errorf("unknown operation = %d %v", status(resp), resp.ApplicationProperties)
+	}
+	if resp := rpc(t, ctx, sess, "q/$management", "com.microsoft:peek-message",
+		map[string]any{"from-sequence-number": int64(1 << 40), "message-count": int32(5)}); status(resp) != 204 {
+		t.Errorf("peek past the end = %d", status(resp))
+	}
+	if resp := rpc(t, ctx, sess, "q/$management", "com.microsoft:update-disposition",
+		map[string]any{"disposition-status": "completed", "lock-tokens": []goamqp.UUID{goamqp.UUID(uuid.New())}}); status(resp) != 410 ||
+		fmt.Sprint(resp.ApplicationProperties["error-condition"]) != "com.microsoft:message-lock-lost" {
+		t.Errorf("update-disposition of an unknown lock = %d %v", status(resp), resp.ApplicationProperties)
+	}
+	if err := rcv.AcceptMessage(ctx, m); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+
+	// A session receiver is refused clearly.
+	_, err = sess.NewReceiver(ctx, "q", &goamqp.ReceiverOptions{Filters: []goamqp.LinkFilter{
+		goamqp.NewLinkFilter("com.microsoft:session-filter", 0x00000137000000C, "s1")}})
+	if !errors.As(err, &ae) || ae.Condition != "amqp:not-allowed" {
+		t.Errorf("session receiver: %v", err)
+	}
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case int64:
+		return "long"
+	case time.Time:
+		return "timestamp"
+	case string:
+		return "string"
+	}
+	return "other"
+}
+
+func TestAMQPScheduledRefused(t *testing.T) {
+	t.Parallel()
+	f := newAMQPFixture(t)
+	key := f.namespace("sbns-sched", "")
+	f.armDo("PUT", f.nsBase+"sbns-sched/queues/q"+apiVersion, `{"properties":{}}`, 200)
+	client := f.rootClient("sbns-sched", key)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sender, err := client.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ae *goamqp.Error
+	err = sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("later"), ScheduledEnqueueTime: ptr(time.Now().Add(time.Hour))}, nil)
+	if !errors.As(err, &ae) || ae.Condition != "amqp:not-allowed" {
+		t.Errorf("a message scheduled for later: %v", err)
+	}
+	if _, err := sender.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("later")}}, time.Now().Add(time.Hour), nil); err == nil {
+		t.Error("ScheduleMessages succeeded")
+	}
+	// Due already: enqueued at once.
+	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("now"), MessageID: ptr("due"), ScheduledEnqueueTime: ptr(time.Now().Add(-time.Minute))}, nil); err != nil {
+		t.Fatalf("a message due already: %v", err)
+	}
+	r, err := client.NewReceiverForQueue("q", &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, r, 1, 10*time.Second); len(got) != 1 || got[0].MessageID != "due" {
+		t.Errorf("received %v", ids(got))
+	}
+}
