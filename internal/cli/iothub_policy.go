@@ -87,7 +87,10 @@ func hubPolicies(cmd *cobra.Command, c *apiClient, h *hubRef) ([]any, error) {
 
 // connectionStrings builds the hub's service connection strings, of one
 // policy or (all) of every policy.
-func connectionStrings(cmd *cobra.Command, h *hubRef, policy, key string, all bool) (map[string]any, error) {
+// With eventHub, they are the built-in endpoint's Event Hubs connection
+// strings (az's --default-eventhub), which @azure/event-hubs and
+// azeventhubs read telemetry with.
+func connectionStrings(cmd *cobra.Command, h *hubRef, policy, key string, all, eventHub bool) (map[string]any, error) {
 	var err error
 	if key, err = oneOf("--key-type", key, "primary", "secondary"); err != nil {
 		return nil, err
@@ -105,10 +108,16 @@ func connectionStrings(cmd *cobra.Command, h *hubRef, policy, key string, all bo
 		return nil, err
 	}
 	host := str(obj(hub, "properties"), "hostName")
+	events := obj(obj(obj(hub, "properties"), "eventHubEndpoints"), "events")
 	var out []any
 	for _, v := range policies {
 		p, _ := v.(map[string]any)
 		if !all && !strings.EqualFold(str(p, "keyName"), policy) {
+			continue
+		}
+		if eventHub {
+			out = append(out, fmt.Sprintf("Endpoint=%s;SharedAccessKeyName=%s;SharedAccessKey=%s;EntityPath=%s",
+				str(events, "endpoint"), str(p, "keyName"), str(p, key+"Key"), str(events, "path")))
 			continue
 		}
 		out = append(out, fmt.Sprintf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s", host, str(p, "keyName"), str(p, key+"Key")))
@@ -146,7 +155,7 @@ func newHubShowConnectionStringCommand() *cobra.Command {
 		if err := requireFlags(cmd, "hub-name"); err != nil {
 			return err
 		}
-		out, err := connectionStrings(cmd, &h, policy, key, all)
+		out, err := connectionStrings(cmd, &h, policy, key, all, false)
 		if err != nil {
 			return err
 		}
@@ -160,9 +169,9 @@ func newHubShowConnectionStringCommand() *cobra.Command {
 func newHubConnectionStringCommand() *cobra.Command {
 	group := &cobra.Command{Use: "connection-string", Short: "Connection strings of an IoT hub"}
 	var (
-		h           hubRef
-		policy, key string
-		all         bool
+		h               hubRef
+		policy, key     string
+		all, defaultHub bool
 	)
 	show := &cobra.Command{
 		Use:   "show --hub-name HUB [--policy-name P] [--key-type primary|secondary] [--all]",
@@ -173,6 +182,7 @@ func newHubConnectionStringCommand() *cobra.Command {
 	a.stringFlag(show, &policy, "policy-name", "", "iothubowner", "shared access policy to use", "pn")
 	a.stringFlag(show, &key, "key-type", "", "primary", "the key to use: primary or secondary", "kt")
 	show.Flags().BoolVar(&all, "all", false, "show the connection strings of every policy")
+	show.Flags().BoolVar(&defaultHub, "default-eventhub", false, "show the built-in Event Hubs-compatible endpoint's connection string (for Event Hubs clients)")
 	show.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := a.finish(cmd, args); err != nil {
 			return err
@@ -180,7 +190,7 @@ func newHubConnectionStringCommand() *cobra.Command {
 		if err := requireFlags(cmd, "hub-name"); err != nil {
 			return err
 		}
-		out, err := connectionStrings(cmd, &h, policy, key, all)
+		out, err := connectionStrings(cmd, &h, policy, key, all, defaultHub)
 		if err != nil {
 			return err
 		}
