@@ -192,9 +192,16 @@ func (s *Server) Shutdown() {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// In parallel: each waits up to 5 s for its close frame to flush.
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.CloseWithError(wire.Errorf("amqp:connection:forced", "The server is shutting down; reconnect."))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.CloseWithError(wire.Errorf("amqp:connection:forced", "The server is shutting down; reconnect."))
+		}()
 	}
+	wg.Wait()
 }
 
 // Conns is the number of open connections.
