@@ -213,6 +213,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	routes.Handle("blob."+cfg.DNSSuffix, a.targets.blob)
 	routes.Handle("servicebus."+cfg.DNSSuffix, messagingHost{
 		suffix: cfg.DNSSuffix, eventHubs: a.targets.eventHubs, serviceBus: a.targets.serviceBus,
+		amqpWebSocket: a.amqp.srv.WebSocketHandler(),
 	})
 	metrics := prometheus.NewRegistry()
 	a.server = server.New(server.Config{

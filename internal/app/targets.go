@@ -200,9 +200,15 @@ type messagingHost struct {
 	suffix     string
 	eventHubs  *eventhubs.Handler
 	serviceBus *servicebus.Handler
+	// amqpWebSocket serves /$servicebus/websocket (AMQP over WebSocket).
+	amqpWebSocket http.Handler
 }
 
 func (m messagingHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if m.amqpWebSocket != nil && strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), "/$servicebus/websocket") {
+		m.amqpWebSocket.ServeHTTP(w, r)
+		return
+	}
 	if ns := eventhubs.NamespaceFromHost(r.Host, m.suffix); ns != "" {
 		if ok, err := m.eventHubs.Serves(r.Context(), ns); err == nil && ok {
 			m.eventHubs.ServeHTTP(w, r)
