@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/outpost-iot/outpost/internal/amqp"
 	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
@@ -12,8 +13,10 @@ import (
 
 // buildHubAMQP builds the IoT hub's AMQP handler (azure-iothub's
 // cloud-to-device sender, feedback and file notification receivers;
-// azure-iot-device-amqp's telemetry and cloud-to-device links) over the hub
-// plane. Call it after buildHub.
+// azure-iot-device-amqp's telemetry, cloud-to-device, twin and method
+// links) over the hub plane, and hooks it into the registry (desired
+// property updates) and the direct method path. Call it once, after
+// buildHub.
 func (a *App) buildHubAMQP() (amqp.Handler, error) {
 	reg := a.hub.registry
 	// Feedback records name the device's generation; messages sent
@@ -27,7 +30,7 @@ func (a *App) buildHubAMQP() (amqp.Handler, error) {
 	})
 	a.hub.c2d.SetLogger(a.log.With("component", "c2d"))
 	sessions := a.hub.sessions
-	return hubamqp.New(hubamqp.Config{
+	h, err := hubamqp.New(hubamqp.Config{
 		Hubs: a.hub.hubs, Registry: reg, Devices: a.hub.devices, C2D: a.hub.c2d,
 		Telemetry: sessions.Publisher(), Files: a.hub.files,
 		Service:  serviceapi.ServiceAuth{Bearer: iotHubBearer{a.validator}, Authz: dataAuthorizer{a.rbac}},
@@ -37,6 +40,12 @@ func (a *App) buildHubAMQP() (amqp.Handler, error) {
 		},
 		Log: a.log.With("component", "hub-amqp"),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	reg.OnTwinChange(h.DesiredChanged)
+	sessions.AddMethodTransport(h)
+	return h, nil
 }
 
 // amqpDevicePresence reports AMQP device connections as MQTT ones are

@@ -42,6 +42,9 @@ type Hub struct {
 	presence *Presence
 	methods  methodCalls
 	c2d      *c2dPusher
+	// methodTransports take direct methods for devices not listening for
+	// them over MQTT (AMQP). Set before use.
+	methodTransports []MethodTransport
 	// onConnection hooks run after a device connects or disconnects.
 	onConnection []func(ctx context.Context, hub, deviceID, moduleID string, connected bool)
 }
@@ -274,21 +277,53 @@ func (m *methodCalls) drop(rid string) {
 	m.mu.Unlock()
 }
 
+// MethodTransport delivers direct methods over another protocol (AMQP).
+type MethodTransport interface {
+	// SendMethod sends the request when the device listens for methods on
+	// this transport (ok is false, and nothing is sent, otherwise); the
+	// device's response is passed to respond. cancel forgets the request.
+	SendMethod(ctx context.Context, hub, deviceID, moduleID, name string, payload json.RawMessage,
+		respond func(status int, payload []byte)) (cancel func(), ok bool, err error)
+}
+
+// AddMethodTransport adds a transport tried, in order, for devices that
+// do not listen for methods over MQTT. Call it before use.
+func (h *Hub) AddMethodTransport(t MethodTransport) {
+	h.methodTransports = append(h.methodTransports, t)
+}
+
+var errNotOnline = errors.New("devicemqtt: device not listening for methods")
+
 // InvokeMethod calls a direct method on a connected device and waits up to
 // timeout for its response.
 func (h *Hub) InvokeMethod(ctx context.Context, hub, deviceID, moduleID, name string, payload json.RawMessage, timeout time.Duration) (MethodResult, error) {
-	s := h.server.Load()
-	if s == nil {
-		return MethodResult{}, &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline", Message: "the device is not connected"}
-	}
 	if len(payload) == 0 {
 		payload = json.RawMessage("null")
 	}
 	rid, ch := h.methods.add()
 	defer h.methods.drop(rid)
-	err := s.Deliver(ctx, mqtt.DeviceKey{Hub: hub, DeviceID: deviceID, ModuleID: moduleID},
-		mqtt.Delivery{Kind: mqtt.DeliverMethodRequest, Payload: payload, MethodName: name, RequestID: rid})
-	if errors.Is(err, mqtt.ErrNotConnected) || errors.Is(err, mqtt.ErrNotSubscribed) {
+	err := errNotOnline
+	if s := h.server.Load(); s != nil {
+		err = s.Deliver(ctx, mqtt.DeviceKey{Hub: hub, DeviceID: deviceID, ModuleID: moduleID},
+			mqtt.Delivery{Kind: mqtt.DeliverMethodRequest, Payload: payload, MethodName: name, RequestID: rid})
+	}
+	if errors.Is(err, errNotOnline) || errors.Is(err, mqtt.ErrNotConnected) || errors.Is(err, mqtt.ErrNotSubscribed) {
+		err = errNotOnline
+		respond := func(status int, payload []byte) {
+			h.methods.complete(rid, methodResult{status: status, payload: payload})
+		}
+		for _, t := range h.methodTransports {
+			cancel, ok, terr := t.SendMethod(ctx, hub, deviceID, moduleID, name, payload, respond)
+			if ok || terr != nil {
+				err = terr
+				if cancel != nil {
+					defer cancel()
+				}
+				break
+			}
+		}
+	}
+	if errors.Is(err, errNotOnline) {
 		return MethodResult{}, &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline",
 			Message: fmt.Sprintf("Device %s is not connected or has not subscribed to direct methods.", deviceID)}
 	}

@@ -42,15 +42,26 @@
 //     .../modules/{m}/messages/devicebound or .../messages/events, where the
 //     module SDK listens): cloud-to-device messages, unsettled, with the
 //     device's disposition settling them (accepted completes, rejected
-//     rejects, released or modified abandons).
-//
-// Direct methods and twins over AMQP (/devices/{id}/methods/devicebound,
-// /devices/{id}/twin) are refused with amqp:not-implemented: devices use
-// MQTT for them.
+//     rejects, released or modified abandons);
+//   - /devices/{id}[/modules/{m}]/twin, a sender and a receiver link: GET,
+//     PATCH /properties/reported, PUT and DELETE
+//     /notifications/twin/properties/desired (operation and resource
+//     message annotations), answered on the receiver link with the request's
+//     correlation-id and a status annotation; while subscribed, desired
+//     property updates arrive on it without a correlation-id (DesiredChanged,
+//     a registry twin-change hook);
+//   - /devices/{id}[/modules/{m}]/methods/devicebound, a receiver and a
+//     sender link: SendMethod (a devicemqtt.MethodTransport, tried for
+//     devices not listening over MQTT) sends a request with
+//     IoThub-methodname and a uuid correlation-id; the device answers on its
+//     sender with that correlation-id and IoThub-status.
 //
 // Concurrency: the engine calls Receive and dispositions' OnOutcome on the
 // connection's reader, which must not block. Every link therefore hands its
 // work to a serial executor: one goroutine per link, started with the link
 // and ended with it (after the settlements already handed over have run),
-// which keeps each link's settlements in order.
+// which keeps each link's settlements in order. Twin and method receiver
+// links register a channel (a queue of messages to send) by device while
+// they last; the Handler's channels hold them (one mutex, never held while
+// sending).
 package hubamqp

@@ -20,6 +20,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/c2d"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
+	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
 	"github.com/outpost-iot/outpost/internal/hub/fileupload"
 	"github.com/outpost-iot/outpost/internal/hub/hubamqp"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
@@ -47,6 +48,7 @@ type fixture struct {
 	streams   *telemetry.Streams
 	files     *fakeFiles
 	presence  *fakePresence
+	methods   *devicemqtt.Hub
 	keys      map[string]string // device → primary key
 	sentNudge chan string
 }
@@ -104,8 +106,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.files = &fakeFiles{queued: make(chan fileupload.Notification, 10)}
 	f.presence = &fakePresence{}
+	auth := deviceauth.New(hubs, f.reg, nil, time.Now)
 	h, err := hubamqp.New(hubamqp.Config{
-		Hubs: hubs, Registry: f.reg, Devices: deviceauth.New(hubs, f.reg, nil, time.Now), C2D: f.queue,
+		Hubs: hubs, Registry: f.reg, Devices: auth, C2D: f.queue,
 		Telemetry: publisher{f.streams}, Files: f.files, Presence: f.presence,
 		Service: serviceapi.ServiceAuth{Bearer: fakeBearer{}, Authz: fakeAuthz{}},
 		C2DSent: func(hub, deviceID, moduleID string) { f.sentNudge <- deviceID },
@@ -113,6 +116,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.reg.OnTwinChange(h.DesiredChanged)
+	// The device side without an MQTT server: methods go to AMQP devices.
+	f.methods = devicemqtt.New(auth, f.reg, nil, devicemqtt.NewPresence(), slog.New(slog.DiscardHandler), time.Now)
+	f.methods.AddMethodTransport(h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -357,4 +364,12 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 func signFor(resource, key, policy string, expiry time.Time) (string, error) {
 	return sas.Sign(resource, key, policy, expiry)
+}
+
+func registryPatch(doc string) registry.TwinPatch {
+	var p registry.TwinPatch
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		panic(err)
+	}
+	return p
 }

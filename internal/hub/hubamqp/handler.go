@@ -66,7 +66,8 @@ type Config struct {
 
 // Handler is the amqp.Handler of IoT hub connections.
 type Handler struct {
-	cfg Config
+	cfg      Config
+	channels channels
 }
 
 var _ amqp.Handler = (*Handler)(nil)
@@ -93,7 +94,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Service.Now == nil {
 		cfg.Service.Now = cfg.Now
 	}
-	return &Handler{cfg: cfg}, nil
+	return &Handler{cfg: cfg, channels: channels{twins: map[identityKey][]*channel{}, methods: map[identityKey][]*channel{},
+		pending: map[string]pendingCall{}}}, nil
 }
 
 // connState is what a connection learned: its hub, and the devices whose
@@ -290,20 +292,23 @@ func (h *Handler) Attach(ctx context.Context, c *amqp.Conn, a *wire.Attach) (amq
 			return nil, err
 		}
 		return h.fileNotificationLink(c, claim), nil
-	case epMethods, epTwin:
-		what := "Direct methods"
-		if r.ep == epTwin {
-			what = "Device twins"
-		}
-		return nil, wire.Errorf("amqp:not-implemented", "%s over AMQP are not served by Outpost; connect the device over MQTT (azure-iot-device-mqtt) for them. Telemetry and cloud-to-device messages work over AMQP.", what)
 	}
 	id, claim, err := h.authorizeDevice(ctx, c, hb, r.deviceID, r.moduleID)
 	if err != nil {
 		return nil, err
 	}
 	h.announce(c, id)
-	if r.ep == epTelemetry {
+	switch {
+	case r.ep == epTelemetry:
 		return h.telemetryLink(ctx, c, id, claim), nil
+	case r.ep == epTwin && clientSends:
+		return h.twinRequestLink(ctx, c, id, claim), nil
+	case r.ep == epTwin:
+		return h.channelLink(c, h.channels.twins, id, claim), nil
+	case r.ep == epMethods && clientSends:
+		return h.methodResponseLink(id, claim), nil
+	case r.ep == epMethods:
+		return h.channelLink(c, h.channels.methods, id, claim), nil
 	}
 	return h.deviceBoundLink(c, id, claim), nil
 }
