@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -231,4 +232,49 @@ func describe(deviceID, moduleID string) string {
 		return "module " + moduleID + " of device " + deviceID
 	}
 	return "device " + deviceID
+}
+
+var _ amqp.PlainAuthenticator = (*Handler)(nil)
+
+// AuthenticatePlain implements amqp.PlainAuthenticator: IoT Hub's SASL
+// PLAIN, user "{policy}@sas.root.{hub}" (a service) or
+// "{deviceId}@sas.{hub}" (a device), password a SAS token. The claim is the
+// one the same token would get on $cbs.
+func (h *Handler) AuthenticatePlain(ctx context.Context, c *amqp.Conn, user, password string) ([]amqp.Claim, error) {
+	name, hubName, ok := strings.Cut(user, "@sas.")
+	if !ok || name == "" {
+		return nil, errors.New("hubamqp: SASL PLAIN user must be {policy}@sas.root.{hub} or {deviceId}@sas.{hub}")
+	}
+	service := false
+	if rest, isRoot := strings.CutPrefix(hubName, "root."); isRoot {
+		hubName, service = rest, true
+	}
+	hb, found, err := h.cfg.Hubs.Get(ctx, hubName)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("hubamqp: SASL PLAIN: no IoT hub named %q", hubName)
+	}
+	if at, err := h.cfg.Hubs.Resolve(ctx, c.Host()); err == nil && at.Name != hb.Name {
+		return nil, fmt.Errorf("hubamqp: SASL PLAIN names hub %s on a connection to hub %s", hb.Name, at.Name)
+	}
+	if service {
+		caller, err := h.cfg.Service.Authenticate(ctx, password, hb, c.Host())
+		if err != nil {
+			return nil, err
+		}
+		if caller.PolicyName != "" && !strings.EqualFold(caller.PolicyName, name) {
+			return nil, fmt.Errorf("hubamqp: SASL PLAIN user names policy %s, the token policy %s", name, caller.PolicyName)
+		}
+		return []amqp.Claim{{Audience: hb.HostName, Expires: caller.Expires, Principal: serviceClaim{caller: caller, credential: password}}}, nil
+	}
+	id, err := h.cfg.Devices.SAS(ctx, hb.HostName, name, "", password)
+	if err != nil {
+		return nil, err
+	}
+	if id.Hub.Name != hb.Name {
+		return nil, fmt.Errorf("hubamqp: SASL PLAIN: the token is for hub %s", id.Hub.Name)
+	}
+	return []amqp.Claim{{Audience: deviceauth.Resource(hb.HostName, id.DeviceID, ""), Expires: id.ExpiresAt, Principal: deviceClaim{id: id}}}, nil
 }

@@ -18,14 +18,17 @@
 //
 // Claims expire with their tokens, and the engine then detaches the links
 // they authorized. X.509 devices present a TLS client certificate and put no
-// token: their attach is authenticated from the certificate.
+// token: their attach is authenticated from the certificate. SASL PLAIN
+// works too, as IoT Hub documents it: user {policy}@sas.root.{hub} or
+// {deviceId}@sas.{hub}, password a SAS token.
 //
 // Service endpoints:
 //
 //   - /messages/devicebound (the client sends): each message's `to` names a
 //     device (or module); it is queued on the c2d queue, accepted once
 //     JetStream stored it, or rejected with amqp:not-found (no such device)
-//     or amqp:resource-limit-exceeded (50 queued);
+//     or amqp:resource-limit-exceeded (50 queued), or
+//     amqp:link:message-size-exceeded (over 64 KB);
 //   - /messages/serviceBound/feedback (the client receives): batches of
 //     cloud-to-device feedback records, settled by the disposition
 //     (accepted completes, released or modified abandons, rejected drops);

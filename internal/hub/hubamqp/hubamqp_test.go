@@ -166,7 +166,8 @@ func TestC2DFeedbackFromHTTPSPath(t *testing.T) {
 }
 
 // TestC2DSendRefusals: an unknown device is rejected amqp:not-found, a bad
-// `to` com.microsoft:argument-error, the 51st queued message
+// `to` com.microsoft:argument-error, a body over 64 KB
+// amqp:link:message-size-exceeded, the 51st queued message
 // amqp:resource-limit-exceeded; the link keeps working.
 func TestC2DSendRefusals(t *testing.T) {
 	f := newFixture(t)
@@ -181,6 +182,10 @@ func TestC2DSendRefusals(t *testing.T) {
 	}
 	if err := snd.Send(ctx, c2dMessage("/devices/dev1/twin", "x", "", "x"), nil); amqpCondition(err) != "com.microsoft:argument-error" {
 		t.Fatalf("bad to: %v", err)
+	}
+	big := c2dMessage("/devices/dev1/messages/devicebound", "big", "", strings.Repeat("x", 64<<10+1))
+	if err := snd.Send(ctx, big, nil); amqpCondition(err) != "amqp:link:message-size-exceeded" {
+		t.Fatalf("a message over 64 KB: %v", err)
 	}
 	for i := range c2d.MaxQueuedPerDevice {
 		if err := snd.Send(ctx, c2dMessage("/devices/dev2/messages/devicebound", i, "", "x"), nil); err != nil {
@@ -550,5 +555,42 @@ func TestUnknownAddresses(t *testing.T) {
 	}
 	if _, err := dev.NewSender(ctx, "/messages/events", nil); amqpCondition(err) != "amqp:not-found" || !strings.Contains(err.Error(), "built-in endpoint") {
 		t.Errorf("the built-in endpoint's address: %v", err)
+	}
+}
+
+// TestSASLPlain: IoT Hub's SASL PLAIN users — {policy}@sas.root.{hub} and
+// {deviceId}@sas.{hub} with a SAS token as the password — get the claims
+// the token would get on $cbs; a wrong token fails the connection.
+func TestSASLPlain(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t, 20*time.Second)
+	dial := func(user, pass string) (*goamqp.Session, error) {
+		c, err := goamqp.Dial(ctx, "amqp://"+f.addr, &goamqp.ConnOptions{HostName: hubHost, SASLType: goamqp.SASLTypePlain(user, pass)})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.NewSession(ctx, nil)
+	}
+	svc, err := dial("iothubowner@sas.root."+hubName, f.serviceToken(t, "iothubowner", time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.NewSender(ctx, "/messages/devicebound", nil); err != nil {
+		t.Errorf("service over PLAIN: %v", err)
+	}
+	_, tok := f.deviceToken(t, "dev1", "", time.Now().Add(time.Hour))
+	dev, err := dial("dev1@sas."+hubName, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.NewSender(ctx, "/devices/dev1/messages/events", nil); err != nil {
+		t.Errorf("device over PLAIN: %v", err)
+	}
+	if _, err := dev.NewSender(ctx, "/devices/dev2/messages/events", nil); amqpCondition(err) != "amqp:unauthorized-access" {
+		t.Errorf("device over PLAIN, another device: %v", err)
+	}
+	if _, err := dial("dev2@sas."+hubName, tok); err == nil {
+		t.Error("dev1's token accepted for dev2")
 	}
 }

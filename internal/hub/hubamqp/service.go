@@ -21,12 +21,16 @@ const (
 	fileNotificationContentType = "application/vnd.microsoft.iothub.json"
 )
 
-// How long a receive waits before looking at the link again (a drain, a
-// detach end it sooner).
+// How long a receive waits before looking at the link again: a detach ends
+// the wait at once; a drain is answered within receiveWait (the Node SDKs
+// never drain; go-amqp only when asked to).
 const (
 	receiveWait = 5 * time.Second
 	drainWait   = 50 * time.Millisecond
 )
+
+// maxC2DBytes is IoT Hub's cloud-to-device message size limit.
+const maxC2DBytes = 64 << 10
 
 // c2dSendLink is the service's sender on /messages/devicebound.
 func (h *Handler) c2dSendLink(ctx context.Context, c *amqp.Conn, claim string) *amqp.Inbound {
@@ -56,6 +60,11 @@ func (h *Handler) sendC2D(ctx context.Context, c *amqp.Conn, d *amqp.Delivery) {
 		deviceID, moduleID, cm, refusal := c2dFromAMQP(m)
 		if refusal != nil {
 			d.Reject(refusal)
+			return
+		}
+		if len(cm.Payload) > maxC2DBytes {
+			d.Reject(wire.Errorf("amqp:link:message-size-exceeded", "The message body is %d bytes; IoT Hub takes cloud-to-device messages of at most %d KB.",
+				len(cm.Payload), maxC2DBytes>>10))
 			return
 		}
 		dev, found, err := h.cfg.Registry.Lookup(ctx, hb.Name, deviceID, moduleID)
