@@ -106,10 +106,11 @@ func (h *Handler) fileComplete(w http.ResponseWriter, r *http.Request, deviceID,
 	return nil
 }
 
-// fileNotificationsAPI serves the service side of file notifications. IoT
-// Hub delivers them only over AMQP (/messages/serviceBound/filenotifications);
-// until Outpost speaks AMQP this is its own REST shape, modelled on the
-// HTTPS device transport's cloud-to-device receive:
+// fileNotificationsAPI serves the service side of file notifications over
+// HTTPS. IoT Hub delivers them only over AMQP
+// (/messages/serviceBound/filenotifications, served by hubamqp); this is
+// Outpost's own REST shape for tools, modelled on the HTTPS device
+// transport's cloud-to-device receive:
 //
 //	GET    /messages/servicebound/filenotifications                  200 + JSON and ETag: "{lock}", or 204
 //	DELETE /messages/servicebound/filenotifications/{lock}           complete, 204
