@@ -49,6 +49,12 @@ func newAMQPFixture(t *testing.T) *amqpFixture {
 		done <- struct{}{}
 	}()
 	t.Cleanup(func() {
+		// Let connections the test closed finish first: Shutdown waits 5 s
+		// for a connection whose handshake failed a moment ago (its writer
+		// never started), see the report on the engine.
+		for i := 0; i < 100 && srv.Conns() > 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
 		cancel()
 		srv.Shutdown()
 		<-done

@@ -57,14 +57,14 @@ func (a *amqpHandler) serveManagement(ctx context.Context, c *amqp.Conn, path st
 	switch op {
 	case opRenewLock, opPeek, opUpdateDisposition, opReceiveBySequence:
 	case opSchedule, opCancelScheduled:
-		return nil, rpcErr(501, "amqp:not-implemented", "Scheduled messages are not supported by Outpost yet (%s); send messages when they are due.", op)
+		right = rightSend
 	case "com.microsoft:renew-session-lock", "com.microsoft:get-session-state", "com.microsoft:set-session-state", "com.microsoft:get-message-sessions":
 		return nil, rpcErr(501, "amqp:not-implemented", "Sessions are not supported by Outpost (%s).", op)
 	case "com.microsoft:add-rule", "com.microsoft:remove-rule", "com.microsoft:enumerate-rules":
 		return nil, rpcErr(501, "amqp:not-implemented", "Manage subscription rules through ARM (.../subscriptions/{name}/rules), not over AMQP (%s).", op)
 	default:
-		return nil, rpcErr(501, "amqp:not-implemented", "The operation '%s' is not supported by Outpost's $management node; it serves %s, %s, %s and %s.",
-			op, opRenewLock, opPeek, opUpdateDisposition, opReceiveBySequence)
+		return nil, rpcErr(501, "amqp:not-implemented", "The operation '%s' is not supported by Outpost's $management node; it serves %s.",
+			op, strings.Join([]string{opRenewLock, opPeek, opUpdateDisposition, opReceiveBySequence, opSchedule, opCancelScheduled}, ", "))
 	}
 	view, err := a.namespace(ctx, c)
 	if err != nil {
@@ -77,10 +77,19 @@ func (a *amqpHandler) serveManagement(ctx context.Context, c *amqp.Conn, path st
 	if _, err := a.authorize(c, e, right, true); err != nil {
 		return nil, asRPCError(err)
 	}
+	body, _ := req.Value.(wire.Map)
+	if right == rightSend {
+		if e.sub != nil || e.dlq || e.transfer {
+			return nil, rpcErr(400, "com.microsoft:argument-error", "Messages are scheduled on a queue or a topic, not on '%s'.", e.path())
+		}
+		if op == opSchedule {
+			return a.scheduleMessages(ctx, view, e, body)
+		}
+		return a.cancelScheduled(ctx, e, body)
+	}
 	if !e.receivable() {
 		return nil, rpcErr(400, "com.microsoft:argument-error", "'%s' is a topic, which holds no messages: use the $management node of one of its subscriptions.", e.path())
 	}
-	body, _ := req.Value.(wire.Map)
 	switch op {
 	case opRenewLock:
 		return a.renewLocks(ctx, e, body)
@@ -252,4 +261,83 @@ func (a *amqpHandler) receiveBySequence(body wire.Map) (*wire.Message, error) {
 	}
 	return nil, rpcErr(404, "com.microsoft:message-not-found",
 		"No deferred message has the sequence number %v: Outpost does not defer messages.", first)
+}
+
+// scheduleMessages schedules encoded messages, each enqueued at its
+// x-opt-scheduled-enqueue-time; the answer's sequence-numbers (an array of
+// longs) cancel them.
+func (a *amqpHandler) scheduleMessages(ctx context.Context, view *namespaceView, e amqpEntity, body wire.Map) (*wire.Message, error) {
+	v, _ := body.Get("messages")
+	list, ok := v.([]any)
+	if !ok {
+		if arr, isArray := v.(wire.Array); isArray {
+			list, ok = arr.Items, true
+		}
+	}
+	if !ok || len(list) == 0 {
+		return nil, rpcErr(400, "com.microsoft:argument-error", "The request has no 'messages' (a list of maps with the encoded 'message').")
+	}
+	seqs := wire.Array{Code: wire.TypeLong, Items: make([]any, 0, len(list))}
+	for i, it := range list {
+		entry, _ := it.(wire.Map)
+		raw, _ := entry.Get("message")
+		b, ok := raw.([]byte)
+		if !ok {
+			return nil, rpcErr(400, "com.microsoft:argument-error", "Message %d of the request has no binary 'message'.", i)
+		}
+		w, err := wire.ParseMessage(b)
+		if err != nil {
+			return nil, rpcErr(400, "com.microsoft:argument-error", "Message %d of the request cannot be decoded: %v.", i, err)
+		}
+		sm, err := fromAMQP(w)
+		if err != nil {
+			return nil, asRPCError(err)
+		}
+		if sm.scheduled.IsZero() {
+			return nil, rpcErr(400, "com.microsoft:argument-error", "Message %d of the request has no x-opt-scheduled-enqueue-time.", i)
+		}
+		seq, err := a.schedule(ctx, view, e, sm)
+		if err != nil {
+			return nil, asRPCError(err)
+		}
+		seqs.Items = append(seqs.Items, int64(seq))
+	}
+	return amqp.Response(200, "OK", wire.Map{{Key: "sequence-numbers", Value: seqs}}), nil
+}
+
+// cancelScheduled cancels scheduled messages by sequence number.
+func (a *amqpHandler) cancelScheduled(ctx context.Context, e amqpEntity, body wire.Map) (*wire.Message, error) {
+	v, _ := body.Get("sequence-numbers")
+	var items []any
+	switch x := v.(type) {
+	case wire.Array:
+		items = x.Items
+	case []any:
+		items = x
+	}
+	if len(items) == 0 {
+		return nil, rpcErr(400, "com.microsoft:argument-error", "The request has no 'sequence-numbers' (an array of longs).")
+	}
+	var targets []target
+	if e.queue != nil {
+		targets = []target{e.target()}
+	} else {
+		for _, s := range e.topic.order {
+			targets = append(targets, subscriptionTarget(e.ns.name, e.topic.name, s.name, s.settings))
+		}
+	}
+	for _, it := range items {
+		seq, ok := wire.AsInt64(it)
+		if !ok || seq <= 0 {
+			return nil, rpcErr(400, "com.microsoft:argument-error", "The sequence number %v is not a positive long.", it)
+		}
+		err := a.h.broker.cancelScheduled(ctx, e.ns.name, uint64(seq), targets)
+		if errors.Is(err, errNotScheduled) {
+			return nil, rpcErr(404, "com.microsoft:message-not-found", "No message scheduled on '%s' has the sequence number %d (it may have been enqueued or cancelled already).", e.path(), seq)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return amqp.Response(200, "OK", wire.Map{}), nil
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/outpost-iot/outpost/internal/amqp/wire"
 )
 
-// scheduleTolerance is how far in the future x-opt-scheduled-enqueue-time
-// may be and still be enqueued at once (clocks differ a little).
-const scheduleTolerance = time.Second
-
 // senderLink serves a client's sender on a queue or topic.
 func (a *amqpHandler) senderLink(ctx context.Context, c *amqp.Conn, e amqpEntity) (amqp.Link, error) {
 	if !(e.queue != nil || (e.topic != nil && e.sub == nil)) || e.dlq || e.transfer {
@@ -112,20 +108,43 @@ func (s *amqpSender) store(msgs []sentMessage) error {
 		return wire.Errorf("com.microsoft:entity-disabled", "The messaging entity '%s' is %s; set its status to Active.", e.resource(), st)
 	}
 	now := s.a.h.cfg.Now().UTC()
-	stored := make([]*Message, 0, len(msgs))
+	var due []*Message
 	for _, sm := range msgs {
-		if !sm.scheduled.IsZero() && sm.scheduled.After(now.Add(scheduleTolerance)) {
-			// Refused rather than delivered early, with the condition the
-			// SDKs take as final.
-			return wire.Errorf("amqp:not-allowed", "Scheduled messages (x-opt-scheduled-enqueue-time %s) are not supported by Outpost yet; send the message when it is due.",
-				sm.scheduled.UTC().Format(time.RFC3339))
+		if sm.scheduled.After(now) {
+			if _, err := s.a.schedule(ctx, view, e, sm); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := stamp(e.settings(), sm.m, now); err != nil {
 			return wire.Errorf("amqp:invalid-field", "The message's time to live is invalid: %v.", err)
 		}
-		stored = append(stored, sm.m)
+		due = append(due, sm.m)
 	}
-	return s.a.h.store(ctx, view, e.queue, e.topic, stored)
+	if len(due) == 0 {
+		return nil
+	}
+	_, err = s.a.h.store(ctx, view, e.queue, e.topic, due, time.Time{})
+	return err
+}
+
+// schedule stores a message to be enqueued at its scheduled time and
+// returns its sequence number.
+func (a *amqpHandler) schedule(ctx context.Context, view *namespaceView, e amqpEntity, sm sentMessage) (uint64, error) {
+	if err := stamp(e.settings(), sm.m, sm.scheduled); err != nil {
+		return 0, wire.Errorf("amqp:invalid-field", "The message's time to live is invalid: %v.", err)
+	}
+	seqs, err := a.h.store(ctx, view, e.queue, e.topic, []*Message{sm.m}, sm.scheduled)
+	if errors.Is(err, errSchedulingUnsupported) {
+		// Refused rather than delivered early, with the condition the
+		// SDKs take as final.
+		return 0, wire.Errorf("amqp:not-allowed", "Scheduled messages (x-opt-scheduled-enqueue-time %s) need a NATS server that schedules messages (2.12 or later); send the message when it is due.",
+			sm.scheduled.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		return 0, err
+	}
+	return seqs[0], nil
 }
 
 // asDeliveryError is the rejected outcome's error for a failed send: the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -191,11 +192,16 @@ func typeName(v any) string {
 	return "other"
 }
 
-func TestAMQPScheduledRefused(t *testing.T) {
+// TestAMQPScheduled: a message sent with a scheduled enqueue time, and
+// ScheduleMessages / CancelScheduledMessages on a queue and a topic.
+func TestAMQPScheduled(t *testing.T) {
 	t.Parallel()
 	f := newAMQPFixture(t)
 	key := f.namespace("sbns-sched", "")
 	f.armDo("PUT", f.nsBase+"sbns-sched/queues/q"+apiVersion, `{"properties":{}}`, 200)
+	f.armDo("PUT", f.nsBase+"sbns-sched/topics/t"+apiVersion, `{"properties":{}}`, 200)
+	f.armDo("PUT", f.nsBase+"sbns-sched/topics/t/subscriptions/s1"+apiVersion, `{"properties":{}}`, 200)
+	f.armDo("PUT", f.nsBase+"sbns-sched/topics/t/subscriptions/s2"+apiVersion, `{"properties":{}}`, 200)
 	client := f.rootClient("sbns-sched", key)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -203,13 +209,30 @@ func TestAMQPScheduledRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ae *goamqp.Error
-	err = sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("later"), ScheduledEnqueueTime: ptr(time.Now().Add(time.Hour))}, nil)
-	if !errors.As(err, &ae) || ae.Condition != "amqp:not-allowed" {
-		t.Errorf("a message scheduled for later: %v", err)
+	topic, err := client.NewSender("t", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := sender.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("later")}}, time.Now().Add(time.Hour), nil); err == nil {
-		t.Error("ScheduleMessages succeeded")
+	at := time.Now().Add(time.Second)
+	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("later"), MessageID: ptr("later"), ScheduledEnqueueTime: &at}, nil); err != nil {
+		t.Fatalf("a message scheduled for later: %v", err)
+	}
+	seqs, err := sender.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("x"), MessageID: ptr("kept")}, {Body: []byte("y"), MessageID: ptr("cancelled")}}, at, nil)
+	if err != nil || len(seqs) != 2 {
+		t.Fatalf("ScheduleMessages = %v, %v", seqs, err)
+	}
+	if err := sender.CancelScheduledMessages(ctx, seqs[1:], nil); err != nil {
+		t.Fatalf("CancelScheduledMessages: %v", err)
+	}
+	if err := sender.CancelScheduledMessages(ctx, seqs[1:], nil); sbCode(err) != azservicebus.CodeNotFound {
+		t.Errorf("cancelling twice: %v", err)
+	}
+	tseqs, err := topic.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("t"), MessageID: ptr("topic-cancelled")}}, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topic.CancelScheduledMessages(ctx, tseqs, nil); err != nil {
+		t.Fatalf("cancel on the topic: %v", err)
 	}
 	// Due already: enqueued at once.
 	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("now"), MessageID: ptr("due"), ScheduledEnqueueTime: ptr(time.Now().Add(-time.Minute))}, nil); err != nil {
@@ -219,7 +242,25 @@ func TestAMQPScheduledRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, r, 1, 10*time.Second); len(got) != 1 || got[0].MessageID != "due" {
-		t.Errorf("received %v", ids(got))
+	if got := receive(t, r, 1, 5*time.Second); len(got) != 1 || got[0].MessageID != "due" || time.Now().After(at) {
+		t.Fatalf("before the scheduled time: %v", ids(got))
+	}
+	got := receive(t, r, 2, 5*time.Second)
+	if !slices.Equal(ids(got), []string{"kept", "later"}) {
+		t.Fatalf("after the scheduled time: %v", ids(got))
+	}
+	for _, m := range got {
+		if m.ScheduledEnqueueTime == nil || m.ScheduledEnqueueTime.Unix() != at.Unix() || m.EnqueuedTime.Before(at.Truncate(time.Second)) {
+			t.Errorf("%s: scheduled %v enqueued %v, want %v", m.MessageID, m.ScheduledEnqueueTime, m.EnqueuedTime, at)
+		}
+	}
+	for _, sub := range []string{"s1", "s2"} {
+		r, err := client.NewReceiverForSubscription("t", sub, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := receive(t, r, 1, 300*time.Millisecond); len(got) != 0 {
+			t.Errorf("subscription %s got the cancelled message: %v", sub, ids(got))
+		}
 	}
 }

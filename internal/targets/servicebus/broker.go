@@ -45,6 +45,9 @@ type Broker struct {
 	// outcome, a delivery that never reached the client) give the message
 	// back without raising its delivery count, which JetStream cannot undo.
 	uncounted map[string]int
+	// scheduling is, per namespace ensured by this process, whether its
+	// stream takes message schedules.
+	scheduling map[string]bool
 }
 
 type heldLock struct {
@@ -62,7 +65,7 @@ func NewBroker(b *bus.Bus, log *slog.Logger, now func() time.Time) *Broker {
 		now = time.Now
 	}
 	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{},
-		holders: map[string]string{}, uncounted: map[string]int{}}
+		holders: map[string]string{}, uncounted: map[string]int{}, scheduling: map[string]bool{}}
 }
 
 // target is one (sub-)queue messages are received from.
@@ -126,7 +129,7 @@ func (t target) consumerKey() string { return strings.ToLower(t.namespace) + "/"
 
 // EnsureNamespace creates the namespace's stream.
 func (b *Broker) EnsureNamespace(ctx context.Context, ns string) error {
-	_, err := b.bus.EnsureStream(ctx, jetstream.StreamConfig{
+	stream, err := b.bus.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:      streamName(ns),
 		Subjects:  []string{"sb." + strings.ToLower(ns) + ".>"},
 		Storage:   jetstream.FileStorage,
@@ -134,10 +137,18 @@ func (b *Broker) EnsureNamespace(ctx context.Context, ns string) error {
 		// Duplicate detection: one window for the stream, the longest an
 		// entity may ask for; ids are scoped per entity (see publish).
 		Duplicates: 10 * time.Minute,
+		// Scheduled messages (schedule.go); schedules need roll-ups.
+		AllowMsgSchedules: true,
+		AllowRollup:       true,
 	})
 	if err != nil {
 		return fmt.Errorf("servicebus: ensure stream for %s: %w", ns, err)
 	}
+	// A NATS server older than 2.12 ignores the setting it does not know.
+	supported := stream.CachedInfo() != nil && stream.CachedInfo().Config.AllowMsgSchedules
+	b.mu.Lock()
+	b.scheduling[strings.ToLower(ns)] = supported
+	b.mu.Unlock()
 	return nil
 }
 
@@ -149,6 +160,7 @@ func (b *Broker) RemoveNamespace(ctx context.Context, ns string) error {
 			delete(b.consumers, k)
 		}
 	}
+	delete(b.scheduling, strings.ToLower(ns))
 	b.mu.Unlock()
 	err := b.bus.JetStream().DeleteStream(ctx, b.bus.Stream(streamName(ns)))
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -190,6 +202,9 @@ func (b *Broker) RemoveEntity(ctx context.Context, e sbresource.Entity) error {
 		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(b.bus.Subject(x.logicalSubject()))); err != nil {
 			return fmt.Errorf("servicebus: purge %s: %w", x.key(), err)
 		}
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(b.bus.Subject(t.scheduleSubject(">")))); err != nil {
+		return fmt.Errorf("servicebus: purge scheduled messages of %s: %w", t.key(), err)
 	}
 	return nil
 }
@@ -265,7 +280,7 @@ func (b *Broker) publishMsg(ctx context.Context, t target, m *Message, dedupe bo
 	if dedupe && t.settings.RequiresDuplicateDetection && m.Props.MessageID != "" && !t.dlq {
 		hdr.Set(jetstream.MsgIDHeader, t.token()+":"+m.Props.MessageID)
 	}
-	msg := &nats.Msg{Subject: b.bus.Subject(t.logicalSubject()), Data: m.Body, Header: hdr}
+	msg := natsMsg(b.bus.Subject(t.logicalSubject()), m.Body, hdr)
 	ack, err := b.bus.JetStream().PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
 		// The stream was not made (a namespace provisioned before a wipe of
@@ -513,4 +528,8 @@ func (b *Broker) forgetCounts(key string) {
 	b.mu.Lock()
 	delete(b.uncounted, key)
 	b.mu.Unlock()
+}
+
+func natsMsg(subject string, data []byte, hdr nats.Header) *nats.Msg {
+	return &nats.Msg{Subject: subject, Data: data, Header: hdr}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/outpost-iot/outpost/internal/targets/servicebus/sbresource"
 )
 
@@ -76,7 +78,7 @@ func (h *Handler) send(w http.ResponseWriter, req *request) error {
 			return err
 		}
 	}
-	if err := h.store(r.Context(), req.ns, req.queue, req.topic, msgs); err != nil {
+	if _, err := h.store(r.Context(), req.ns, req.queue, req.topic, msgs, time.Time{}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusCreated)
@@ -85,12 +87,30 @@ func (h *Handler) send(w http.ResponseWriter, req *request) error {
 
 // store publishes stamped messages to a queue, or to every subscription of
 // a topic whose rules match, and returns once JetStream has every copy.
-// REST and AMQP sends both end here.
-func (h *Handler) store(ctx context.Context, ns *namespaceView, queue *queueView, topic *topicView, msgs []*Message) error {
-	for _, m := range msgs {
+// REST and AMQP sends both end here. With at set the messages are
+// scheduled instead (schedule.go), and the answer is each message's
+// sequence number (of its first copy; 0 when no subscription matched).
+func (h *Handler) store(ctx context.Context, ns *namespaceView, queue *queueView, topic *topicView, msgs []*Message, at time.Time) ([]uint64, error) {
+	seqs := make([]uint64, len(msgs))
+	var group string // names the copies of one scheduled message
+	put := func(i int, t target) error {
+		var seq uint64
+		var err error
+		if at.IsZero() {
+			seq, err = h.broker.publish(ctx, t, msgs[i])
+		} else {
+			seq, err = h.broker.schedule(ctx, t, msgs[i], at, group)
+		}
+		if seqs[i] == 0 {
+			seqs[i] = seq
+		}
+		return err
+	}
+	for i, m := range msgs {
+		group = uuid.NewString()
 		if queue != nil {
-			if _, err := h.broker.publish(ctx, queueTarget(ns.name, queue.name, queue.settings), m); err != nil {
-				return err
+			if err := put(i, queueTarget(ns.name, queue.name, queue.settings)); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -104,12 +124,12 @@ func (h *Handler) store(ctx context.Context, ns *namespaceView, queue *queueView
 			if topic.settings.RequiresDuplicateDetection {
 				st.RequiresDuplicateDetection = true
 			}
-			if _, err := h.broker.publish(ctx, subscriptionTarget(ns.name, topic.name, s.name, st), m); err != nil {
-				return err
+			if err := put(i, subscriptionTarget(ns.name, topic.name, s.name, st)); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return seqs, nil
 }
 
 // stamp sets enqueue time and expiry from the message's and the entity's
