@@ -139,6 +139,11 @@ func (a *App) buildAMQP() error {
 			},
 		}), a.log.With("component", "builtin-endpoint")),
 	}
+	ioTHub, err := a.buildHubAMQP()
+	if err != nil {
+		return err
+	}
+	a.amqp.router.ioTHub = ioTHub
 	a.amqp.srv = amqp.NewServer(amqp.Config{
 		Handler: a.amqp.router, Logger: a.log.With("component", "amqp"), ContainerID: "outpost",
 	})
