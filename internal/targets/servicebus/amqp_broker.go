@@ -29,6 +29,9 @@ const (
 	// outcomeRelease unlocks it without counting the delivery.
 	outcomeRelease
 	outcomeDeadLetter
+	// outcomeDefer sets the message aside, to be received by sequence
+	// number (defer.go).
+	outcomeDefer
 )
 
 // disposition is a settlement with its details.
@@ -52,6 +55,7 @@ func (b *Broker) settleNow(entity, lockToken string, s disposition) error {
 		return err
 	}
 	switch {
+	case l.deferred != nil:
 	case s.how == outcomeComplete:
 		if err := l.msg.Ack(); err != nil {
 			return fmt.Errorf("servicebus: complete: %w", err)
@@ -89,7 +93,12 @@ func (b *Broker) settleLocked(ctx context.Context, entity, lockToken string, s d
 
 // settleHeld settles a message whose lock was taken.
 func (b *Broker) settleHeld(ctx context.Context, l *heldLock, s disposition) error {
+	if l.deferred != nil {
+		return b.settleDeferred(ctx, l, s)
+	}
 	switch s.how {
+	case outcomeDefer:
+		return b.deferHeld(ctx, l)
 	case outcomeComplete:
 		if err := l.msg.DoubleAck(ctx); err != nil {
 			return fmt.Errorf("servicebus: complete: %w", err)
@@ -118,6 +127,9 @@ func (b *Broker) settleHeld(ctx context.Context, l *heldLock, s disposition) err
 
 // release gives a locked message back without counting the delivery.
 func (b *Broker) release(l *heldLock) {
+	if l.deferred != nil {
+		return // unlocked, it stays deferred
+	}
 	b.mu.Lock()
 	b.uncounted[l.holderKey()]++
 	b.mu.Unlock()

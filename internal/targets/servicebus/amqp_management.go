@@ -98,7 +98,7 @@ func (a *amqpHandler) serveManagement(ctx context.Context, c *amqp.Conn, path st
 	case opUpdateDisposition:
 		return a.updateDisposition(ctx, e, body)
 	}
-	return a.receiveBySequence(body)
+	return a.receiveBySequence(ctx, e, body)
 }
 
 // asRPCError gives an attach-style AMQP error a status.
@@ -205,9 +205,9 @@ func (a *amqpHandler) peek(ctx context.Context, e amqpEntity, body wire.Map) (*w
 	return amqp.Response(200, "OK", wire.Map{{Key: "messages", Value: list}}), nil
 }
 
-// updateDisposition settles by lock token (the Go SDK's path for messages
-// whose receiver link is gone): completed, abandoned, suspended
-// (dead-letter); "defered" is refused, as deferral is not supported.
+// updateDisposition settles by lock token (the SDKs' path for deferred
+// messages and for messages whose receiver link is gone): completed,
+// abandoned, suspended (dead-letter), defered (the Go SDK's spelling).
 func (a *amqpHandler) updateDisposition(ctx context.Context, e amqpEntity, body wire.Map) (*wire.Message, error) {
 	var disp disposition
 	switch status := body.String("disposition-status"); strings.ToLower(status) {
@@ -219,7 +219,7 @@ func (a *amqpHandler) updateDisposition(ctx context.Context, e amqpEntity, body 
 		disp.how = outcomeDeadLetter
 		disp.reason, disp.description = body.String("deadletter-reason"), body.String("deadletter-description")
 	case "defered", "deferred":
-		return nil, rpcErr(501, "amqp:not-implemented", "Deferring messages is not supported by Outpost; the message stays locked: complete, abandon or dead-letter it.")
+		disp.how = outcomeDefer
 	default:
 		return nil, rpcErr(400, "com.microsoft:argument-error", "The disposition-status '%s' is not one of completed, abandoned, suspended.", status)
 	}
@@ -244,23 +244,58 @@ func (a *amqpHandler) updateDisposition(ctx context.Context, e amqpEntity, body 
 	return amqp.Response(200, "OK", wire.Map{}), nil
 }
 
-// receiveBySequence receives deferred messages. Nothing is ever deferred
-// here, so every sequence number is answered as not found.
-func (a *amqpHandler) receiveBySequence(body wire.Map) (*wire.Message, error) {
+// receiveBySequence receives deferred messages by sequence number, locked
+// (receiver-settle-mode 1) or removed (0): a list of maps with the
+// lock-token and the encoded message, whose delivery annotations carry the
+// lock token too.
+func (a *amqpHandler) receiveBySequence(ctx context.Context, e amqpEntity, body wire.Map) (*wire.Message, error) {
 	v, _ := body.Get("sequence-numbers")
-	var first any
+	var items []any
 	switch x := v.(type) {
 	case wire.Array:
-		if len(x.Items) > 0 {
-			first = x.Items[0]
-		}
+		items = x.Items
 	case []any:
-		if len(x) > 0 {
-			first = x[0]
+		items = x
+	}
+	if len(items) == 0 {
+		return nil, rpcErr(400, "com.microsoft:argument-error", "The request has no 'sequence-numbers' (an array of longs).")
+	}
+	mode := peekLock
+	if sm, ok := body.Get("receiver-settle-mode"); ok {
+		if n, ok := wire.AsInt64(sm); ok && n == 0 {
+			mode = receiveAndDelete
 		}
 	}
-	return nil, rpcErr(404, "com.microsoft:message-not-found",
-		"No deferred message has the sequence number %v: Outpost does not defer messages.", first)
+	list := make([]any, 0, len(items))
+	for _, it := range items {
+		seq, ok := wire.AsInt64(it)
+		if !ok || seq <= 0 {
+			return nil, rpcErr(400, "com.microsoft:argument-error", "The sequence number %v is not a positive long.", it)
+		}
+		m, err := a.h.broker.receiveDeferred(ctx, e.target(), uint64(seq), mode)
+		if errors.Is(err, errNotDeferred) {
+			return nil, rpcErr(404, "com.microsoft:message-not-found", "No deferred message of '%s' has the sequence number %d.", e.path(), seq)
+		}
+		if err != nil {
+			return nil, err
+		}
+		d := delivery{}
+		entry := wire.Map{}
+		if mode == peekLock {
+			u, err := uuid.Parse(m.LockToken)
+			if err != nil {
+				return nil, err
+			}
+			d.lockToken, d.lockedUntil = wire.UUID(u), m.LockedUntil
+			entry = append(entry, wire.KV{Key: "lock-token", Value: d.lockToken})
+		}
+		b, err := toAMQP(m, d).Marshal()
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, append(entry, wire.KV{Key: "message", Value: b}))
+	}
+	return amqp.Response(200, "OK", wire.Map{{Key: "messages", Value: list}}), nil
 }
 
 // scheduleMessages schedules encoded messages, each enqueued at its

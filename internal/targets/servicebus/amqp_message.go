@@ -374,6 +374,9 @@ func toAMQP(m *Message, d delivery) *wire.Message {
 	if m.Props.ViaPartitionKey != "" {
 		ann = append(ann, wire.KV{Key: annViaPartitionKey, Value: m.Props.ViaPartitionKey})
 	}
+	if m.Deferred {
+		ann = append(ann, wire.KV{Key: annMessageState, Value: int64(1)})
+	}
 	if at, err := time.Parse(time.RFC1123, m.Props.ScheduledEnqueueTimeUtc); err == nil {
 		ann = append(ann, wire.KV{Key: annScheduledEnqueueTime, Value: at})
 	}

@@ -139,7 +139,7 @@ func (a *amqpHandler) deliver(ctx context.Context, s *amqp.Sender, t target, m *
 //
 //	accepted                              complete
 //	modified{undeliverable-here: false}   abandon (delivery count +1; message-annotations set properties)
-//	modified{undeliverable-here: true}    defer: not supported, refused; the message is released
+//	modified{undeliverable-here: true}    defer (received later by sequence number)
 //	rejected{…}                           dead-letter (info: DeadLetterReason, DeadLetterErrorDescription, properties)
 //	released                              abandon without counting the delivery
 func (a *amqpHandler) settleOutcome(entity, token string, state any) any {
@@ -153,16 +153,10 @@ func (a *amqpHandler) settleOutcome(entity, token string, state any) any {
 	case *wire.Released, nil:
 		disp.how = outcomeRelease
 	case *wire.Modified:
-		if st.UndeliverableHere {
-			// Refused, and the message given back: once this disposition
-			// settles the delivery the client cannot settle it on the link
-			// again. amqp:not-allowed is what the SDKs treat as final (the
-			// Go SDK would reconnect and retry on amqp:not-implemented).
-			a.h.broker.releaseToken(entity, token)
-			return &wire.Rejected{Error: wire.Errorf("amqp:not-allowed",
-				"Deferring messages is not supported by Outpost; the message was released and will be delivered again.")}
-		}
 		disp.how = outcomeAbandon
+		if st.UndeliverableHere {
+			disp.how = outcomeDefer
+		}
 		disp.properties = annotationProperties(st.MessageAnnotations)
 	case *wire.Rejected:
 		disp.how = outcomeDeadLetter

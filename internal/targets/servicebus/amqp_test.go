@@ -365,3 +365,66 @@ func describeAll(msgs []*azservicebus.ReceivedMessage) string {
 	}
 	return b.String()
 }
+
+// TestAMQPDefer: DeferMessage, then ReceiveDeferredMessages by sequence
+// number; settled through $management (abandon keeps it deferred).
+func TestAMQPDefer(t *testing.T) {
+	t.Parallel()
+	f := newAMQPFixture(t)
+	key := f.namespace("sbns-defer", "")
+	f.armDo("PUT", f.nsBase+"sbns-defer/queues/q"+apiVersion, `{"properties":{}}`, 200)
+	client := f.rootClient("sbns-defer", key)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sender, err := client.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("later"), MessageID: ptr("d-1"), ApplicationProperties: map[string]any{"k": "v"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	receiver, err := client.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, receiver, 1, 10*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("received %d", len(got))
+	}
+	seq := *got[0].SequenceNumber
+	if err := receiver.DeferMessage(ctx, got[0], nil); err != nil {
+		t.Fatalf("DeferMessage: %v", err)
+	}
+	if extra := receive(t, receiver, 1, 300*time.Millisecond); len(extra) != 0 {
+		t.Fatalf("a deferred message was delivered: %v", ids(extra))
+	}
+	deferred, err := receiver.ReceiveDeferredMessages(ctx, []int64{seq}, nil)
+	if err != nil || len(deferred) != 1 {
+		t.Fatalf("ReceiveDeferredMessages = %v, %v", ids(deferred), err)
+	}
+	d := deferred[0]
+	if d.MessageID != "d-1" || string(d.Body) != "later" || d.State != azservicebus.MessageStateDeferred || *d.SequenceNumber != seq ||
+		d.DeliveryCount != 2 || d.ApplicationProperties["k"] != "v" || d.LockedUntil == nil {
+		t.Errorf("deferred message: %+v", d)
+	}
+	if err := receiver.AbandonMessage(ctx, d, nil); err != nil {
+		t.Fatalf("AbandonMessage of a deferred message: %v", err)
+	}
+	deferred, err = receiver.ReceiveDeferredMessages(ctx, []int64{seq}, nil)
+	if err != nil || len(deferred) != 1 || deferred[0].DeliveryCount != 3 {
+		t.Fatalf("ReceiveDeferredMessages after abandon = %v, %v", describeAll(deferred), err)
+	}
+	if err := receiver.DeadLetterMessage(ctx, deferred[0], &azservicebus.DeadLetterOptions{Reason: ptr("Gave up")}); err != nil {
+		t.Fatalf("DeadLetterMessage of a deferred message: %v", err)
+	}
+	if _, err := receiver.ReceiveDeferredMessages(ctx, []int64{seq}, nil); sbCode(err) != azservicebus.CodeNotFound {
+		t.Errorf("ReceiveDeferredMessages of a dead-lettered message: %v", err)
+	}
+	dlq, err := client.NewReceiverForQueue("q", &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter, ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dead := receive(t, dlq, 1, 10*time.Second); len(dead) != 1 || dead[0].MessageID != "d-1" || *dead[0].DeadLetterReason != "Gave up" {
+		t.Errorf("dead-letter queue: %v", describeAll(dead))
+	}
+}

@@ -118,24 +118,61 @@ func TestAMQPWireTypesAndOutcomes(t *testing.T) {
 		t.Errorf("received id %#v data %q header %+v", m.Properties.MessageID, m.Data, m.Header)
 	}
 
-	// Defer is refused and the message released; release gives it back
-	// without counting the delivery.
-	var ae *goamqp.Error
-	if err := rcv.ModifyMessage(ctx, m, &goamqp.ModifyMessageOptions{UndeliverableHere: true}); !errors.As(err, &ae) || ae.Condition != "amqp:not-allowed" {
-		t.Errorf("defer: %v", err)
+	// Defer: set aside, received only by its sequence number through
+	// $management, locked there and settled by lock token.
+	if err := rcv.ModifyMessage(ctx, m, &goamqp.ModifyMessageOptions{UndeliverableHere: true}); err != nil {
+		t.Fatalf("defer: %v", err)
 	}
-	for _, step := range []string{"after the refused defer", "after release"} {
-		if m, err = rcv.Receive(ctx, nil); err != nil {
-			t.Fatalf("%s: %v", step, err)
+	seq := m.Annotations["x-opt-sequence-number"].(int64)
+	receiveDeferred := func(disposition string) uint32 {
+		t.Helper()
+		resp := rpc(t, ctx, sess, "q/$management", "com.microsoft:receive-by-sequence-number",
+			map[string]any{"sequence-numbers": []int64{seq}, "receiver-settle-mode": uint32(1)})
+		if status(resp) != 200 {
+			t.Fatalf("receive-by-sequence-number = %d %v", status(resp), resp.ApplicationProperties)
 		}
-		if m.Header.DeliveryCount != 0 {
-			t.Errorf("delivery count %s = %d, want 0", step, m.Header.DeliveryCount)
+		entry := resp.Value.(map[string]any)["messages"].([]any)[0].(map[string]any)
+		var dm goamqp.Message
+		if err := dm.UnmarshalBinary(entry["message"].([]byte)); err != nil {
+			t.Fatal(err)
 		}
-		if step == "after the refused defer" {
-			if err := rcv.ReleaseMessage(ctx, m); err != nil {
-				t.Fatalf("release: %v", err)
-			}
+		if dm.Annotations["x-opt-message-state"] != int64(1) || dm.Annotations["x-opt-sequence-number"] != seq ||
+			dm.DeliveryAnnotations["x-opt-lock-token"] != entry["lock-token"] || string(dm.Data[0]) != "a" {
+			t.Errorf("deferred message: %v %v %q", dm.Annotations, dm.DeliveryAnnotations, dm.Data)
 		}
+		resp = rpc(t, ctx, sess, "q/$management", "com.microsoft:update-disposition",
+			map[string]any{"disposition-status": disposition, "lock-tokens": []goamqp.UUID{entry["lock-token"].(goamqp.UUID)}})
+		if status(resp) != 200 {
+			t.Fatalf("update-disposition %s = %d %v", disposition, status(resp), resp.ApplicationProperties)
+		}
+		return dm.Header.DeliveryCount
+	}
+	if n := receiveDeferred("abandoned"); n != 1 {
+		t.Errorf("deferred message's delivery-count = %d, want 1", n)
+	}
+	if n := receiveDeferred("completed"); n != 2 {
+		t.Errorf("deferred message's delivery-count = %d, want 2", n)
+	}
+	if resp := rpc(t, ctx, sess, "q/$management", "com.microsoft:receive-by-sequence-number",
+		map[string]any{"sequence-numbers": []int64{seq}, "receiver-settle-mode": uint32(1)}); status(resp) != 404 {
+		t.Errorf("receiving a completed deferred message = %d", status(resp))
+	}
+
+	// Release gives a message back without counting the delivery.
+	if err := snd.Send(ctx, goamqp.NewMessage([]byte("second")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = rcv.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.ReleaseMessage(ctx, m); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if m, err = rcv.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if string(m.GetData()) != "second" || m.Header.DeliveryCount != 0 {
+		t.Errorf("after release: %q delivery-count %d, want 0", m.GetData(), m.Header.DeliveryCount)
 	}
 	// Abandon with properties to modify: kept, counted.
 	if err := rcv.ModifyMessage(ctx, m, &goamqp.ModifyMessageOptions{Annotations: goamqp.Annotations{"reason": "busy", "tries": int32(1)}}); err != nil {
@@ -173,6 +210,7 @@ func TestAMQPWireTypesAndOutcomes(t *testing.T) {
 	}
 
 	// A session receiver is refused clearly.
+	var ae *goamqp.Error
 	_, err = sess.NewReceiver(ctx, "q", &goamqp.ReceiverOptions{Filters: []goamqp.LinkFilter{
 		goamqp.NewLinkFilter("com.microsoft:session-filter", 0x00000137000000C, "s1")}})
 	if !errors.As(err, &ae) || ae.Condition != "amqp:not-allowed" {

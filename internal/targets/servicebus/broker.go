@@ -48,10 +48,15 @@ type Broker struct {
 	// scheduling is, per namespace ensured by this process, whether its
 	// stream takes message schedules.
 	scheduling map[string]bool
+	// deferredDeliveries counts, per deferred message (entity and
+	// sequence), its deliveries since it was deferred (defer.go).
+	deferredDeliveries map[string]int
 }
 
 type heldLock struct {
-	msg      jetstream.Msg
+	msg jetstream.Msg // nil for a deferred message
+	// deferred is the deferred message held (received by sequence number).
+	deferred *deferredMsg
 	t        target // the (sub-)queue it came from
 	entity   string // t.key()
 	seq      uint64
@@ -65,7 +70,7 @@ func NewBroker(b *bus.Bus, log *slog.Logger, now func() time.Time) *Broker {
 		now = time.Now
 	}
 	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{},
-		holders: map[string]string{}, uncounted: map[string]int{}, scheduling: map[string]bool{}}
+		holders: map[string]string{}, uncounted: map[string]int{}, scheduling: map[string]bool{}, deferredDeliveries: map[string]int{}}
 }
 
 // target is one (sub-)queue messages are received from.
@@ -203,8 +208,10 @@ func (b *Broker) RemoveEntity(ctx context.Context, e sbresource.Entity) error {
 			return fmt.Errorf("servicebus: purge %s: %w", x.key(), err)
 		}
 	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(b.bus.Subject(t.scheduleSubject(">")))); err != nil {
-		return fmt.Errorf("servicebus: purge scheduled messages of %s: %w", t.key(), err)
+	for _, subj := range []string{t.scheduleSubject(">"), t.deferredSubject(">"), t.deadLetter().deferredSubject(">")} {
+		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(b.bus.Subject(subj))); err != nil {
+			return fmt.Errorf("servicebus: purge %s: %w", subj, err)
+		}
 	}
 	return nil
 }
@@ -224,10 +231,13 @@ func (b *Broker) Count(ctx context.Context, e sbresource.Entity) (int64, int64, 
 	return int64(info.State.Subjects[main]), int64(info.State.Subjects[dead]), nil
 }
 
+// defaultLockDuration is Service Bus's default lock duration.
+const defaultLockDuration = time.Minute
+
 func (b *Broker) createConsumer(ctx context.Context, t target) (jetstream.Consumer, error) {
 	lock := t.settings.LockDuration
 	if lock <= 0 {
-		lock = time.Minute
+		lock = defaultLockDuration
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       t.durable(),
@@ -395,7 +405,7 @@ func (b *Broker) receive(ctx context.Context, t target, mode receiveMode, wait t
 		}
 		lock := t.settings.LockDuration
 		if lock <= 0 {
-			lock = time.Minute
+			lock = defaultLockDuration
 		}
 		m.LockToken = uuid.NewString()
 		m.LockedUntil = now.Add(lock)
@@ -441,6 +451,18 @@ func (b *Broker) settle(ctx context.Context, entity, lockToken string, how settl
 		return time.Time{}, err
 	}
 	now := b.now()
+	if l.deferred != nil {
+		switch how {
+		case settleRenew:
+			b.mu.Lock()
+			l.until = now.Add(l.duration)
+			b.mu.Unlock()
+			return l.until, nil
+		case settleComplete:
+			return time.Time{}, b.settleDeferred(ctx, l, disposition{how: outcomeComplete})
+		}
+		return time.Time{}, nil // abandoned: it stays deferred
+	}
 	switch how {
 	case settleComplete:
 		if err := l.msg.DoubleAck(ctx); err != nil {

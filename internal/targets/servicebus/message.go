@@ -64,6 +64,8 @@ type Message struct {
 	DeliveryCount          int
 	LockToken              string
 	LockedUntil            time.Time
+	// Deferred is set on a deferred message received by sequence number.
+	Deferred bool
 	// Types is the AMQP type of custom properties an AMQP sender set whose
 	// wire form alone does not say it (an int32, a timestamp, a uuid…):
 	// name → type tag (see amqp_message.go). REST senders leave it empty.
