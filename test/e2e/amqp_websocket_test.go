@@ -72,4 +72,3 @@ func TestAMQPOverWebSocket(t *testing.T) {
 		t.Fatalf("read back %v", seqs(got))
 	}
 }
-
