@@ -21,7 +21,10 @@ import (
 //     and the dispositions that settle;
 //   - amqp_management.go: the {entity}/$management node;
 //   - amqp_message.go: AMQP messages to and from the stored form;
-//   - amqp_broker.go: the broker operations only AMQP needs.
+//   - amqp_broker.go: the broker's settlements from a connection's reader,
+//     dead-letter and abandon with properties, peek;
+//   - schedule.go, defer.go: scheduled and deferred messages in the
+//     broker (only AMQP reaches them so far).
 
 // AMQP returns the handler the app's AMQP router gives connections to
 // {namespace}.servicebus.{suffix} when the namespace is a Service Bus

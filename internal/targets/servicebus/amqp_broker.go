@@ -70,6 +70,10 @@ func (b *Broker) settleNow(entity, lockToken string, s disposition) error {
 			return fmt.Errorf("servicebus: abandon: %w", err)
 		}
 		return nil
+	case s.how == outcomeDefer:
+		// Known as deferred before the client hears so: receiving it by
+		// sequence number waits for the copy (receiveDeferred).
+		b.startDeferring(l.holderKey())
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)

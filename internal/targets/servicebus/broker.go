@@ -51,6 +51,9 @@ type Broker struct {
 	// deferredDeliveries counts, per deferred message (entity and
 	// sequence), its deliveries since it was deferred (defer.go).
 	deferredDeliveries map[string]int
+	// deferring holds, per message being set aside (entity and
+	// sequence), a channel closed when its deferred copy is stored.
+	deferring map[string]chan struct{}
 }
 
 type heldLock struct {
@@ -70,7 +73,8 @@ func NewBroker(b *bus.Bus, log *slog.Logger, now func() time.Time) *Broker {
 		now = time.Now
 	}
 	return &Broker{bus: b, log: log, now: now, consumers: map[string]jetstream.Consumer{}, locks: map[string]*heldLock{},
-		holders: map[string]string{}, uncounted: map[string]int{}, scheduling: map[string]bool{}, deferredDeliveries: map[string]int{}}
+		holders: map[string]string{}, uncounted: map[string]int{}, scheduling: map[string]bool{}, deferredDeliveries: map[string]int{},
+		deferring: map[string]chan struct{}{}}
 }
 
 // target is one (sub-)queue messages are received from.

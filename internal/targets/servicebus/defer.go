@@ -36,6 +36,7 @@ func (t target) deferredSubject(seq string) string {
 // deferHeld sets a locked message aside: a copy on the deferred subject
 // (its delivery count carried on), then the original removed.
 func (b *Broker) deferHeld(ctx context.Context, l *heldLock) error {
+	defer b.doneDeferring(l.holderKey())
 	if l.deferred != nil {
 		return nil // deferred already: unlocked, it stays deferred
 	}
@@ -67,7 +68,24 @@ func (b *Broker) receiveDeferred(ctx context.Context, t target, seq uint64, mode
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: stream for %s: %w", t.namespace, err)
 	}
-	raw, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(b.bus.Subject(t.deferredSubject(strconv.FormatUint(seq, 10)))))
+	key := holderKey(t.key(), seq)
+	subject := b.bus.Subject(t.deferredSubject(strconv.FormatUint(seq, 10)))
+	raw, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Deferred a moment ago: wait for the copy.
+		b.mu.Lock()
+		pending := b.deferring[key]
+		b.mu.Unlock()
+		if pending == nil {
+			return nil, errNotDeferred
+		}
+		select {
+		case <-pending:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		raw, err = stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, errNotDeferred
 	}
@@ -79,7 +97,6 @@ func (b *Broker) receiveDeferred(ctx context.Context, t target, seq uint64, mode
 	if m.EnqueuedSequenceNumber == 0 {
 		m.EnqueuedSequenceNumber = seq
 	}
-	key := holderKey(t.key(), seq)
 	b.mu.Lock()
 	b.deferredDeliveries[key]++
 	m.DeliveryCount = m.DeliveryCountBase + b.deferredDeliveries[key]
@@ -149,6 +166,25 @@ func (b *Broker) settleDeferred(ctx context.Context, l *heldLock, s disposition)
 		b.forgetDeferred(l.holderKey())
 	}
 	return nil
+}
+
+// startDeferring marks a message as being set aside.
+func (b *Broker) startDeferring(key string) {
+	b.mu.Lock()
+	if b.deferring[key] == nil {
+		b.deferring[key] = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// doneDeferring wakes receivers waiting for a deferred copy.
+func (b *Broker) doneDeferring(key string) {
+	b.mu.Lock()
+	if ch := b.deferring[key]; ch != nil {
+		close(ch)
+		delete(b.deferring, key)
+	}
+	b.mu.Unlock()
 }
 
 func (b *Broker) forgetDeferred(key string) {

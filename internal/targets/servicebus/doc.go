@@ -33,6 +33,9 @@
 // {entity}/$management. An AMQP message is stored in REST's form, with
 // what REST cannot express (property types, non-string ids, other body
 // sections) kept beside it, so each surface reads the other's messages.
+// Over AMQP messages can also be scheduled (JetStream message schedules,
+// schedule.go) and deferred (set aside for receipt by sequence number,
+// defer.go); REST refuses ScheduledEnqueueTimeUtc.
 //
 // Handler implements sbresource.Runtime and sbresource.Counter: pass it as
 // the ARM types' Runtime. Run sweeps expired locks; the app owns it.
