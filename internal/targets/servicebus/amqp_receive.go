@@ -39,9 +39,8 @@ func (a *amqpHandler) receiverLink(ctx context.Context, c *amqp.Conn, at *wire.A
 	if e.transfer {
 		return &amqp.Outbound{Claim: claim, Run: runEmpty}, nil
 	}
-	t := e.target()
 	return &amqp.Outbound{Claim: claim, Run: func(ctx context.Context, s *amqp.Sender) error {
-		return a.runReceiver(ctx, s, t)
+		return a.runReceiver(ctx, c, s, e)
 	}}, nil
 }
 
@@ -65,17 +64,35 @@ func runEmpty(ctx context.Context, s *amqp.Sender) error {
 	}
 }
 
-// runReceiver sends messages of t while the client gives credit.
-func (a *amqpHandler) runReceiver(ctx context.Context, s *amqp.Sender, t target) error {
+// runReceiver sends messages of e while the client gives credit. Each
+// pull reads the entity as configured now: a deleted or disabled entity
+// detaches the link (a pull on a deleted one would make its consumer
+// again).
+func (a *amqpHandler) runReceiver(ctx context.Context, c *amqp.Conn, s *amqp.Sender, e amqpEntity) error {
 	mode := peekLock
 	if s.PreSettled() {
 		mode = receiveAndDelete
 	}
+	segs := addressSegments(e.path())
 	for {
 		_, drain, err := s.Wait(ctx)
 		if err != nil {
 			return nil
 		}
+		view, err := a.namespace(ctx, c)
+		if err == nil {
+			e, err = a.resolve(view, segs)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if st := e.settings().Status; !e.dlq && (st == "Disabled" || st == "ReceiveDisabled") {
+			return wire.Errorf("com.microsoft:entity-disabled", "The messaging entity '%s' is %s; set its status to Active.", e.resource(), st)
+		}
+		t := e.target()
 		wait := receivePoll
 		if drain {
 			wait = 0
@@ -86,7 +103,8 @@ func (a *amqpHandler) runReceiver(ctx context.Context, s *amqp.Sender, t target)
 				return nil
 			}
 			a.h.log.Warn("servicebus: AMQP receive", "entity", t.key(), "err", err)
-			return wire.Errorf("com.microsoft:server-busy", "Receiving from '%s' failed; attach again. (%v)", t.path, err)
+			// detach-forced: the SDKs attach again.
+			return wire.Errorf("amqp:link:detach-forced", "Receiving from '%s' failed; attach again. (%v)", e.path(), err)
 		}
 		if m == nil {
 			if drain {

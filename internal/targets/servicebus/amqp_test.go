@@ -430,3 +430,37 @@ func TestAMQPDefer(t *testing.T) {
 		t.Errorf("dead-letter queue: %v", describeAll(dead))
 	}
 }
+
+// TestAMQPEntityDeleted: a receiver on a queue that is deleted is detached
+// with amqp:not-found, and its consumer is not made again.
+func TestAMQPEntityDeleted(t *testing.T) {
+	t.Parallel()
+	f := newAMQPFixture(t)
+	key := f.namespace("sbns-gone", "")
+	f.armDo("PUT", f.nsBase+"sbns-gone/queues/q"+apiVersion, `{"properties":{}}`, 200)
+	client := f.rootClient("sbns-gone", key)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	receiver, err := client.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, receiver, 1, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("received %v", ids(got))
+	}
+	f.armDo("DELETE", f.nsBase+"sbns-gone/queues/q"+apiVersion, "", 200)
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer rcancel()
+	var ae *goamqp.Error
+	if _, err := receiver.ReceiveMessages(rctx, 1, nil); !errors.As(err, &ae) || ae.Condition != "amqp:not-found" {
+		t.Fatalf("receiving from a deleted queue: %v", err)
+	}
+	time.Sleep(2 * receivePoll)
+	stream, err := f.h.broker.bus.JetStream().Stream(ctx, f.h.broker.bus.Stream(streamName("sbns-gone")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range stream.ConsumerNames(ctx).Name() {
+		t.Errorf("consumer %s is left", name)
+	}
+}
