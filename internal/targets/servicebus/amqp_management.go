@@ -196,7 +196,7 @@ func (a *amqpHandler) peek(ctx context.Context, e amqpEntity, body wire.Map) (*w
 	}
 	list := make([]any, 0, len(msgs))
 	for _, m := range msgs {
-		b, err := toAMQP(m, delivery{}).Marshal()
+		b, err := encodeReceived(m, delivery{})
 		if err != nil {
 			return nil, err
 		}
@@ -289,7 +289,7 @@ func (a *amqpHandler) receiveBySequence(ctx context.Context, e amqpEntity, body 
 			d.lockToken, d.lockedUntil = wire.UUID(u), m.LockedUntil
 			entry = append(entry, wire.KV{Key: "lock-token", Value: d.lockToken})
 		}
-		b, err := toAMQP(m, d).Marshal()
+		b, err := encodeReceived(m, d)
 		if err != nil {
 			return nil, err
 		}

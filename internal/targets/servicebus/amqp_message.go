@@ -427,6 +427,26 @@ func toAMQP(m *Message, d delivery) *wire.Message {
 	return out
 }
 
+// encodeReceived encodes the message a receiver gets. Its header is
+// written with every field, delivery-count 0 included: wire.Header leaves
+// out fields at their defaults, and the JavaScript SDK (rhea) then reports
+// deliveryCount as undefined, where Service Bus always sends it.
+func encodeReceived(m *Message, d delivery) ([]byte, error) {
+	w := toAMQP(m, d)
+	h := w.Header
+	w.Header = nil
+	var ttl any
+	if h.TTL > 0 {
+		ttl = uint32(min(h.TTL.Milliseconds(), 0xffffffff))
+	}
+	b, err := wire.AppendList(append([]byte(nil), wire.TypeDescribed, wire.TypeSmallUlong, 0x70),
+		[]any{h.Durable, h.Priority, ttl, h.FirstAcquirer, h.DeliveryCount})
+	if err != nil {
+		return nil, err
+	}
+	return w.AppendAMQP(b)
+}
+
 // lockTokenTag is the delivery tag of a lock token: the uuid in .NET's
 // Guid byte order (the first three groups little-endian), which the SDKs
 // turn back.

@@ -135,7 +135,7 @@ func (a *amqpHandler) deliver(ctx context.Context, s *amqp.Sender, t target, m *
 		entity, token := t.key(), m.LockToken
 		opts.OnOutcome = func(state any) any { return a.settleOutcome(entity, token, state) }
 	}
-	payload, err := toAMQP(m, d).Marshal()
+	payload, err := encodeReceived(m, d)
 	if err == nil {
 		err = s.Send(ctx, payload, opts)
 	}
