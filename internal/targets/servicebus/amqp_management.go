@@ -90,6 +90,12 @@ func (a *amqpHandler) serveManagement(ctx context.Context, c *amqp.Conn, path st
 	if !e.receivable() {
 		return nil, rpcErr(400, "com.microsoft:argument-error", "'%s' is a topic, which holds no messages: use the $management node of one of its subscriptions.", e.path())
 	}
+	if e.transfer {
+		if op == opPeek {
+			return amqp.Response(204, "No messages", nil), nil
+		}
+		return nil, rpcErr(404, "com.microsoft:message-not-found", "'%s' is always empty: Outpost does not forward messages.", e.path())
+	}
 	switch op {
 	case opRenewLock:
 		return a.renewLocks(ctx, e, body)
