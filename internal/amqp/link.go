@@ -202,8 +202,6 @@ func (c *Conn) refuseAttach(l *link, e *wire.Error) error {
 	reply := &wire.Attach{Name: a.Name, Handle: l.handle, Role: !a.Role, SndSettleMode: a.SndSettleMode, RcvSettleMode: a.RcvSettleMode}
 	if a.Role == wire.RoleSender {
 		reply.Source = a.Source
-		zero := uint32(0)
-		_ = zero
 	} else {
 		reply.Target = a.Target
 		zero := uint32(0)

@@ -128,6 +128,7 @@ func (a *App) buildAMQP() error {
 		suffix:          a.cfg.DNSSuffix,
 		servesEventHubs: a.targets.eventHubs.Serves,
 		eventHubs:       a.targets.eventHubs.AMQP(),
+		serviceBus:      a.targets.serviceBus.AMQP(),
 		builtIn: ehamqp.New(builtin.New(builtin.Config{
 			Hubs: a.hub.hubs, Telemetry: a.hub.telemetry, Access: a.targets.access, DNSSuffix: a.cfg.DNSSuffix,
 			ConsumerGroupExists: func(ctx context.Context, hubID, name string) (bool, error) {
