@@ -50,9 +50,9 @@ type Conn struct {
 	wclosed   bool
 	lastWrite atomic.Int64
 	wdone     chan struct{}
-	// writerStarted is set (by the reader, before teardown reads it) once
-	// the writer runs.
-	writerStarted bool
+	// writerStarted is set once the writer runs (Shutdown reads it from
+	// another goroutine).
+	writerStarted atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn, info ConnInfo) *Conn {
@@ -152,7 +152,7 @@ func (c *Conn) run() error {
 		c.host = normalizeHost(c.saslHost)
 	}
 	c.nc.SetDeadline(time.Time{}) //nolint:errcheck
-	c.writerStarted = true
+	c.writerStarted.Store(true)
 	go c.writer()
 
 	cfg := c.srv.cfg
@@ -376,9 +376,11 @@ func (c *Conn) closeWith(e *wire.Error) error {
 // CloseWithError closes the connection from outside the reader.
 func (c *Conn) CloseWithError(e *wire.Error) {
 	c.closeWith(e) //nolint:errcheck
-	select {
-	case <-c.wdone:
-	case <-time.After(5 * time.Second):
+	if c.writerStarted.Load() {
+		select {
+		case <-c.wdone:
+		case <-time.After(5 * time.Second):
+		}
 	}
 	c.nc.Close()
 }
@@ -406,7 +408,7 @@ func (c *Conn) teardown(err error) {
 		err = errClosedByPeer
 	}
 	c.cancel(err)
-	if c.writerStarted {
+	if c.writerStarted.Load() {
 		select {
 		case <-c.wdone:
 		case <-time.After(5 * time.Second):

@@ -369,6 +369,7 @@ type Delivery struct {
 	Raw        []byte
 	preSettled bool
 	settled    bool
+	oversize   bool
 }
 
 // Message decodes the delivery's message.
@@ -490,11 +491,25 @@ func (c *Conn) onTransfer(s *session, t *wire.Transfer) error {
 	if t.Settled {
 		d.preSettled = true
 	}
-	if uint64(len(d.Raw)+len(t.Payload)) > l.maxMsg {
+	if !d.oversize && uint64(len(d.Raw)+len(t.Payload)) > l.maxMsg {
+		// Refuse this delivery, not the link: the rest of its frames
+		// are read and dropped, then it is rejected.
+		d.oversize, d.Raw = true, nil
+	}
+	if d.oversize {
+		if t.More {
+			l.partial = d
+			c.mu.Unlock()
+			return c.sendFlow(s, sflow)
+		}
 		l.partial = nil
+		max := l.maxMsg
 		c.mu.Unlock()
-		l.detachWith(wire.Errorf("amqp:link:message-size-exceeded", "the message is larger than the link's max-message-size of %d bytes", l.maxMsg))
-		return c.sendFlow(s, sflow)
+		if err := c.sendFlow(s, sflow); err != nil {
+			return err
+		}
+		d.Reject(wire.Errorf("amqp:link:message-size-exceeded", "The message is larger than the link's max-message-size of %d bytes.", max))
+		return nil
 	}
 	if t.More {
 		d.Raw = append(d.Raw, t.Payload...)

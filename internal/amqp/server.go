@@ -27,7 +27,10 @@ type Handler interface {
 	PutToken(ctx context.Context, c *Conn, t TokenRequest) (Claim, error)
 	// Attach resolves a client's attach (other than to $cbs) to an
 	// *Inbound, *Outbound or *RPC. An error refuses the link: a *wire.Error
-	// gives its condition, anything else amqp:internal-error.
+	// gives its condition, anything else amqp:internal-error. ctx is the
+	// link's context: it ends when the link detaches or the connection
+	// closes. Deliveries a client leaves unsettled at detach get no
+	// OnOutcome call; the handler returns them to their queue itself.
 	Attach(ctx context.Context, c *Conn, a *wire.Attach) (Link, error)
 }
 

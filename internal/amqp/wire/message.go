@@ -80,9 +80,9 @@ func (m *Message) AppendAMQP(b []byte) ([]byte, error) {
 		if h.FirstAcquirer {
 			fa = true
 		}
-		if h.DeliveryCount != 0 {
-			dc = h.DeliveryCount
-		}
+		// delivery-count is always written: the JavaScript SDKs read an
+		// absent one as undefined, not as its default 0.
+		dc = h.DeliveryCount
 		if b, err = appendComposite(b, codeHeader, []any{dur, prio, ttl, fa, dc}); err != nil {
 			return b, err
 		}
