@@ -7,15 +7,20 @@
 // iothub-connection-device-id system property.
 // The Go driver is TestNPMAMQPBuiltInEndpoint (test/e2e/amqp_npm_test.go).
 //
+// A second test reads the same telemetry with a token credential whose
+// principal holds Azure Event Hubs Data Receiver on the hub.
+//
 // Environment: IOTHUB_EVENTHUB_CONNECTION_STRING (the built-in endpoint, with
-// EntityPath; nothing sent to the hub yet), IOTHUB_DEVICE_CONNECTION_STRING.
+// EntityPath; nothing sent to the hub yet), IOTHUB_DEVICE_CONNECTION_STRING,
+// IOTHUB_EVENTHUB_HOST and IOTHUB_EVENTHUB_NAME (the endpoint's namespace host
+// and event hub, for the token credential), and the AZURE_* variables.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { EventHubConsumerClient, earliestEventPosition } from "@azure/event-hubs";
 import device from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
 import deviceAmqp from "azure-iot-device-amqp";
-import { requireEnv } from "./lib/env.mjs";
+import { credential, requireEnv } from "./lib/env.mjs";
 
 const { Client: DeviceClient, Message } = device;
 const eventHubCS = requireEnv("IOTHUB_EVENTHUB_CONNECTION_STRING");
@@ -113,4 +118,40 @@ test("telemetry over MQTT and AMQP is on the built-in endpoint", { timeout: 6000
     assert.deepEqual(mine.map((e) => e.properties.seq), ["0", "1", "2"], `${transport} order`);
   }
   assert.equal(new Set(events.map((e) => e.partitionId)).size, 1, "one device's messages share a partition");
+});
+
+test("a token credential with Azure Event Hubs Data Receiver on the hub reads the same telemetry", { timeout: 60000 }, async () => {
+  const consumer = new EventHubConsumerClient("$Default", requireEnv("IOTHUB_EVENTHUB_HOST"), requireEnv("IOTHUB_EVENTHUB_NAME"), credential(), {
+    retryOptions: { maxRetries: 1, retryDelayInMs: 200, timeoutInMs: 10000 },
+  });
+  clients.push(consumer);
+  const want = 2 * perTransport;
+  const events = [];
+  await withTimeout(
+    new Promise((resolve, reject) => {
+      let done = false;
+      const subscription = consumer.subscribe(
+        {
+          async processEvents(batch) {
+            events.push(...batch);
+            if (!done && events.length >= want) {
+              done = true;
+              subscription.close().then(resolve, reject);
+            }
+          },
+          async processError(err, context) {
+            if (done) return;
+            done = true;
+            subscription.close().catch(() => {});
+            reject(new Error(`processError (partition ${context.partitionId}): ${err?.code ?? err?.name}: ${err?.message}`));
+          },
+        },
+        { startPosition: earliestEventPosition, maxBatchSize: 50, maxWaitTimeInSeconds: 1 },
+      );
+    }),
+    30000,
+    `reading ${want} messages with a token credential (read ${events.length})`,
+  );
+  assert.equal(events.length, want);
+  assert.ok(events.every((e) => e.systemProperties?.["iothub-connection-device-id"] === deviceId));
 });

@@ -37,7 +37,12 @@ func TestNPMAMQPBuiltInEndpoint(t *testing.T) {
 	h := createHub(t, s, "rg-amqp-npm-builtin")
 	key := createDevice(t, s, h, "amqp-telemetry")
 	b := hubBuiltInEndpoint(t, s, h)
+	// The token credential reads too once it holds the receive data action
+	// on the hub.
+	assignRole(t, s, s.App.Operator().ObjectID, authz.EventHubsDataReceiverRoleID, h.ID)
 	runNodeTestEnv(t, s, "amqp-builtin-endpoint.test.mjs", map[string]string{
+		"IOTHUB_EVENTHUB_HOST":              b.Host,
+		"IOTHUB_EVENTHUB_NAME":              b.EntityPath,
 		"IOTHUB_EVENTHUB_CONNECTION_STRING": b.ConnectionString(),
 		"IOTHUB_DEVICE_CONNECTION_STRING":   "HostName=" + h.HostName + ";DeviceId=amqp-telemetry;SharedAccessKey=" + key,
 	})
@@ -96,5 +101,19 @@ func TestNPMAMQPRhea(t *testing.T) {
 		"EVENTHUB_KEY_NAME": "RootManageSharedAccessKey",
 		"EVENTHUB_KEY":      e.Key,
 		"AMQP_PORT":         amqpPort,
+	})
+}
+
+// TestNPMAMQPEventHubsCheckpoints: @azure/event-hubs with the blob
+// checkpoint store keeping its checkpoints in Outpost's own blob service; a
+// second consumer resumes after the first one's checkpoint.
+func TestNPMAMQPEventHubsCheckpoints(t *testing.T) {
+	s := testserver.Start(t)
+	e := createMessagingEntity(t, s, "rg-amqp-npm-cp", "Microsoft.EventHub", "eventhubs", "")
+	jobs := newJobsEnv(t, s, "rg-amqp-npm-cp")
+	runNodeTestEnv(t, s, "amqp-eventhubs-checkpoint.test.mjs", map[string]string{
+		"EVENTHUB_CONNECTION_STRING": e.ConnectionString(),
+		"EVENTHUB_NAME":              e.Name,
+		"CHECKPOINT_CONTAINER_URL":   jobs.outSAS,
 	})
 }

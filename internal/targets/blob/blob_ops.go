@@ -99,7 +99,7 @@ func blobHeadersFrom(r *http.Request, fallbackContentType bool) (blobHeaders, er
 // when the blob does not exist).
 func checkConditions(r *http.Request, old *blobMeta) error {
 	if im := r.Header.Get("If-Match"); im != "" {
-		if old == nil || (im != "*" && im != old.ETag) {
+		if old == nil || (im != "*" && !etagMatches(im, old.ETag)) {
 			return errorf(http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met (If-Match %s).", im)
 		}
 	}
@@ -107,7 +107,7 @@ func checkConditions(r *http.Request, old *blobMeta) error {
 		if inm == "*" {
 			return errorf(http.StatusConflict, "BlobAlreadyExists", "The specified blob already exists.")
 		}
-		if inm == old.ETag {
+		if etagMatches(inm, old.ETag) {
 			return errorf(http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met (If-None-Match %s).", inm)
 		}
 	}
@@ -379,10 +379,10 @@ func blobPropertyHeaders(hd http.Header, m *blobMeta, sas *sasToken) {
 }
 
 func checkReadConditions(r *http.Request, m *blobMeta) (notModified bool, err error) {
-	if im := r.Header.Get("If-Match"); im != "" && im != "*" && im != m.ETag {
+	if im := r.Header.Get("If-Match"); im != "" && im != "*" && !etagMatches(im, m.ETag) {
 		return false, errorf(http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met (If-Match %s).", im)
 	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == "*" || inm == m.ETag) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == "*" || etagMatches(inm, m.ETag)) {
 		return true, nil
 	}
 	return false, nil

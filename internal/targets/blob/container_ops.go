@@ -36,6 +36,22 @@ func setMetadataHeaders(h http.Header, md map[string]string) {
 	}
 }
 
+// etagMatches reports whether a conditional header's list of ETags names
+// etag. Quotes are not significant: List Blobs shows ETags bare, as Azure
+// does, and clients send back what they were shown.
+func etagMatches(header, etag string) bool {
+	want := unquoteETag(etag)
+	for _, t := range strings.Split(header, ",") {
+		if unquoteETag(strings.TrimPrefix(strings.TrimSpace(t), "W/")) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// unquoteETag is an ETag as list results show it (0x8D…, no quotes).
+func unquoteETag(s string) string { return strings.Trim(strings.TrimSpace(s), "\"") }
+
 func quoteETag(s string) string {
 	if strings.HasPrefix(s, "\"") {
 		return s
@@ -268,7 +284,7 @@ func (h *Handler) listContainers(ctx context.Context, rq *request, _ *access.Cal
 		var x containerXML
 		x.Name = c.Name
 		x.Properties.LastModified = httpTime(c.LastModified)
-		x.Properties.Etag = quoteETag(c.ETag)
+		x.Properties.Etag = unquoteETag(c.ETag)
 		x.Properties.LeaseStatus, x.Properties.LeaseState = "unlocked", "available"
 		if c.PublicAccess != "None" {
 			x.Properties.PublicAccess = strings.ToLower(c.PublicAccess)

@@ -151,7 +151,7 @@ func (h *Handler) listBlobs(ctx context.Context, rq *request, _ *access.Caller) 
 			continue
 		}
 		b := &blobXML{Name: xmlName(m.Name), Properties: blobPropertiesXML{
-			CreationTime: httpTime(m.Created), LastModified: httpTime(m.Modified), Etag: m.ETag,
+			CreationTime: httpTime(m.Created), LastModified: httpTime(m.Modified), Etag: unquoteETag(m.ETag),
 			ContentLength: m.Size, ContentType: m.ContentType, ContentEncoding: m.ContentEncoding,
 			ContentLanguage: m.ContentLanguage, ContentDisposition: m.ContentDisposition, CacheControl: m.CacheControl,
 			BlobType: m.Type, LeaseStatus: "unlocked", LeaseState: "available", ServerEncrypted: true,
