@@ -36,8 +36,21 @@ function track(client) {
   clients.push(client);
   return client;
 }
+// A client's close waits for the server's answers (detach, end, close);
+// one that never comes is a server bug worth seeing, not a 90-second hang.
 after(async () => {
-  for (const c of clients) await c.close().catch(() => {});
+  for (const [i, c] of clients.entries()) {
+    const started = Date.now();
+    let timer;
+    const hung = new Promise((resolve) => {
+      timer = setTimeout(() => resolve("hung"), 10000);
+    });
+    const outcome = await Promise.race([c.close().then(() => "closed", (e) => `failed: ${e?.message}`), hung]);
+    clearTimeout(timer);
+    if (outcome !== "closed") {
+      throw new Error(`client ${i} (${c.constructor.name}) close ${outcome} after ${Date.now() - started} ms`);
+    }
+  }
 });
 
 const producer = track(new EventHubProducerClient(connectionString, hubName, clientOptions));
