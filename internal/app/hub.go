@@ -7,10 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/hub"
@@ -29,6 +34,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/identity/rbac"
 	"github.com/outpost-iot/outpost/internal/routing/engine"
+	"github.com/outpost-iot/outpost/internal/store"
 )
 
 // hubPlane is the IoT hub's runtime: the hub directory, the registry, the
@@ -47,6 +53,10 @@ type hubPlane struct {
 	files     *fileupload.Service
 	routing   *engine.Engine
 	jobs      *jobs.Runner
+	// relay and changes connect this node to the other nodes of the
+	// installation; both nil with embedded NATS (one node).
+	relay   *devicemqtt.Relay
+	changes *hubChanges
 }
 
 func (a *App) buildHub() error {
@@ -60,6 +70,13 @@ func (a *App) buildHub() error {
 	}, now)
 	publisher := telemetryPublisher{streams: a.hub.telemetry, hubs: a.hub.hubs, limit: throttle.New(a.cfg.Hub.D2CMessagesPerSecond)}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
+	if a.cfg.NATS.URL != "" {
+		// Other nodes may share this NATS: devices connected to any node
+		// are reachable from every node, and hub changes reach them all.
+		a.hub.relay = devicemqtt.NewRelay(a.bus.Conn(), a.bus.Subject(), a.log.With("component", "relay"))
+		a.hub.sessions.SetRelay(a.hub.relay)
+		a.hub.changes = newHubChanges(a.bus.Conn(), a.bus.Subject("node", "hubs", "changed"), a.log.With("component", "hub-changes"))
+	}
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
 	// Twin, lifecycle and connection events for routing.
 	events := sources.New(a.hub.telemetry, a.log.With("component", "hub-events"), now)
@@ -106,8 +123,17 @@ func (a *App) listenMQTT() error {
 	return nil
 }
 
-// serveMQTT runs the MQTT endpoint until ctx ends, then drains it.
+// serveMQTT runs the MQTT endpoint until ctx ends, then drains it. On a
+// node with others it also runs what connects it to them: the relay that
+// reaches this node's devices for them, and the hub change notices.
 func (a *App) serveMQTT(ctx context.Context) error {
+	var peers sync.WaitGroup
+	defer peers.Wait()
+	if a.hub.relay != nil {
+		peers.Add(2)
+		go func() { defer peers.Done(); _ = a.hub.relay.Run(ctx) }()
+		go func() { defer peers.Done(); a.hub.changes.run(ctx, a.reloadHub, a.reloadHubs) }()
+	}
 	err := a.hub.mqtt.Serve(ctx, a.hub.mqttLn)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
@@ -143,8 +169,19 @@ func (r hubRuntime) EnsureHub(ctx context.Context, h hubresource.Hub) error {
 	}
 	// Routing follows every change of the hub (routes, endpoints, identity).
 	r.p.routing.Reload(strings.ToLower(h.Name))
-	r.p.hubs.Invalidate()
+	r.p.refreshDirectory(ctx)
+	r.p.changes.publish(h.Name)
 	return nil
+}
+
+// refreshDirectory reads the hubs again now. Invalidating alone is not
+// enough: device messages look their hub up with Peek, which answers from
+// the copy held and refreshes behind, so the first message after a quiet
+// spell would still take the old routing path.
+func (p *hubPlane) refreshDirectory(ctx context.Context) {
+	p.hubs.Invalidate()
+	// Any name loads them all; on failure the next lookup reads again.
+	_, _, _ = p.hubs.Get(ctx, "")
 }
 
 func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
@@ -162,8 +199,30 @@ func (r hubRuntime) RemoveHub(ctx context.Context, name string) error {
 		return err
 	}
 	r.p.routing.RemoveHub(name)
-	r.p.hubs.Invalidate()
+	r.p.refreshDirectory(ctx)
+	r.p.changes.publish(name)
 	return nil
+}
+
+// reloadHub applies a change another node made to a hub: its routes (the
+// engine re-reads the stored hub, or stops routing it when it is gone) and
+// its settings in the directory.
+func (a *App) reloadHub(ctx context.Context, name string) {
+	a.hub.routing.Reload(strings.ToLower(name))
+	a.hub.refreshDirectory(ctx)
+}
+
+// reloadHubs re-reads every hub, after this node may have missed notices.
+func (a *App) reloadHubs(ctx context.Context) {
+	list, err := a.store.Resources().List(ctx, store.ResourceFilter{Type: hubresource.Type})
+	if err != nil {
+		a.log.Warn("reloading hubs after a NATS reconnect failed; they reload at their next change", "err", err)
+		return
+	}
+	for _, r := range list {
+		a.hub.routing.Reload(strings.ToLower(r.Name))
+	}
+	a.hub.refreshDirectory(ctx)
 }
 
 // telemetryPublisher stamps the connection's system properties and stores
@@ -277,4 +336,70 @@ func (c fileUploadChecker) CheckFileUpload(ctx context.Context, hubID string, st
 		return err
 	}
 	return c.files.Check(ctx, st, hubID)
+}
+
+// hubChanges tells the other nodes of an installation that a hub was saved
+// or removed, so their routers and hub directories reload it at once: a
+// node only learns of changes it makes itself otherwise (the directory
+// re-reads hubs every 2 s, the routing engine never). Core NATS, not
+// JetStream: a notice only says "read the store again". A node that misses
+// notices — disconnected from NATS when they were sent — re-reads every hub
+// once it is connected again (checked every reconnectCheck).
+type hubChanges struct {
+	nc      *nats.Conn
+	subject string
+	node    string // this process, so it skips its own notices
+	log     *slog.Logger
+}
+
+const (
+	hubChangeNode  = "Outpost-Node"
+	reconnectCheck = 5 * time.Second
+)
+
+func newHubChanges(nc *nats.Conn, subject string, log *slog.Logger) *hubChanges {
+	return &hubChanges{nc: nc, subject: subject, node: uuid.NewString(), log: log}
+}
+
+// publish tells the other nodes that the hub changed (nil: no other nodes).
+func (c *hubChanges) publish(hub string) {
+	if c == nil {
+		return
+	}
+	m := nats.NewMsg(c.subject)
+	m.Header.Set(hubChangeNode, c.node)
+	m.Data = []byte(strings.ToLower(hub))
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.log.Warn("hub change not sent to the other nodes; they apply it at their next reload", "hub", hub, "err", err)
+	}
+}
+
+// run applies other nodes' notices until ctx ends: reload(hub) for each,
+// reloadAll after a reconnect.
+func (c *hubChanges) run(ctx context.Context, reload func(ctx context.Context, hub string), reloadAll func(context.Context)) {
+	in := make(chan *nats.Msg, 256)
+	sub, err := c.nc.ChanSubscribe(c.subject, in)
+	if err != nil {
+		c.log.Error("hub changes of other nodes will not be applied until restart", "err", err)
+		return
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	t := time.NewTicker(reconnectCheck)
+	defer t.Stop()
+	reconnects := c.nc.Stats().Reconnects
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			if m.Header.Get(hubChangeNode) != c.node {
+				reload(ctx, string(m.Data))
+			}
+		case <-t.C:
+			if n := c.nc.Stats().Reconnects; n != reconnects {
+				reconnects = n
+				reloadAll(ctx)
+			}
+		}
+	}
 }

@@ -43,7 +43,10 @@ func (a *App) buildHubAMQP() (amqp.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	reg.OnTwinChange(h.DesiredChanged)
+	// Desired-property patches and direct methods reach AMQP devices
+	// through the device sessions, which also relay them to the node a
+	// device is connected to.
+	sessions.AddDesiredTransport(h)
 	sessions.AddMethodTransport(h)
 	return h, nil
 }

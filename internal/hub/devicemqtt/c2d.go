@@ -35,8 +35,17 @@ func (h *Hub) EnableC2D(q *c2d.Queue, hubs HubLookup) {
 	h.c2d = &c2dPusher{queue: q, hubs: hubs, wake: make(chan mqtt.DeviceKey, 1024)}
 }
 
-// NotifyC2D tells the pusher a device may have new messages.
+// NotifyC2D tells the pusher a device may have new messages: this node's,
+// or through the relay the pusher of the node holding the device.
 func (h *Hub) NotifyC2D(key mqtt.DeviceKey) {
+	h.wakeC2D(key)
+	if h.relay != nil {
+		h.relay.c2dQueued(key)
+	}
+}
+
+// wakeC2D wakes this node's pusher for the device.
+func (h *Hub) wakeC2D(key mqtt.DeviceKey) {
 	if h.c2d == nil {
 		return
 	}

@@ -45,6 +45,12 @@ type Hub struct {
 	// methodTransports take direct methods for devices not listening for
 	// them over MQTT (AMQP). Set before use.
 	methodTransports []MethodTransport
+	// desiredTransports push desired-property patches over other
+	// protocols (AMQP). Set before use.
+	desiredTransports []DesiredTransport
+	// relay reaches devices connected to other nodes; nil on a node that
+	// has no others (embedded NATS).
+	relay *Relay
 	// onConnection hooks run after a device connects or disconnects.
 	onConnection []func(ctx context.Context, hub, deviceID, moduleID string, connected bool)
 }
@@ -160,6 +166,9 @@ func (h *Hub) telemetryMessage(id mqtt.Identity, msg mqtt.Message) (deviceauth.I
 // Connected implements mqtt.ConnectionObserver.
 func (h *Hub) Connected(ctx context.Context, id mqtt.Identity) {
 	h.presence.set(id.Key(), true, h.now())
+	if h.relay != nil {
+		h.relay.attach(id.Key())
+	}
 	h.NotifyC2D(id.Key())
 	for _, f := range h.onConnection {
 		f(ctx, id.Hub, id.DeviceID, id.ModuleID, true)
@@ -169,6 +178,9 @@ func (h *Hub) Connected(ctx context.Context, id mqtt.Identity) {
 // Disconnected implements mqtt.ConnectionObserver.
 func (h *Hub) Disconnected(ctx context.Context, id mqtt.Identity) {
 	h.presence.set(id.Key(), false, h.now())
+	if h.relay != nil {
+		h.relay.detach(id.Key())
+	}
 	for _, f := range h.onConnection {
 		f(ctx, id.Hub, id.DeviceID, id.ModuleID, false)
 	}
@@ -204,12 +216,39 @@ func errorResponse(err error) mqtt.TwinResponse {
 	return mqtt.TwinResponse{Status: e.Status, Body: b}
 }
 
+// DesiredTransport pushes desired-property patches over another protocol
+// (AMQP) to the devices subscribed there.
+type DesiredTransport interface {
+	DesiredChanged(ctx context.Context, c registry.TwinChange)
+}
+
+// AddDesiredTransport adds a transport DesiredChanged pushes patches
+// through besides MQTT. Call it before use.
+func (h *Hub) AddDesiredTransport(t DesiredTransport) {
+	h.desiredTransports = append(h.desiredTransports, t)
+}
+
 // DesiredChanged pushes a desired-properties patch to a connected device
-// (registered as a registry twin-change hook). A device that is not
-// connected gets the whole twin when it next asks.
+// (registered as a registry twin-change hook): over this node's
+// connections, or through the relay to the node holding the device. A
+// device that is not connected gets the whole twin when it next asks.
 func (h *Hub) DesiredChanged(ctx context.Context, c registry.TwinChange) {
+	if c.Desired == nil {
+		return
+	}
+	h.deliverDesired(ctx, c)
+	if h.relay != nil {
+		h.relay.desiredChanged(c)
+	}
+}
+
+// deliverDesired pushes a patch over this node's connections.
+func (h *Hub) deliverDesired(ctx context.Context, c registry.TwinChange) {
+	for _, t := range h.desiredTransports {
+		t.DesiredChanged(ctx, c)
+	}
 	s := h.server.Load()
-	if s == nil || c.Desired == nil {
+	if s == nil {
 		return
 	}
 	b, _ := json.Marshal(c.Desired)
@@ -294,12 +333,27 @@ func (h *Hub) AddMethodTransport(t MethodTransport) {
 
 var errNotOnline = errors.New("devicemqtt: device not listening for methods")
 
-// InvokeMethod calls a direct method on a connected device and waits up to
-// timeout for its response.
+// InvokeMethod calls a direct method on a connected device — over this
+// node's connections, else through the relay on the node holding it — and
+// waits up to timeout for its response.
 func (h *Hub) InvokeMethod(ctx context.Context, hub, deviceID, moduleID, name string, payload json.RawMessage, timeout time.Duration) (MethodResult, error) {
 	if len(payload) == 0 {
 		payload = json.RawMessage("null")
 	}
+	res, err := h.invokeLocal(ctx, hub, deviceID, moduleID, name, payload, timeout)
+	if k := (mqtt.DeviceKey{Hub: hub, DeviceID: deviceID, ModuleID: moduleID}); errors.Is(err, errNotOnline) && h.relay != nil && !h.relay.isLocal(k) {
+		res, err = h.relay.invoke(ctx, k, name, payload, timeout)
+	}
+	if errors.Is(err, errNotOnline) {
+		return MethodResult{}, &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline",
+			Message: fmt.Sprintf("Device %s is not connected or has not subscribed to direct methods.", deviceID)}
+	}
+	return res, err
+}
+
+// invokeLocal runs a method over this node's connections; errNotOnline
+// when none of them listens for methods.
+func (h *Hub) invokeLocal(ctx context.Context, hub, deviceID, moduleID, name string, payload json.RawMessage, timeout time.Duration) (MethodResult, error) {
 	rid, ch := h.methods.add()
 	defer h.methods.drop(rid)
 	err := errNotOnline
@@ -322,10 +376,6 @@ func (h *Hub) InvokeMethod(ctx context.Context, hub, deviceID, moduleID, name st
 				break
 			}
 		}
-	}
-	if errors.Is(err, errNotOnline) {
-		return MethodResult{}, &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline",
-			Message: fmt.Sprintf("Device %s is not connected or has not subscribed to direct methods.", deviceID)}
 	}
 	if err != nil {
 		return MethodResult{}, err
