@@ -6,5 +6,7 @@
 // removing its lines on cleanup; tests in parallel packages never fight over
 // 443. Options select the tier: embedded SQLite + NATS by default, or a
 // fresh PostgreSQL database and an external NATS with a private stream
-// prefix.
+// prefix. StartPeer (in process) and StartPeerProcess (the binary) start
+// another node of a server's installation: the same database, NATS, stream
+// prefix and CA, a data directory and address of its own.
 package testserver

@@ -58,7 +58,13 @@ type Process struct {
 // passed to serve (e.g. --store-driver postgres).
 func StartProcess(t testing.TB, binary string, extraArgs ...string) *Process {
 	t.Helper()
-	p := &Process{Binary: binary, DataDir: t.TempDir(), Args: extraArgs}
+	return startProcess(t, binary, t.TempDir(), extraArgs)
+}
+
+// startProcess is StartProcess with a data directory prepared by the caller.
+func startProcess(t testing.TB, binary, dataDir string, extraArgs []string) *Process {
+	t.Helper()
+	p := &Process{Binary: binary, DataDir: dataDir, Args: extraArgs}
 	var lastErr error
 	for attempt := 0; attempt < 20; attempt++ {
 		p.IP = loopbackCandidate()

@@ -97,6 +97,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(t, &cfg)
 	}
+	return startConfig(t, cfg)
+}
+
+// startConfig runs Outpost in process with cfg on a free loopback address.
+func startConfig(t testing.TB, cfg config.Config) *Server {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	var (
