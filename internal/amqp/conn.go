@@ -325,8 +325,12 @@ func (c *Conn) writer() {
 			c.lastWrite.Store(time.Now().UnixNano())
 		}
 		c.wmu.Lock()
+		// buf becomes the next spare; a large one is dropped instead —
+		// and spare with it, since spare's array is now wbuf's.
 		if cap(buf) <= 1<<20 {
 			c.spare = buf[:0]
+		} else {
+			c.spare = nil
 		}
 		close(c.space)
 		c.space = make(chan struct{})
