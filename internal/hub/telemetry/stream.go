@@ -226,22 +226,9 @@ func (s *Streams) readLoop(ctx context.Context, hub string, cfg jetstream.Ordere
 	if err != nil {
 		return fmt.Errorf("telemetry: read %s: %w", hub, err)
 	}
-	for ctx.Err() == nil {
-		batch, err := c.Fetch(100, jetstream.FetchMaxWait(500*time.Millisecond))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("telemetry: read %s: %w", hub, err)
-		}
-		for msg := range batch.Messages() {
-			if err := fn(decode(hub, msg)); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			return fmt.Errorf("telemetry: read %s: %w", hub, err)
-		}
+	err = bus.ReadOrdered(ctx, c, func(msg jetstream.Msg) error { return fn(decode(hub, msg)) })
+	if err != nil {
+		return fmt.Errorf("telemetry: read %s: %w", hub, err)
 	}
 	return nil
 }

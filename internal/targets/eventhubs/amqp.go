@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outpost-iot/outpost/internal/amqp"
 	"github.com/outpost-iot/outpost/internal/amqp/wire"
+	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/identity"
 	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/targets/access"
@@ -301,7 +301,11 @@ func (e embeddedHub) Read(ctx context.Context, p int, pos ehamqp.Position, fn fu
 	if err != nil {
 		return fmt.Errorf("eventhubs: read %s/%d: %w", e.eh.Name, p, err)
 	}
-	return ReadOrdered(ctx, c, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
+	return bus.ReadOrdered(ctx, c, func(msg jetstream.Msg) error {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
 		ev := decodeParts(msg.Headers(), msg.Data(), meta.Sequence.Stream, meta.Timestamp, p)
 		return fn(toWireEvent(ev))
 	})
@@ -325,32 +329,6 @@ func orderedConfig(pos ehamqp.Position, base int64) jetstream.OrderedConsumerCon
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
 	return cfg
-}
-
-// ReadOrdered fetches from an ordered consumer until ctx ends or fn fails.
-func ReadOrdered(ctx context.Context, c jetstream.Consumer, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
-	for ctx.Err() == nil {
-		batch, err := c.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		for msg := range batch.Messages() {
-			meta, err := msg.Metadata()
-			if err != nil {
-				return err
-			}
-			if err := fn(msg, meta); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // toWireEvent converts a stored event for AMQP receivers.
