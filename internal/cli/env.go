@@ -43,7 +43,7 @@ func newEnvCommand() *cobra.Command {
 }
 
 // writeHosts prints an /etc/hosts line for every host name Outpost
-// answers to — each hub, each storage account's blob endpoint, each Event
+// answers to — each hub and its built-in endpoint, each storage account's blob endpoint, each Event
 // Hubs and Service Bus namespace — pointing at the address the node listens
 // on.
 func writeHosts(cmd *cobra.Command, rt app.Runtime) error {
@@ -62,6 +62,12 @@ func writeHosts(cmd *cobra.Command, rt app.Runtime) error {
 		host            func(props map[string]any) string
 	}{
 		{"Microsoft.Devices/IotHubs", "2023-06-30", func(p map[string]any) string { s, _ := p["hostName"].(string); return s }},
+		// The built-in Event Hubs-compatible endpoint, iothub-ns-{hub}.servicebus.{suffix}.
+		{"Microsoft.Devices/IotHubs", "2023-06-30", func(p map[string]any) string {
+			e, _ := p["eventHubEndpoints"].(map[string]any)
+			ev, _ := e["events"].(map[string]any)
+			return hostOf(ev["endpoint"])
+		}},
 		{"Microsoft.Storage/storageAccounts", "2023-05-01", func(p map[string]any) string {
 			e, _ := p["primaryEndpoints"].(map[string]any)
 			return hostOf(e["blob"])
