@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	g.Go(func() error {
 		b, err := bus.Open(gctx, bus.Config{
 			URL: cfg.NATS.URL, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), StreamPrefix: cfg.NATS.StreamPrefix,
+			Replicas: cfg.NATS.Replicas,
 		}, log.With("component", "bus"))
 		a.bus = b
 		return err

@@ -20,6 +20,7 @@ func (a *App) buildRouting() error {
 		Compile: compileCondition, Twins: routingTwins{a.hub.registry},
 		Log: a.log.With("component", "routing"), MinBatchFrequency: a.cfg.Hub.RoutingMinBatchFrequency,
 		UnhealthyAfter: a.cfg.Hub.RoutingUnhealthyAfter, MetricsBucket: a.cfg.Hub.RoutingMetricsBucket,
+		RetryBase: a.cfg.Hub.RoutingRetryBase, RetryMax: a.cfg.Hub.RoutingRetryMax,
 	})
 	if err != nil {
 		return fmt.Errorf("app: routing: %w", err)

@@ -26,11 +26,12 @@ const (
 // Bus is a connection to JetStream, either to an embedded server it owns or
 // to an external one. It is safe for concurrent use.
 type Bus struct {
-	prefix string
-	log    *slog.Logger
-	srv    *server.Server // nil in external mode
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	prefix   string
+	replicas int
+	log      *slog.Logger
+	srv      *server.Server // nil in external mode
+	nc       *nats.Conn
+	js       jetstream.JetStream
 
 	connClosed     chan struct{} // closed by the ClosedHandler
 	connClosedOnce sync.Once
@@ -51,6 +52,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	}
 	b := &Bus{
 		prefix:     cfg.prefix(),
+		replicas:   cfg.replicas(),
 		log:        log,
 		connClosed: make(chan struct{}),
 		closed:     make(chan struct{}),
@@ -79,7 +81,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		b.shutdownServer()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	b.js = js
+	b.js = replicated{JetStream: js, replicas: b.replicas}
 	// Fail now, not at the first publish, when the server has no JetStream
 	// or the account has no access to it.
 	if err := b.Ready(ctx); err != nil {
@@ -90,7 +92,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	if b.srv != nil {
 		log.Info("bus open", "mode", "embedded", "prefix", b.prefix, "store_dir", cfg.StoreDir)
 	} else {
-		log.Info("bus open", "mode", "external", "prefix", b.prefix, "server", nc.ConnectedUrlRedacted())
+		log.Info("bus open", "mode", "external", "prefix", b.prefix, "replicas", b.replicas, "server", nc.ConnectedUrlRedacted())
 	}
 	return b, nil
 }
@@ -138,7 +140,8 @@ func (b *Bus) connectOptions(ctx context.Context) []nats.Option {
 }
 
 // JetStream returns the JetStream handle. It takes physical names: build
-// them with Stream and Subject.
+// them with Stream and Subject. Key-value buckets created through it get the
+// bus's replicas when their configuration leaves Replicas at 0.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
 // Conn returns the underlying connection, for core NATS request/reply.
@@ -162,7 +165,7 @@ func (b *Bus) Subject(parts ...string) string {
 }
 
 // EnsureStream creates the stream or updates it to cfg, so calling it at
-// every start is safe. cfg.Name and cfg.Subjects are logical (see the
+// every start is safe. A cfg.Replicas of 0 takes the bus's Replicas. cfg.Name and cfg.Subjects are logical (see the
 // package documentation); cfg itself is not modified. Mirror, Sources,
 // SubjectTransform and RePublish are refused: they name streams and subjects
 // too, and would need the same translation.
@@ -180,6 +183,9 @@ func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 		subjects = []string{logical}
 	}
 	cfg.Name = b.Stream(logical)
+	if cfg.Replicas == 0 {
+		cfg.Replicas = b.replicas
+	}
 	cfg.Subjects = make([]string, len(subjects))
 	for i, s := range subjects {
 		cfg.Subjects[i] = b.Subject(s)
@@ -283,4 +289,31 @@ func (b *Bus) shutdownServer() {
 	}
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
+}
+
+// replicated gives key-value buckets the bus's replicas when their
+// configuration leaves it at 0, so the packages that keep buckets need not
+// know the setting (streams get it in EnsureStream).
+type replicated struct {
+	jetstream.JetStream
+	replicas int
+}
+
+func (r replicated) withReplicas(cfg jetstream.KeyValueConfig) jetstream.KeyValueConfig {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = r.replicas
+	}
+	return cfg
+}
+
+func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return r.JetStream.CreateKeyValue(ctx, r.withReplicas(cfg))
+}
+
+func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return r.JetStream.UpdateKeyValue(ctx, r.withReplicas(cfg))
+}
+
+func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return r.JetStream.CreateOrUpdateKeyValue(ctx, r.withReplicas(cfg))
 }

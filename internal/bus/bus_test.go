@@ -484,6 +484,8 @@ func TestOpenFails(t *testing.T) {
 		{"prefix too long", bus.Config{StoreDir: t.TempDir(), StreamPrefix: strings.Repeat("p", 33)}, []string{"longer than 32"}},
 		{"store dir is a file", bus.Config{StoreDir: file}, []string{"bus: start embedded server"}},
 		{"nothing listening", bus.Config{URL: "nats://127.0.0.1:1"}, []string{"bus: connect"}},
+		{"replicas in embedded mode", bus.Config{StoreDir: t.TempDir(), Replicas: 3}, []string{"needs an external NATS cluster"}},
+		{"replicas above JetStream's limit", bus.Config{URL: "nats://127.0.0.1:1", Replicas: 6}, []string{"between 1 and 5"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
@@ -540,4 +542,29 @@ func TestEmbeddedServerLogsToSlog(t *testing.T) {
 	if strings.Contains(out.String(), "level=TRACE") || strings.Contains(out.String(), "level=DEBUG-4") {
 		t.Error("trace lines logged at debug level")
 	}
+}
+
+// TestReplicasDefault checks that streams and key-value buckets created
+// without a replica count get the bus's (1 unless configured; a cluster
+// of three is exercised in test/e2e's fault suite).
+func TestReplicasDefault(t *testing.T) {
+	forEachMode(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		s := ensureTelemetry(t, b)
+		if got := s.CachedInfo().Config.Replicas; got != 1 {
+			t.Errorf("stream replicas %d, want 1", got)
+		}
+		kv, err := b.JetStream().CreateOrUpdateKeyValue(testContext(t), jetstream.KeyValueConfig{Bucket: b.Stream("kv")})
+		if err != nil {
+			t.Fatalf("CreateOrUpdateKeyValue: %v", err)
+		}
+		st, err := kv.Status(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; got != 1 {
+			t.Errorf("bucket replicas %d, want 1", got)
+		}
+		t.Cleanup(func() { _ = b.JetStream().DeleteKeyValue(context.Background(), b.Stream("kv")) })
+	})
 }

@@ -25,7 +25,15 @@ type Config struct {
 	// uses, so installations and tests sharing a server never collide.
 	// 1 to 32 characters from [A-Za-z0-9-]; empty means DefaultStreamPrefix.
 	StreamPrefix string
+	// Replicas is how many servers of a JetStream cluster keep each stream
+	// and key-value bucket this bus creates (0 means 1). Three survive the
+	// loss of one server. More than one needs an external cluster with at
+	// least that many JetStream servers; the embedded server is alone.
+	Replicas int
 }
+
+// maxReplicas is JetStream's own limit.
+const maxReplicas = 5
 
 // Embedded reports whether the config runs an in-process server.
 func (c Config) Embedded() bool { return c.URL == "" }
@@ -41,6 +49,12 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.Replicas < 0 || c.Replicas > maxReplicas {
+		errs = append(errs, fmt.Errorf("Replicas %d must be between 1 and %d (0 means 1)", c.Replicas, maxReplicas))
+	}
+	if c.Embedded() && c.Replicas > 1 {
+		errs = append(errs, fmt.Errorf("Replicas %d needs an external NATS cluster; the embedded server keeps one copy", c.Replicas))
+	}
 	return errors.Join(errs...)
 }
 
@@ -50,6 +64,8 @@ func (c Config) prefix() string {
 	}
 	return c.StreamPrefix
 }
+
+func (c Config) replicas() int { return max(c.Replicas, 1) }
 
 func validatePrefix(p string) error {
 	if len(p) > maxPrefixLen {

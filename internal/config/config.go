@@ -68,6 +68,11 @@ type NATS struct {
 	URL string `json:"url"`
 	// StreamPrefix separates installations sharing one NATS cluster.
 	StreamPrefix string `json:"streamPrefix"`
+	// Replicas is how many NATS servers keep each stream and key-value
+	// bucket Outpost creates (1; 3 in a cluster of three survives the loss
+	// of a server). Applied whenever a stream is ensured, so raising it
+	// converts existing streams as their hubs are next saved or loaded.
+	Replicas int `json:"replicas"`
 }
 
 // Identity configures the token issuer and authorization.
@@ -108,6 +113,13 @@ type Hub struct {
 	// history the portal charts (1m; sixty buckets are kept, the last
 	// hour). Lower it so tests and demos see buckets close in seconds.
 	RoutingMetricsBucket time.Duration `json:"routingMetricsBucket"`
+	// RoutingRetryBase and RoutingRetryMax shape the backoff between
+	// delivery attempts to a failing routing endpoint: RetryBase doubling
+	// up to RetryMax (1s, 30s). Messages stay queued meanwhile; after an
+	// outage the first delivery comes at most RetryMax after the endpoint
+	// is back. Lower them so tests of outages take seconds.
+	RoutingRetryBase time.Duration `json:"routingRetryBase"`
+	RoutingRetryMax  time.Duration `json:"routingRetryMax"`
 }
 
 // Blob configures the blob service's path-style listener.
@@ -153,14 +165,17 @@ func Default() Config {
 		DNSSuffix:    "outpost.localhost",
 		Log:          Log{Format: "text", Level: "info"},
 		Store:        Store{Driver: "sqlite"},
-		NATS:         NATS{StreamPrefix: "outpost"},
+		NATS:         NATS{StreamPrefix: "outpost", Replicas: 1},
 		HTTP:         HTTP{MaxBodyBytes: 4 << 20, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
 		Identity: Identity{
 			TokenLifetime: 75 * time.Minute, KeyRotation: 7 * 24 * time.Hour, TokenReuse: 5 * time.Minute,
 			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
 		},
-		Blob:            Blob{MaxBlockBytes: 256 << 20},
-		Hub:             Hub{RoutingMinBatchFrequency: 60 * time.Second, RoutingUnhealthyAfter: 5 * time.Minute, RoutingMetricsBucket: time.Minute},
+		Blob: Blob{MaxBlockBytes: 256 << 20},
+		Hub: Hub{
+			RoutingMinBatchFrequency: 60 * time.Second, RoutingUnhealthyAfter: 5 * time.Minute, RoutingMetricsBucket: time.Minute,
+			RoutingRetryBase: time.Second, RoutingRetryMax: 30 * time.Second,
+		},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -239,6 +254,11 @@ func (c Config) Validate() error {
 	if !prefix.MatchString(c.NATS.StreamPrefix) {
 		add("nats-stream-prefix: %q must be 1-32 letters, digits or '-'", c.NATS.StreamPrefix)
 	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		add("nats-replicas: %d must be between 1 and 5", c.NATS.Replicas)
+	} else if c.NATS.Replicas > 1 && c.NATS.URL == "" {
+		add("nats-replicas: %d needs an external NATS cluster (nats-url); the embedded server keeps one copy", c.NATS.Replicas)
+	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		add("max-body-bytes: %d is too small; use at least 1024", c.HTTP.MaxBodyBytes)
 	}
@@ -270,6 +290,12 @@ func (c Config) Validate() error {
 	}
 	if c.Hub.RoutingMetricsBucket < time.Second || c.Hub.RoutingMetricsBucket > time.Hour {
 		add("routing-metrics-bucket: %s must be between 1s and 1h", c.Hub.RoutingMetricsBucket)
+	}
+	if c.Hub.RoutingRetryBase < 10*time.Millisecond || c.Hub.RoutingRetryBase > time.Minute {
+		add("routing-retry-base: %s must be between 10ms and 1m", c.Hub.RoutingRetryBase)
+	}
+	if c.Hub.RoutingRetryMax < c.Hub.RoutingRetryBase || c.Hub.RoutingRetryMax > 10*time.Minute {
+		add("routing-retry-max: %s must be between routing-retry-base (%s) and 10m", c.Hub.RoutingRetryMax, c.Hub.RoutingRetryBase)
 	}
 	if c.Hub.D2CMessagesPerSecond < 0 {
 		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")
