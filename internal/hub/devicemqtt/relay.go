@@ -53,6 +53,8 @@ type Relay struct {
 
 	mu    sync.Mutex
 	local map[mqtt.DeviceKey]*localDevice
+	// closed: Run ended, nothing more is subscribed.
+	closed bool
 }
 
 // localDevice counts a device's connections on this node (MQTT and AMQP
@@ -99,29 +101,40 @@ func (r *Relay) subject(k mqtt.DeviceKey) string {
 }
 
 // attach records a connection of the device on this node, subscribing to
-// its subject at the first.
+// its subject at the first. It returns once the NATS server has the
+// subscription: the connection's requests (a twin GET first of all) are
+// handled after it, so a desired-property change made on another node
+// after the device read its twin is never published to no one.
 func (r *Relay) attach(k mqtt.DeviceKey) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	d := r.local[k]
 	if d == nil {
 		d = &localDevice{}
 		r.local[k] = d
 	}
 	d.n++
-	if d.sub != nil {
+	if d.sub != nil || r.closed {
+		r.mu.Unlock()
 		return
 	}
 	sub, err := r.nc.ChanSubscribe(r.subject(k), r.in)
 	if err != nil {
+		r.mu.Unlock()
 		// The device still works on this node; other nodes see it offline.
 		r.log.Warn("relay: device not reachable from other nodes", "hub", k.Hub, "device", k.DeviceID, "err", err)
 		return
 	}
 	d.sub = sub
+	r.mu.Unlock()
+	if err := r.nc.FlushTimeout(2 * time.Second); err != nil {
+		r.log.Warn("relay: device may not be reachable from other nodes yet", "hub", k.Hub, "device", k.DeviceID, "err", err)
+	}
 }
 
-// detach forgets a connection, unsubscribing at the last.
+// detach forgets a connection, unsubscribing at the last. Drain, not
+// Unsubscribe: a request the server routed here before it saw the
+// unsubscription still reaches Run (and is answered DeviceNotOnline)
+// instead of being dropped while its caller waits out the timeout.
 func (r *Relay) detach(k mqtt.DeviceKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -134,7 +147,7 @@ func (r *Relay) detach(k mqtt.DeviceKey) {
 	}
 	delete(r.local, k)
 	if d.sub != nil {
-		_ = d.sub.Unsubscribe()
+		_ = d.sub.Drain()
 	}
 }
 
@@ -240,6 +253,10 @@ func (r *Relay) publish(k mqtt.DeviceKey, kind string, body []byte) {
 func (r *Relay) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Once this node stops answering, other nodes must see its devices
+	// offline at once (no responders) rather than wait out a method's
+	// timeout while the connections drain.
+	defer r.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,6 +278,33 @@ func (r *Relay) Run(ctx context.Context) error {
 			case relayKindC2D:
 				r.hub.wakeC2D(k)
 			}
+		}
+	}
+}
+
+// stop unsubscribes every device, waits until the server has seen it (so
+// whatever it routed here before is in the inbox), then answers the
+// method calls waiting there as DeviceNotOnline.
+func (r *Relay) stop() {
+	r.mu.Lock()
+	r.closed = true
+	for _, d := range r.local {
+		if d.sub != nil {
+			_ = d.sub.Drain()
+			d.sub = nil
+		}
+	}
+	r.mu.Unlock()
+	_ = r.nc.FlushTimeout(2 * time.Second)
+	for {
+		select {
+		case m := <-r.in:
+			if m.Header.Get(relayKind) == relayKindMethod {
+				b, _ := json.Marshal(methodReply{Error: &MethodError{Status: http.StatusNotFound, Code: "DeviceNotOnline"}})
+				_ = m.Respond(b)
+			}
+		default:
+			return
 		}
 	}
 }

@@ -32,6 +32,8 @@ import (
 type relayNode struct {
 	hub  *devicemqtt.Hub
 	addr string
+	// stopRelay ends the node's relay (as a node shutting down does).
+	stopRelay context.CancelFunc
 }
 
 type relayFixture struct {
@@ -94,10 +96,11 @@ func newRelayFixture(t *testing.T) *relayFixture {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rctx, stop := context.WithCancel(ctx)
 		go srv.Serve(ctx, ln) //nolint:errcheck
 		go h.RunC2D(ctx)      //nolint:errcheck
-		go r.Run(ctx)         //nolint:errcheck
-		f.nodes[i] = relayNode{hub: h, addr: ln.Addr().String()}
+		go r.Run(rctx)        //nolint:errcheck
+		f.nodes[i] = relayNode{hub: h, addr: ln.Addr().String(), stopRelay: stop}
 	}
 	return f
 }
@@ -113,6 +116,19 @@ func (f *relayFixture) connect(t *testing.T, i int) paho.Client {
 		t.Fatalf("connect to node %d: %v", i, tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(0) })
+	// Read the twin, as the device SDKs do after connecting: the node
+	// answers only once it has registered the connection (relay included).
+	twin := subscribeTo(t, c, "$iothub/twin/res/#", 0)
+	c.Publish("$iothub/twin/GET/?$rid=connect", 0, false, "")
+	select {
+	case m := <-twin:
+		if !strings.HasPrefix(m.Topic(), "$iothub/twin/res/200/") {
+			t.Fatalf("twin GET on node %d: %s %s", i, m.Topic(), m.Payload())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("twin GET on node %d: no answer", i)
+	}
+	c.Unsubscribe("$iothub/twin/res/#").WaitTimeout(time.Second)
 	return c
 }
 
@@ -230,5 +246,41 @@ func TestRelayDesiredAndC2D(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a cloud-to-device message queued on node 0 never reached the device on node 1")
+	}
+}
+
+// TestRelayStoppedNode: once a node's relay stops (the node shuts down and
+// its connections drain), its devices are offline for the other nodes at
+// once, and a call racing the stop is answered rather than left to time
+// out.
+func TestRelayStoppedNode(t *testing.T) {
+	f := newRelayFixture(t)
+	ctx := context.Background()
+	c := f.connect(t, 1)
+	requests := subscribeTo(t, c, "$iothub/methods/POST/#", 0)
+	go func() {
+		for m := range requests {
+			_, rid, _ := strings.Cut(m.Topic(), "?$rid=")
+			c.Publish("$iothub/methods/res/200/?$rid="+rid, 0, false, `{}`)
+		}
+	}()
+	if _, err := f.nodes[0].hub.InvokeMethod(ctx, "mhub", "dev1", "", "ping", nil, 10*time.Second); err != nil {
+		t.Fatalf("method through the relay before it stopped: %v", err)
+	}
+	f.nodes[1].stopRelay()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		start := time.Now()
+		_, err := f.nodes[0].hub.InvokeMethod(ctx, "mhub", "dev1", "", "ping", nil, 10*time.Second)
+		var me *devicemqtt.MethodError
+		if errors.As(err, &me) && me.Code == "DeviceNotOnline" && time.Since(start) < 2*time.Second {
+			return
+		}
+		// The one call that reached the relay before it noticed the stop
+		// may still run on the device, or fail with the stop.
+		if time.Since(start) > 2*time.Second || time.Now().After(deadline) {
+			t.Fatalf("the device of a node whose relay stopped: %v after %s, want DeviceNotOnline at once", err, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
