@@ -15,6 +15,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
+	goamqp "github.com/Azure/go-amqp"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/uuid"
 
@@ -27,7 +28,8 @@ import (
 // (PostgreSQL + external NATS, the CA copied from A to B) and checks that a
 // device connected to B is one device of the installation: its telemetry
 // reaches a reader on A, and the service on A reaches it with
-// cloud-to-device messages, direct methods and desired properties; a route
+// cloud-to-device messages, direct methods and desired properties (over MQTT,
+// and methods and desired properties over AMQP too); a route
 // delivers each message exactly once although both nodes run routers; and
 // configuration changes made through A reach B within the documented bounds
 // (docs/operations.md), which the test measures and logs.
@@ -137,6 +139,73 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("a desired property update made through A never reached the device connected to B within 10s")
 		}
+	})
+
+	t.Run("a device on B over AMQP is reached from A", func(t *testing.T) {
+		key := createDevice(t, a, h, "amqp-on-b")
+		dev := connectAMQPDevice(t, b, h, "amqp-on-b", key)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// Methods: the device's receiver and sender on its methods address.
+		mrcv, err := dev.NewReceiver(ctx, "/devices/amqp-on-b/methods/devicebound", nil)
+		if err != nil {
+			t.Fatalf("methods receiver on B: %v", err)
+		}
+		msnd, err := dev.NewSender(ctx, "/devices/amqp-on-b/methods/devicebound", nil)
+		if err != nil {
+			t.Fatalf("methods sender on B: %v", err)
+		}
+		go func() {
+			for {
+				m, err := mrcv.Receive(ctx, nil)
+				if err != nil {
+					return
+				}
+				_ = mrcv.AcceptMessage(ctx, m)
+				_ = msnd.Send(ctx, &goamqp.Message{Properties: &goamqp.MessageProperties{CorrelationID: m.Properties.CorrelationID},
+					ApplicationProperties: map[string]any{"IoThub-status": int32(202)}, Data: [][]byte{[]byte(`{"over":"amqp"}`)}}, nil)
+			}
+		}()
+		start := time.Now()
+		code, body := hubREST(t, a, h, "POST", "/twins/amqp-on-b/methods", `{"methodName":"ping","responseTimeoutInSeconds":10}`)
+		if code != 200 || !strings.Contains(string(body), `"status":202`) || !strings.Contains(string(body), `"over":"amqp"`) {
+			t.Fatalf("method through A on an AMQP device on B: %d %s", code, body)
+		}
+		t.Logf("direct method over AMQP: invoked through A, answered by the device on B in %s", time.Since(start).Round(time.Millisecond))
+
+		// Twin: subscribe to desired properties, as azure-iot-device-amqp does.
+		props := map[string]any{"com.microsoft:channel-correlation-id": "twin:scaleout", "com.microsoft:api-version": "2021-04-12"}
+		tsnd, err := dev.NewSender(ctx, "/devices/amqp-on-b/twin", &goamqp.SenderOptions{Properties: props,
+			SettlementMode: goamqp.SenderSettleModeSettled.Ptr(), RequestedReceiverSettleMode: goamqp.ReceiverSettleModeFirst.Ptr()})
+		if err != nil {
+			t.Fatalf("twin sender on B: %v", err)
+		}
+		trcv, err := dev.NewReceiver(ctx, "/devices/amqp-on-b/twin", &goamqp.ReceiverOptions{Properties: props,
+			RequestedSenderSettleMode: goamqp.SenderSettleModeSettled.Ptr(), SettlementMode: goamqp.ReceiverSettleModeFirst.Ptr()})
+		if err != nil {
+			t.Fatalf("twin receiver on B: %v", err)
+		}
+		sub := &goamqp.Message{Properties: &goamqp.MessageProperties{CorrelationID: "sub-1"},
+			Annotations: goamqp.Annotations{"operation": "PUT", "resource": "/notifications/twin/properties/desired"}, Data: [][]byte{[]byte(" ")}}
+		if err := tsnd.Send(ctx, sub, nil); err != nil {
+			t.Fatalf("desired subscription on B: %v", err)
+		}
+		if resp, err := trcv.Receive(ctx, nil); err != nil || resp.Annotations["status"] != int32(200) {
+			t.Fatalf("desired subscription on B: %v %v", resp, err)
+		}
+		start = time.Now()
+		if code, body := hubREST(t, a, h, "PATCH", "/twins/amqp-on-b", `{"properties":{"desired":{"mode":"eco"}}}`); code != 200 {
+			t.Fatalf("twin update through A: %d %s", code, body)
+		}
+		m, err := trcv.Receive(ctx, nil)
+		if err != nil {
+			t.Fatalf("the AMQP device on B never got the desired update made through A: %v", err)
+		}
+		var patch map[string]any
+		if err := json.Unmarshal(m.GetData(), &patch); err != nil || patch["mode"] != "eco" || patch["$version"] == nil {
+			t.Fatalf("the AMQP device on B got %s", m.GetData())
+		}
+		t.Logf("desired properties over AMQP: updated through A, pushed to the device on B after %s", time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("a route delivers each message exactly once with two routers", func(t *testing.T) {
@@ -289,6 +358,27 @@ func connectMQTT(t *testing.T, s *testserver.Server, h testHub, id, key string) 
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
 	return c
+}
+
+// connectAMQPDevice connects a device over AMQP (TLS, SASL PLAIN with its
+// SAS token, as IoT Hub documents it) to one node and opens a session.
+func connectAMQPDevice(t *testing.T, s *testserver.Server, h testHub, id, key string) *goamqp.Session {
+	t.Helper()
+	token, _ := sas.Sign(h.HostName+"/devices/"+id, key, "", time.Now().Add(time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := goamqp.Dial(ctx, "amqps://"+net.JoinHostPort(s.IP, "5671"), &goamqp.ConnOptions{
+		HostName: h.HostName, TLSConfig: &tls.Config{RootCAs: s.CertPool(), ServerName: h.HostName},
+		SASLType: goamqp.SASLTypePlain(id+"@sas."+h.Name, token)})
+	if err != nil {
+		t.Fatalf("device %s: AMQP connect to %s: %v", id, s.IP, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatalf("device %s: AMQP session on %s: %v", id, s.IP, err)
+	}
+	return sess
 }
 
 func subscribe(t *testing.T, c paho.Client, topic string, qos byte, into chan<- paho.Message) {
