@@ -1,0 +1,103 @@
+package e2e
+
+// The fault suite (SCL item 3): each case breaks one piece under load and
+// reports sent, acknowledged, delivered, lost (must be 0) and duplicated
+// counts with t.Logf. Every case takes seconds; OUTPOST_FAULTS_LONG=1 runs
+// the long local variants (a 10-minute endpoint outage, longer publish
+// runs). Cases that need root, initdb/pg_ctl or mount fail under CI=true
+// when those are missing (testenv.Unavailable). The kill -9 of an Outpost
+// node is TestScaleOutKillNode and TestKillDuringQoS1Publish.
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/outpost-iot/outpost/internal/bus"
+	"github.com/outpost-iot/outpost/internal/config"
+	"github.com/outpost-iot/outpost/internal/testenv"
+	"github.com/outpost-iot/outpost/internal/testserver"
+)
+
+// TestFaultNATSNodeLoss: an Outpost node on a 3-server JetStream cluster
+// with --nats-replicas 3; a device publishes QoS 1 telemetry and, halfway,
+// the server leading the hub's stream shuts down. Publishing goes on
+// (after a leader election, and a reconnect when the node was connected
+// to that server); every acknowledged message is on the stream afterwards.
+func TestFaultNATSNodeLoss(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "device endpoints need ports 443 and 8883 on a loopback address of their own (run as root)")
+	}
+	cluster := startNATSCluster(t, 3)
+	const prefix = "faults"
+	s := testserver.Start(t, testserver.WithPostgres(), testserver.WithConfig(func(c *config.Config) {
+		c.NATS.URL, c.NATS.StreamPrefix, c.NATS.Replicas = cluster.URL(), prefix, 3
+	}))
+	h := createHub(t, s, "rg-faults-nats")
+	key := createDevice(t, s, h, "natsdev")
+
+	nc := cluster.connect(t)
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	streamName := prefix + "_hub-" + h.Name
+	info := func() *jetstream.StreamInfo {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, streamName)
+		if err != nil {
+			t.Fatalf("stream %s: %v", streamName, err)
+		}
+		return st.CachedInfo()
+	}
+	if si := info(); si.Config.Replicas != 3 || si.Cluster == nil || len(si.Cluster.Replicas) != 2 {
+		t.Fatalf("the hub's stream has %d replicas (cluster %+v), want 3", si.Config.Replicas, si.Cluster)
+	}
+
+	n := 1000
+	if faultsLong() {
+		n = 20000
+	}
+	d := connectDevice(t, s, h, "natsdev", key)
+	var killed string
+	var killedAt time.Time
+	start := time.Now()
+	d.publish(t, "natsdev", "nats", n, 10*time.Second, func() {
+		killed = info().Cluster.Leader
+		killedAt = time.Now()
+		srv := cluster.serverNamed(killed)
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	if killed == "" {
+		t.Fatal("the NATS server was never shut down: fewer than half the messages were acknowledged")
+	}
+	sent, acked, connects, lost := d.snapshot()
+	si := info()
+	found := readHubStream(t, bus.Config{URL: cluster.URL(), StreamPrefix: prefix}, h.Name)
+	var c faultCounts
+	c.Sent = sent
+	c.countDelivery(acked, found)
+	t.Logf("NATS node loss (stream leader %s shut down %s into the run, new leader %s): %s; device connects %d, lost connections %d; run %s",
+		killed, killedAt.Sub(start).Round(time.Millisecond), si.Cluster.Leader, c, connects, lost, time.Since(start).Round(time.Millisecond))
+	if c.Lost > 0 {
+		t.Errorf("%d acknowledged messages are missing from the hub's stream after a NATS server was shut down", c.Lost)
+	}
+	// Publishes in flight when the connection closed are resent by paho
+	// after the reconnect; under -race on two cores a few of those resends
+	// were stored but never acknowledged within 10 s (see the report in
+	// the log). They are not lost, so they are counted, not failed on.
+	if c.Acked < n*95/100 {
+		t.Errorf("publishing did not go on after the NATS server was shut down: %d of %d acknowledged", c.Acked, n)
+	} else if c.Acked < n {
+		t.Logf("%d publishes were never acknowledged (stored: %d of them)", n-c.Acked, unackedStored(acked, found, "nats", n))
+	}
+	if si.Cluster.Leader == killed || si.Cluster.Leader == "" {
+		t.Errorf("the stream has no new leader: %+v", si.Cluster)
+	}
+	if c.Duplicated > c.Sent/10 {
+		t.Errorf("%d duplicates: more than a tenth of the messages", c.Duplicated)
+	}
+}
