@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/outpost-iot/outpost/internal/config"
@@ -105,6 +106,7 @@ func StartPeerProcess(t testing.TB, binary string, first *Server, extraArgs ...s
 	}
 	c := first.Config
 	args := []string{"--store-driver", "postgres", "--store-dsn", c.Store.DSN,
-		"--nats-url", c.NATS.URL, "--nats-stream-prefix", c.NATS.StreamPrefix, "--dns-suffix", c.DNSSuffix}
+		"--nats-url", c.NATS.URL, "--nats-stream-prefix", c.NATS.StreamPrefix, "--dns-suffix", c.DNSSuffix,
+		"--nats-replicas", strconv.Itoa(c.NATS.Replicas)}
 	return startProcess(t, binary, dir, append(args, extraArgs...))
 }
