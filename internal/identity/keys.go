@@ -53,6 +53,8 @@ type KeyRing struct {
 	mu     sync.RWMutex
 	keys   []*signingKey // newest first
 	loaded time.Time
+	// reloaded is when an unknown kid last re-read the key set.
+	reloaded time.Time
 }
 
 // NewKeyRing builds a key ring over the shared settings.
@@ -112,6 +114,11 @@ func (k *KeyRing) refresh(ctx context.Context, force bool) error {
 	if err != nil {
 		return fmt.Errorf("identity: refresh signing keys: %w", err)
 	}
+	return k.install(raw, now)
+}
+
+// install parses a stored key set and makes it the loaded one.
+func (k *KeyRing) install(raw json.RawMessage, now time.Time) error {
 	var stored []storedKey
 	if err := json.Unmarshal(raw, &stored); err != nil {
 		return fmt.Errorf("identity: decode signing keys: %w", err)
@@ -162,8 +169,39 @@ func (k *KeyRing) active() (*signingKey, error) {
 	return k.keys[0], nil
 }
 
-// lookup returns the public key for kid, if it is still published.
+// lookup returns the public key for kid, if it is still published. An
+// unknown kid may be a key another node has just rotated in: the shared set
+// is then re-read (read only, at most once per reloadInterval) before the
+// token is refused, so a rotation does not make other nodes refuse the new
+// key's tokens until their next periodic refresh.
 func (k *KeyRing) lookup(kid string) (*rsa.PublicKey, bool) {
+	if key, ok := k.find(kid); ok {
+		return key, true
+	}
+	now := k.now()
+	k.mu.Lock()
+	due := now.Sub(k.reloaded) >= reloadInterval
+	if due {
+		k.reloaded = now
+	}
+	k.mu.Unlock()
+	if !due {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := k.settings.Get(ctx, signingKeysSetting)
+	if err != nil || k.install(raw, now.UTC()) != nil {
+		return nil, false
+	}
+	return k.find(kid)
+}
+
+// reloadInterval bounds how often an unknown kid re-reads the shared key
+// set (forged kids must not turn into a store read each).
+const reloadInterval = time.Second
+
+func (k *KeyRing) find(kid string) (*rsa.PublicKey, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	for _, sk := range k.keys {

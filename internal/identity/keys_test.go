@@ -148,3 +148,19 @@ func TestJWKSShape(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherNodeAcceptsAKeyRotatedIn: two nodes share the key set; a token
+// signed with the key node A has just rotated in is accepted by node B at
+// once (B re-reads the set on the unknown kid) instead of after B's next
+// periodic refresh.
+func TestOtherNodeAcceptsAKeyRotatedIn(t *testing.T) {
+	a := newPlane(t)
+	b := newPlane(t, func(c *planeConfig) { c.store, c.clock = a.store, a.clock })
+	sp, _ := a.servicePrincipal(t, "app")
+	mustValidate(t, b.validator, a.issue(t, sp, armResource), identity.ServiceARM)
+
+	a.clock.Advance(time.Minute)
+	a.rotate(t)
+	fresh := a.issue(t, sp, armResource)
+	mustValidate(t, b.validator, fresh, identity.ServiceARM)
+}
