@@ -12,6 +12,10 @@ var (
 	ErrNotFound           = errors.New("not found")
 	ErrAlreadyExists      = errors.New("already exists")
 	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrUnavailable: the backend could not be reached (a database
+	// restarting, failing over or down). The request may succeed if retried
+	// later; the APIs answer 503.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is the whole persistence contract, composed of one interface per
@@ -133,6 +137,10 @@ type Operation struct {
 	EndTime   time.Time // zero until terminal
 	// Input carries what the operation needs to resume (opaque JSON).
 	Input json.RawMessage
+	// Owner is the node running the operation and LeaseUntil when its
+	// claim lapses unless renewed (zero: nobody runs it).
+	Owner      string
+	LeaseUntil time.Time
 }
 
 // Terminal reports whether the operation has finished.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,6 +329,56 @@ func (d *qos1Device) snapshot() (sent int, acked map[string]bool, connects, lost
 		acked[k] = true
 	}
 	return d.sent, acked, d.connect, d.lost
+}
+
+// readTelemetry reads every message of a hub's telemetry stream from the
+// start through the server's own streams, returning message id → copies.
+func readTelemetry(t *testing.T, streams *telemetry.Streams, hub string) map[string]int {
+	t.Helper()
+	found := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = streams.Read(ctx, hub, telemetry.ReadOptions{FromStart: true, Partition: -1}, func(m telemetry.Message) error {
+		found[m.System[telemetry.PropMessageID]]++
+		return nil
+	})
+	return found
+}
+
+// serviceCall is one service REST request's outcome.
+type serviceCall struct {
+	Status  int
+	Body    string
+	Err     error
+	Elapsed time.Duration
+}
+
+func (c serviceCall) String() string {
+	if c.Err != nil {
+		return fmt.Sprintf("error after %s: %v", c.Elapsed.Round(time.Millisecond), c.Err)
+	}
+	return fmt.Sprintf("%d after %s: %s", c.Status, c.Elapsed.Round(time.Millisecond), strings.TrimSpace(c.Body))
+}
+
+// serviceRequest sends a service REST request to the hub with an
+// iothubowner SAS signed at signedAt (the caller's clock) for ttl.
+func serviceRequest(s *testserver.Server, h testHub, method, path, body string, signedAt time.Time, ttl time.Duration) serviceCall {
+	token, _ := sas.Sign(h.HostName, h.OwnerKey, "iothubowner", signedAt.Add(ttl))
+	req, _ := http.NewRequest(method, "https://"+h.HostName+path+"?api-version=2021-04-12", strings.NewReader(body))
+	req.Header.Set("Authorization", token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c := s.HTTPClient()
+	c.Timeout = 20 * time.Second
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return serviceCall{Err: err, Elapsed: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return serviceCall{Status: resp.StatusCode, Body: string(b), Elapsed: time.Since(start)}
 }
 
 // readHubStream reads every message of a hub's telemetry stream from the

@@ -10,7 +10,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +101,85 @@ func TestFaultNATSNodeLoss(t *testing.T) {
 	}
 	if c.Duplicated > c.Sent/10 {
 		t.Errorf("%d duplicates: more than a tenth of the messages", c.Duplicated)
+	}
+}
+
+// TestFaultPostgresRestart: an Outpost node on a PostgreSQL the test
+// started itself. While the database is stopped, registry requests through
+// the service REST API fail fast with a retryable IoT Hub error (503) and
+// succeed again once it is back; a device connected before the outage
+// goes on publishing throughout (telemetry does not touch the store).
+func TestFaultPostgresRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "device endpoints need ports 443 and 8883 on a loopback address of their own (run as root)")
+	}
+	pg := startOwnPostgres(t)
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) {
+		c.Store.Driver, c.Store.DSN = "postgres", pg.DSN()
+	}))
+	h := createHub(t, s, "rg-faults-pg")
+	key := createDevice(t, s, h, "pgdev")
+	d := connectDevice(t, s, h, "pgdev", key)
+
+	outage := 3 * time.Second
+	if faultsLong() {
+		outage = time.Minute
+	}
+	n := 600
+	var during []serviceCall
+	var down, up time.Time
+	d.publish(t, "pgdev", "pg", n, 10*time.Second, func() {
+		pg.stop(t)
+		down = time.Now()
+		for i := 0; time.Since(down) < outage; i++ {
+			during = append(during,
+				serviceRequest(s, h, "PUT", fmt.Sprintf("/devices/outage-%d", i), fmt.Sprintf(`{"deviceId":"outage-%d"}`, i), time.Now(), time.Hour),
+				serviceRequest(s, h, "GET", "/devices/pgdev", "", time.Now(), time.Hour))
+		}
+		pg.start(t)
+		up = time.Now()
+	})
+	if down.IsZero() {
+		t.Fatal("PostgreSQL was never stopped: fewer than half the messages were acknowledged")
+	}
+	// Back: the first request that succeeds, and how long after the start.
+	var recovered serviceCall
+	waitFor(t, 30*time.Second, "registry requests succeed after PostgreSQL is back", func() error {
+		recovered = serviceRequest(s, h, "PUT", "/devices/after-outage", `{"deviceId":"after-outage"}`, time.Now(), time.Hour)
+		if recovered.Status != 200 {
+			return fmt.Errorf("%s", recovered)
+		}
+		return nil
+	})
+	if got := serviceRequest(s, h, "GET", "/devices/pgdev", "", time.Now(), time.Hour); got.Status != 200 {
+		t.Errorf("get device after the outage: %s", got)
+	}
+	sent, acked, connects, lost := d.snapshot()
+	var c faultCounts
+	c.Sent = sent
+	c.countDelivery(acked, readTelemetry(t, s.App.Telemetry(), h.Name))
+	slowest, statuses := time.Duration(0), map[string]int{}
+	for _, r := range during {
+		slowest = max(slowest, r.Elapsed)
+		key := fmt.Sprint(r.Status)
+		if r.Err != nil {
+			key = "transport error"
+		}
+		statuses[key]++
+	}
+	t.Logf("PostgreSQL restart (down %s): telemetry %s; device connects %d, lost connections %d", up.Sub(down).Round(time.Millisecond), c, connects, lost)
+	t.Logf("registry requests during the outage: %d, statuses %v, slowest %s; first: %s", len(during), statuses, slowest.Round(time.Millisecond), during[0])
+	t.Logf("after PostgreSQL started: %s", recovered)
+	if c.Lost > 0 {
+		t.Errorf("%d acknowledged messages are missing", c.Lost)
+	}
+	if c.Acked < n {
+		t.Errorf("telemetry stopped during the database outage: %d of %d acknowledged", c.Acked, n)
+	}
+	for _, r := range during {
+		if r.Err != nil || r.Status != 503 || !strings.Contains(r.Body, "ServiceUnavailable") || r.Elapsed > 5*time.Second {
+			t.Errorf("a registry request during the outage: %s; want a 503 ServiceUnavailable within 5s", r)
+			break
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/outpost-iot/outpost/internal/store"
 )
 
 // Error is a registry error with the IoT Hub error code clients map to
@@ -25,6 +27,11 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// Retryable: the SDKs retry a 503 with backoff.
+		return &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+			Message: "The device registry's database cannot be reached; retry later."}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "ServerError", Message: "The registry failed; retry, and see the Outpost log if it persists."}
 }

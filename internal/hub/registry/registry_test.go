@@ -3,10 +3,12 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/hub/registry"
+	"github.com/outpost-iot/outpost/internal/store"
 	"github.com/outpost-iot/outpost/internal/store/sqlstore"
 )
 
@@ -149,4 +151,14 @@ func FuzzParseQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, q string) {
 		_, _ = registry.ParseQuery(q)
 	})
+}
+
+func TestAsErrorUnavailableStore(t *testing.T) {
+	e := registry.AsError(fmt.Errorf("registry: get: %w", fmt.Errorf("sqlstore: %w: dial", store.ErrUnavailable)))
+	if e.Status != 503 || e.Code != "ServiceUnavailable" {
+		t.Errorf("AsError of an unreachable store: %d %s, want 503 ServiceUnavailable", e.Status, e.Code)
+	}
+	if e := registry.AsError(errors.New("boom")); e.Status != 500 {
+		t.Errorf("AsError of an unknown error: %d, want 500", e.Status)
+	}
 }

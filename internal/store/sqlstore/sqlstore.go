@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +66,9 @@ const (
 	// postgresMaxConns bounds each node's pool so a few nodes stay well
 	// under PostgreSQL's default max_connections of 100.
 	postgresMaxConns = 16
+	// postgresConnectTimeout bounds opening a connection when the DSN sets
+	// no connect_timeout.
+	postgresConnectTimeout = 5 * time.Second
 )
 
 // Store is the store.Store over SQLite or PostgreSQL. It is safe for
@@ -159,12 +164,82 @@ func (s *Store) openPostgres(dsn string) error {
 		return err
 	}
 	s.dialect = postgresDialect()
-	s.writer = stdlib.OpenDB(*cfg)
+	if cfg.ConnectTimeout == 0 {
+		// Without a bound, a database host that drops packets holds every
+		// request until its caller gives up; with one it fails fast.
+		cfg.ConnectTimeout = postgresConnectTimeout
+	}
+	s.writer = sql.OpenDB(unavailableConnector{stdlib.GetConnector(*cfg)})
 	s.writer.SetMaxOpenConns(postgresMaxConns)
 	s.db = s.writer
 	// The DSN may carry a password, so only its harmless parts are logged.
 	s.log.Info("opening store", "driver", DriverPostgres, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
 	return nil
+}
+
+// unavailableConnector marks failures that mean PostgreSQL cannot be
+// reached with store.ErrUnavailable, so that while the server is
+// restarting, failing over or away requests answer "retry later" (503)
+// instead of an internal error: a failed connect (database/sql connects
+// whenever its pool has no usable connection), and a statement on a pooled
+// connection the server has ended (57P01 after a fast shutdown) or that
+// broke under it.
+type unavailableConnector struct{ driver.Connector }
+
+func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	if sc, ok := conn.(*stdlib.Conn); ok {
+		return unavailableConn{sc}, nil
+	}
+	return conn, nil
+}
+
+// unavailableConn is a pgx connection whose statement errors are marked
+// by markUnavailable; everything else is the embedded connection's.
+type unavailableConn struct{ *stdlib.Conn }
+
+func (c unavailableConn) markUnavailable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down, crashed, or not accepting connections yet.
+		if strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" {
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	if c.Conn.Conn().IsClosed() {
+		// The statement broke the connection (EOF, reset): the server went
+		// away under it.
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+func (c unavailableConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.Conn.PrepareContext(ctx, query)
+	return st, c.markUnavailable(err)
+}
+
+func (c unavailableConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.Conn.BeginTx(ctx, opts)
+	return tx, c.markUnavailable(err)
+}
+
+func (c unavailableConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	r, err := c.Conn.ExecContext(ctx, query, args)
+	return r, c.markUnavailable(err)
+}
+
+func (c unavailableConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	r, err := c.Conn.QueryContext(ctx, query, args)
+	return r, c.markUnavailable(err)
 }
 
 // Settings implements store.Store.
