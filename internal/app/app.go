@@ -169,7 +169,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Store: a.store, Registry: registry, Installation: a.installation, Log: log.With("component", "arm"),
 	})
 	a.deploys.Bind(a.arm)
-	a.runner = arm.NewOperationRunner(a.arm, log.With("component", "arm-operations"))
+	nodeID, err := loadNodeID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.runner = arm.NewOperationRunner(a.arm, nodeID, log.With("component", "arm-operations"))
 	if a.operator, err = a.ensureOperator(ctx); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/outpost-iot/outpost/internal/store"
 )
@@ -137,26 +140,83 @@ func (s *Service) markState(ctx context.Context, id, state string) {
 // OperationRunner executes long-running operations in the background. Run
 // owns its goroutines; it first resumes operations left unfinished by a
 // previous process.
+//
+// Several nodes share the operations table: a node runs an operation only
+// while it holds the operation's lease (owner and lease-until, renewed
+// every ten seconds, lapsing after thirty), so a node that starts does not re-run what a live node
+// is running, and an operation whose node died is taken over, by the
+// periodic sweep, once its lease lapses.
 type OperationRunner struct {
 	svc   *Service
 	log   *slog.Logger
 	queue chan string
+	node  string
+	// A lease lapses ttl after its last renewal, renewed every renew; the
+	// runner sweeps for lapsed ones every sweep.
+	ttl, renewEvery, sweepEvery time.Duration
+
+	mu      sync.Mutex
+	running map[string]bool
 }
 
+// errNotOurs ends a claim that another node holds, or that finished.
+var errNotOurs = errors.New("arm: operation held elsewhere or finished")
+
 // NewOperationRunner attaches a runner to svc: from now on svc hands every
-// new operation to it.
-func NewOperationRunner(svc *Service, log *slog.Logger) *OperationRunner {
-	r := &OperationRunner{svc: svc, log: log, queue: make(chan string, 1024)}
+// new operation to it. node names this node in leases; it should survive a
+// restart of the node (kept in its data directory), so a restarted node
+// resumes its own operations at once instead of waiting for their leases to
+// lapse. Empty picks a random one.
+func NewOperationRunner(svc *Service, node string, log *slog.Logger) *OperationRunner {
+	if node == "" {
+		node = uuid.NewString()
+	}
+	r := &OperationRunner{svc: svc, log: log, queue: make(chan string, 1024), node: node, running: map[string]bool{},
+		ttl: 30 * time.Second, renewEvery: 10 * time.Second, sweepEvery: 10 * time.Second}
 	svc.enqueue = func(id string) {
 		select {
 		case r.queue <- id:
 		default:
 			// The queue is full: the operation stays Accepted in the store and
-			// the next Run (or resume) picks it up; log so it is visible.
-			log.Warn("operation queue full; operation will resume on restart", "operation", id)
+			// the next sweep picks it up; log so it is visible.
+			log.Warn("operation queue full; the next sweep will start it", "operation", id)
 		}
 	}
 	return r
+}
+
+// claim takes or renews the operation's lease for this node.
+func (r *OperationRunner) claim(ctx context.Context, id string) (store.Operation, bool, error) {
+	now := time.Now()
+	op, err := r.svc.store.Operations().Update(ctx, id, func(op *store.Operation) error {
+		if op.Terminal() || (op.Owner != "" && op.Owner != r.node && op.LeaseUntil.After(now)) {
+			return errNotOurs
+		}
+		op.Owner, op.LeaseUntil = r.node, now.Add(r.ttl)
+		return nil
+	})
+	if errors.Is(err, errNotOurs) || errors.Is(err, store.ErrNotFound) {
+		return store.Operation{}, false, nil
+	}
+	if err != nil {
+		return store.Operation{}, false, err
+	}
+	return op, true, nil
+}
+
+// release gives the lease up (shutting down), so another node need not
+// wait for it to lapse.
+func (r *OperationRunner) release(ctx context.Context, id string) {
+	_, err := r.svc.store.Operations().Update(ctx, id, func(op *store.Operation) error {
+		if op.Owner != r.node || op.Terminal() {
+			return errNotOurs
+		}
+		op.Owner, op.LeaseUntil = "", time.Time{}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNotOurs) && !errors.Is(err, store.ErrNotFound) {
+		r.log.Warn("release operation lease", "operation", id, "err", err)
+	}
 }
 
 // Run executes queued operations until ctx is done, then waits for the ones
@@ -164,13 +224,41 @@ func NewOperationRunner(svc *Service, log *slog.Logger) *OperationRunner {
 func (r *OperationRunner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	start := func(op store.Operation) {
+	start := func(id string) {
+		r.mu.Lock()
+		if r.running[id] {
+			r.mu.Unlock()
+			return
+		}
+		r.running[id] = true
+		r.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := r.svc.execute(ctx, op)
+			defer func() {
+				r.mu.Lock()
+				delete(r.running, id)
+				r.mu.Unlock()
+			}()
+			op, ok, err := r.claim(ctx, id)
+			if err != nil {
+				r.log.Error("claim operation", "operation", id, "err", err)
+				return
+			}
+			if !ok {
+				return
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go r.renew(runCtx, id)
+			err = r.svc.execute(ctx, op)
 			if ctx.Err() != nil {
-				return // shutting down: leave it unfinished so it resumes
+				// Shutting down: leave it unfinished, for this node's next
+				// start or another node right away.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				r.release(rctx, id)
+				cancel()
+				return
 			}
 			if err != nil {
 				r.log.Warn("operation failed", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID, "err", err)
@@ -178,33 +266,57 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 			r.svc.finishOperation(context.WithoutCancel(ctx), op.ID, err)
 		}()
 	}
-	pending, err := r.svc.store.Operations().ListUnfinished(ctx)
-	if err != nil {
+	sweep := func() error {
+		pending, err := r.svc.store.Operations().ListUnfinished(ctx)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, op := range pending {
+			if op.Owner != "" && op.Owner != r.node && op.LeaseUntil.After(now) {
+				continue // a live node runs it
+			}
+			if op.Owner != "" && op.Owner != r.node {
+				r.log.Info("taking over an operation whose node stopped renewing it", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID, "owner", op.Owner)
+			} else if op.Owner == "" && now.Sub(op.StartTime) > r.sweepEvery {
+				r.log.Info("resuming operation", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID)
+			}
+			start(op.ID)
+		}
+		return nil
+	}
+	if err := sweep(); err != nil {
 		return fmt.Errorf("arm: resume operations: %w", err)
 	}
-	// An operation queued before Run started is also in pending; run it once.
-	resumed := make(map[string]bool, len(pending))
-	for _, op := range pending {
-		r.log.Info("resuming operation", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID)
-		resumed[op.ID] = true
-		start(op)
-	}
+	t := time.NewTicker(r.sweepEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case id := <-r.queue:
-			if resumed[id] {
-				delete(resumed, id)
-				continue
+			start(id)
+		case <-t.C:
+			if err := sweep(); err != nil && ctx.Err() == nil {
+				r.log.Warn("sweep operations", "err", err)
 			}
-			op, err := r.svc.store.Operations().Get(ctx, id)
-			if err != nil {
-				r.log.Error("load operation", "operation", id, "err", err)
-				continue
-			}
-			if !op.Terminal() {
-				start(op)
+		}
+	}
+}
+
+// renew extends the lease until ctx ends.
+func (r *OperationRunner) renew(ctx context.Context, id string) {
+	t := time.NewTicker(r.renewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, ok, err := r.claim(ctx, id); err != nil && ctx.Err() == nil {
+				r.log.Warn("renew operation lease", "operation", id, "err", err)
+			} else if !ok && ctx.Err() == nil {
+				return // finished, or (after a long stall) taken over
 			}
 		}
 	}

@@ -113,7 +113,7 @@ func (s *Server) Serve(t testing.TB, types []arm.ResourceType, actions ...arm.Pr
 		reg.AddProviderAction(a)
 	}
 	svc := arm.NewService(arm.ServiceConfig{Store: s.Store, Registry: reg, Installation: s.Installation, Log: s.Log})
-	runner := arm.NewOperationRunner(svc, s.Log)
+	runner := arm.NewOperationRunner(svc, "", s.Log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()

@@ -14,15 +14,17 @@ import (
 // partial index serves ListUnfinished.
 type operations struct{ s *Store }
 
-const operationColumns = `id, resource_id, kind, status, error, start_time, end_time, input`
+const operationColumns = `id, resource_id, kind, status, error, start_time, end_time, input, owner, lease_until`
 
 func scanOperation(row rowScanner) (store.Operation, error) {
 	var (
 		op               store.Operation
 		opErr, input     sql.NullString
 		startAt, endedAt int64
+		leaseUntil       int64
 	)
-	err := row.Scan(&op.ID, &op.ResourceID, &op.Kind, &op.Status, &opErr, &startAt, &endedAt, &input)
+	err := row.Scan(&op.ID, &op.ResourceID, &op.Kind, &op.Status, &opErr, &startAt, &endedAt, &input, &op.Owner, &leaseUntil)
+	op.LeaseUntil = fromMicros(leaseUntil)
 	op.Error = jsonValue(opErr)
 	op.Input = jsonValue(input)
 	op.StartTime = fromMicros(startAt)
@@ -42,10 +44,10 @@ func (o operations) Create(ctx context.Context, op store.Operation) error {
 		return errors.New("sqlstore: create operation: empty id")
 	}
 	res, err := o.s.writer.ExecContext(ctx, `INSERT INTO operations (`+operationColumns+`, terminal)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO NOTHING`,
 		op.ID, op.ResourceID, op.Kind, op.Status, jsonArg(op.Error),
-		toMicros(op.StartTime), toMicros(op.EndTime), jsonArg(op.Input), terminalArg(op))
+		toMicros(op.StartTime), toMicros(op.EndTime), jsonArg(op.Input), op.Owner, toMicros(op.LeaseUntil), terminalArg(op))
 	if err != nil {
 		return fmt.Errorf("sqlstore: create operation %s: %w", op.ID, err)
 	}
@@ -90,10 +92,10 @@ func (o operations) Update(ctx context.Context, id string, update func(op *store
 		op.ID = id
 		_, err = tx.ExecContext(ctx, `UPDATE operations SET
 			resource_id = $2, kind = $3, status = $4, error = $5,
-			start_time = $6, end_time = $7, input = $8, terminal = $9
+			start_time = $6, end_time = $7, input = $8, owner = $9, lease_until = $10, terminal = $11
 			WHERE id = $1`,
 			op.ID, op.ResourceID, op.Kind, op.Status, jsonArg(op.Error),
-			toMicros(op.StartTime), toMicros(op.EndTime), jsonArg(op.Input), terminalArg(op))
+			toMicros(op.StartTime), toMicros(op.EndTime), jsonArg(op.Input), op.Owner, toMicros(op.LeaseUntil), terminalArg(op))
 		return err
 	})
 	if err != nil {
@@ -102,6 +104,7 @@ func (o operations) Update(ctx context.Context, id string, update func(op *store
 	// Hand back what a Get would read, not the updater's finer clock.
 	op.StartTime = fromMicros(toMicros(op.StartTime))
 	op.EndTime = fromMicros(toMicros(op.EndTime))
+	op.LeaseUntil = fromMicros(toMicros(op.LeaseUntil))
 	return op, nil
 }
 

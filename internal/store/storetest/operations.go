@@ -37,6 +37,9 @@ func checkOperation(t *testing.T, got, want store.Operation) {
 	}
 	checkJSON(t, "Error of "+want.ID, got.Error, string(want.Error))
 	checkJSON(t, "Input of "+want.ID, got.Input, string(want.Input))
+	if got.Owner != want.Owner || !got.LeaseUntil.Equal(want.LeaseUntil) {
+		t.Errorf("operation %s lease = %q until %v, want %q until %v", want.ID, got.Owner, got.LeaseUntil, want.Owner, want.LeaseUntil)
+	}
 }
 
 func runOperations(t *testing.T, newBackend func(t *testing.T) Backend) {
@@ -107,6 +110,7 @@ func testOperationUpdate(t *testing.T, s store.Store) {
 		checkOperation(t, *current, op)
 		current.Status = "Failed"
 		current.EndTime = end
+		current.Owner, current.LeaseUntil = "node-a", end.Add(30*time.Second)
 		current.Error = json.RawMessage(`{"code":"Conflict","message":"taken"}`)
 		return nil
 	})
@@ -115,6 +119,7 @@ func testOperationUpdate(t *testing.T, s store.Store) {
 	}
 	want := op
 	want.Status, want.EndTime, want.Error = "Failed", end, json.RawMessage(`{"code":"Conflict","message":"taken"}`)
+	want.Owner, want.LeaseUntil = "node-a", end.Add(30*time.Second)
 	checkOperation(t, updated, want)
 	got, err := ops.Get(ctx, op.ID)
 	if err != nil {
