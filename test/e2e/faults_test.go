@@ -10,6 +10,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -181,5 +182,116 @@ func TestFaultPostgresRestart(t *testing.T) {
 			t.Errorf("a registry request during the outage: %s; want a 503 ServiceUnavailable within 5s", r)
 			break
 		}
+	}
+}
+
+// TestFaultEndpointOutage: a route to an event hub whose namespace turns
+// publicNetworkAccess off (the hub's key-based egress is refused, as a
+// network rule refuses it in Azure) for a while, then on again. The hub
+// accepts every message meanwhile; the routing engine keeps them queued
+// and retries, and after the namespace is reachable every acknowledged
+// message is in the event hub. --routing-retry-base/max (here 50 ms and
+// 500 ms) make the retries, and so CI's run, take seconds; the local run
+// with OUTPOST_FAULTS_LONG=1 keeps the namespace closed for 10 minutes
+// with the production backoff.
+func TestFaultEndpointOutage(t *testing.T) {
+	outage := 3 * time.Second
+	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) {
+		c.Hub.RoutingUnhealthyAfter = time.Second
+		if faultsLong() {
+			return
+		}
+		c.Hub.RoutingRetryBase, c.Hub.RoutingRetryMax = 50*time.Millisecond, 500*time.Millisecond
+	}))
+	if faultsLong() {
+		outage = 10 * time.Minute
+	}
+	const group = "rg-faults-endpoint"
+	eh := createMessagingEntity(t, s, group, "Microsoft.EventHub", "eventhubs", "")
+	h := createHub(t, s, group)
+	key := createDevice(t, s, h, "outagedev")
+	conn := "Endpoint=sb://" + eh.Host + "/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=" + eh.Key + ";EntityPath=" + eh.Name
+	routing := `{"routing":{"endpoints":{"eventHubs":[{"name":"hot","connectionString":"` + conn + `"}]},
+	  "routes":[{"name":"all","source":"DeviceMessages","condition":"true","endpointNames":["hot"],"isEnabled":true}]}}`
+	if code, body := setHub(t, s, h, `{"type":"None"}`, routing); code >= 300 {
+		t.Fatalf("routing: %d %v", code, body)
+	}
+	namespace := func(access string) {
+		putAndWait(t, s, eh.NamespaceID, eventHubAPI,
+			`{"location":"westus","sku":{"name":"Standard","tier":"Standard"},"properties":{"publicNetworkAccess":"`+access+`"}}`)
+	}
+	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
+	health := func() map[string]any {
+		_, body := op.do("GET", h.ID+"/routingEndpointsHealth?api-version=2023-06-30", "")
+		for _, v := range body["value"].([]any) {
+			if e := v.(map[string]any); e["endpointId"] == "hot" {
+				return e
+			}
+		}
+		return nil
+	}
+
+	d := connectDevice(t, s, h, "outagedev", key)
+	const n = 300
+	var closedAt, openedAt time.Time
+	var during map[string]any
+	d.publish(t, "outagedev", "eh", n, 10*time.Second, func() {
+		namespace("Disabled")
+		closedAt = time.Now()
+	})
+	// The rest of the outage: the endpoint must be seen failing.
+	waitFor(t, outage+30*time.Second, "the endpoint reported unhealthy", func() error {
+		if during = health(); during["healthStatus"] != "unhealthy" {
+			return fmt.Errorf("health %v", during)
+		}
+		return nil
+	})
+	time.Sleep(time.Until(closedAt.Add(outage)))
+	namespace("Enabled")
+	openedAt = time.Now()
+
+	sent, acked, _, _ := d.snapshot()
+	found := map[string]int{}
+	var firstAfter time.Duration
+	waitFor(t, 60*time.Second, "every acknowledged message is in the event hub", func() error {
+		found = map[string]int{}
+		for _, ev := range readEventHub(t, s, eh) {
+			var body struct{ ID string }
+			if s, _ := ev["body"].(string); json.Unmarshal([]byte(s), &body) == nil {
+				found[body.ID]++
+			}
+		}
+		if firstAfter == 0 && len(found) > 0 {
+			firstAfter = time.Since(openedAt)
+		}
+		for id := range acked {
+			if found[id] == 0 {
+				return fmt.Errorf("%d of %d delivered", len(found), len(acked))
+			}
+		}
+		return nil
+	})
+	drained := time.Since(openedAt)
+	time.Sleep(time.Second) // nothing more may arrive
+	found = map[string]int{}
+	for _, ev := range readEventHub(t, s, eh) {
+		var body struct{ ID string }
+		if s, _ := ev["body"].(string); json.Unmarshal([]byte(s), &body) == nil {
+			found[body.ID]++
+		}
+	}
+	var c faultCounts
+	c.Sent = sent
+	c.countDelivery(acked, found)
+	t.Logf("endpoint outage (namespace closed %s; health during it %v, last error %v): %s; all delivered %s after it reopened",
+		openedAt.Sub(closedAt).Round(time.Millisecond), during["healthStatus"], during["lastKnownError"], c, drained.Round(time.Millisecond))
+	if c.Lost > 0 {
+		t.Errorf("%d acknowledged messages never reached the event hub", c.Lost)
+	}
+	if c.Acked < n {
+		t.Errorf("the hub refused telemetry while an endpoint was down: %d of %d acknowledged", c.Acked, n)
+	}
+	if c.Duplicated > 0 {
+		t.Logf("%d duplicates (at-least-once: a batch refused is not delivered, so none are expected)", c.Duplicated)
 	}
 }
