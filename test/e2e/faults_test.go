@@ -9,14 +9,21 @@ package e2e
 // node is TestScaleOutKillNode and TestKillDuringQoS1Publish.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outpost-iot/outpost/internal/bus"
@@ -293,5 +300,80 @@ func TestFaultEndpointOutage(t *testing.T) {
 	}
 	if c.Duplicated > 0 {
 		t.Logf("%d duplicates (at-least-once: a batch refused is not delivered, so none are expected)", c.Duplicated)
+	}
+}
+
+// TestFaultBlobDiskFull: the blob store's directory is an 8 MiB tmpfs the
+// test mounts. 1 MiB blobs are uploaded until one does not fit: it is
+// refused with a clear storage error, nothing half-written is listed or
+// readable, and once a blob is deleted a new upload succeeds.
+func TestFaultBlobDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "mounting a tmpfs needs root")
+	}
+	dataDir := t.TempDir()
+	blobDir := filepath.Join(dataDir, "blobs")
+	if err := os.MkdirAll(blobDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", blobDir).CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "mount a tmpfs: %v: %s", err, out)
+	}
+	// Registered before the server starts, so it runs after the server stopped.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", blobDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", blobDir, err, out)
+		}
+	})
+	s := testserver.Start(t, testserver.WithDataDir(dataDir))
+	const group = "rg-faults-disk"
+	acct := createStorageAccount(t, s, group, "", "")
+	putAndWait(t, s, acct.ID+"/blobServices/default/containers/full", storageAPI, `{"properties":{}}`)
+	cred, _ := azblob.NewSharedKeyCredential(acct.Name, acct.Key)
+	blobs, err := azblob.NewClientWithSharedKeyCredential(acct.BlobEndpoint, cred, blobOptions(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	payload := bytes.Repeat([]byte("x"), 1<<20)
+	var stored []string
+	var refusal error
+	for i := range 20 {
+		name := fmt.Sprintf("b%02d", i)
+		if _, err := blobs.UploadBuffer(ctx, "full", name, payload, &azblob.UploadBufferOptions{BlockSize: 4 << 20}); err != nil {
+			refusal = err
+			break
+		}
+		stored = append(stored, name)
+	}
+	if refusal == nil {
+		t.Fatalf("20 MiB fitted on an 8 MiB tmpfs")
+	}
+	var re *azcore.ResponseError
+	errors.As(refusal, &re)
+	listed, _ := containerBlobs(t, blobs, "full")
+	t.Logf("disk full after %d blobs of 1 MiB: the next upload got %v; listed %d blobs", len(stored), refusal, len(listed))
+	if re == nil || re.StatusCode != 500 && re.StatusCode != 507 || !strings.Contains(strings.ToLower(re.Error()), "space") && !strings.Contains(re.ErrorCode, "Insufficient") {
+		t.Errorf("the upload that does not fit: %v; want a storage error saying there is no space", refusal)
+	}
+	if strings.Join(listed, ",") != strings.Join(stored, ",") {
+		t.Errorf("listed %v, want exactly the complete uploads %v", listed, stored)
+	}
+	for _, name := range listed {
+		resp, err := blobs.DownloadStream(ctx, "full", name, nil)
+		if err != nil {
+			t.Fatalf("get %s: %v", name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Equal(b, payload) {
+			t.Errorf("%s reads back %d bytes, not the 1 MiB uploaded", name, len(b))
+		}
+	}
+	if _, err := blobs.DeleteBlob(ctx, "full", stored[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.UploadBuffer(ctx, "full", "after-delete", payload, nil); err != nil {
+		t.Errorf("an upload after deleting a blob: %v", err)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -478,5 +480,16 @@ func TestEmptyBlockList(t *testing.T) {
 	}
 	if got := read(t, d, "x"); len(got) != 0 {
 		t.Fatalf("content = %x, want none", got)
+	}
+}
+
+// TestDiskFullError: a write that finds no space answers 507
+// InsufficientStorage saying so, not an opaque 500 (test/e2e's
+// TestFaultBlobDiskFull fills a real tmpfs).
+func TestDiskFullError(t *testing.T) {
+	err := fmt.Errorf("blob: receive body: %w", &os.PathError{Op: "write", Path: "/x/.tmp/up-1", Err: syscall.ENOSPC})
+	e := asError(err)
+	if e.Status != 507 || e.Code != "InsufficientStorage" || !strings.Contains(e.Message, "full") {
+		t.Errorf("asError(ENOSPC) = %d %s %q", e.Status, e.Code, e.Message)
 	}
 }

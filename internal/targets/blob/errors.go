@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -86,6 +87,12 @@ func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Not retried by the SDKs as a 500 would be: it lasts until
+		// someone frees space.
+		return &Error{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+			Message: "The blob store's disk is full: no space is left for this upload. Delete blobs or free space on the Outpost data directory's disk, then retry.", cause: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "InternalError",
 		Message: "The server encountered an internal error. Please retry the request; if it keeps failing, see the Outpost log for this request id.", cause: err}
