@@ -124,6 +124,12 @@ func (t Token) VerifyRawKey(key string) bool {
 	return hmac.Equal(t.Signature, mac([]byte(key), t.rawResource, t.expiryRaw))
 }
 
+// ClockSkew is how far past its expiry a token is still accepted, for
+// clients whose clock is behind the server's (the skew Outpost tolerates on
+// bearer tokens' exp too). A SAS token carries no issue or not-before
+// time, so a clock ahead only makes a token live longer.
+const ClockSkew = 5 * time.Minute
+
 // Expired reports whether the token has expired at now, allowing skew.
 func (t Token) Expired(now time.Time, skew time.Duration) bool {
 	return !now.Before(t.Expiry.Add(skew))

@@ -11,10 +11,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +26,12 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outpost-iot/outpost/internal/bus"
 	"github.com/outpost-iot/outpost/internal/config"
+	"github.com/outpost-iot/outpost/internal/sas"
 	"github.com/outpost-iot/outpost/internal/testenv"
 	"github.com/outpost-iot/outpost/internal/testserver"
 )
@@ -375,5 +379,61 @@ func TestFaultBlobDiskFull(t *testing.T) {
 	}
 	if _, err := blobs.UploadBuffer(ctx, "full", "after-delete", payload, nil); err != nil {
 		t.Errorf("an upload after deleting a blob: %v", err)
+	}
+}
+
+// TestFaultClockSkew: SAS tokens signed by a client whose clock is off.
+// A SAS token carries only its expiry, so a clock ahead makes a token that
+// lives longer (accepted, as by IoT Hub), and a clock behind one that
+// expires sooner: with a one-minute token, 4 minutes behind is an expiry
+// 3 minutes past, inside the 5 minutes of skew Outpost tolerates, and 10
+// minutes behind is 9 minutes past and refused as expired. Checked on
+// device MQTT, the service REST API and the IoT hub's AMQP CBS ($cbs
+// put-token, service and device tokens).
+func TestFaultClockSkew(t *testing.T) {
+	s := testserver.Start(t)
+	h := createHub(t, s, "rg-faults-skew")
+	key := createDevice(t, s, h, "skewdev")
+	const ttl = time.Minute
+	cases := []struct {
+		offset time.Duration
+		accept bool
+	}{{4 * time.Minute, true}, {-4 * time.Minute, true}, {10 * time.Minute, true}, {-10 * time.Minute, false}}
+	cbs := newCBS(t, dialAMQP(t, s, h.HostName))
+	for _, c := range cases {
+		signedAt := time.Now().Add(c.offset)
+		devToken, _ := sas.Sign(h.HostName+"/devices/skewdev", key, "", signedAt.Add(ttl))
+		svcToken, _ := sas.Sign(h.HostName, h.OwnerKey, "iothubowner", signedAt.Add(ttl))
+
+		opts := paho.NewClientOptions().AddBroker("ssl://" + net.JoinHostPort(s.IP, "8883")).
+			SetClientID("skewdev").SetUsername(h.HostName + "/skewdev/?api-version=2021-04-12").SetPassword(devToken).
+			SetTLSConfig(&tls.Config{RootCAs: s.CertPool(), ServerName: h.HostName}).SetProtocolVersion(4).
+			SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second)
+		client := paho.NewClient(opts)
+		tok := client.Connect()
+		tok.WaitTimeout(10 * time.Second)
+		mqttErr := tok.Error()
+		client.Disconnect(0)
+
+		rest := serviceRequest(s, h, "GET", "/devices/skewdev", "", time.Now().Add(c.offset), ttl)
+		svcCode, svcDesc := cbs.putToken(t, h.HostName, svcToken)
+		devCode, devDesc := cbs.putToken(t, h.HostName+"/devices/skewdev", devToken)
+		t.Logf("clock %+v, token expiry %s from the server's now: MQTT connect %v; REST %d; CBS service %d %s; CBS device %d %s",
+			c.offset, time.Until(signedAt.Add(ttl)).Round(time.Second), mqttErr, rest.Status, svcCode, svcDesc, devCode, devDesc)
+		if c.accept {
+			if mqttErr != nil || rest.Status != 200 || svcCode != 200 || devCode != 200 {
+				t.Errorf("clock %+v: want every surface to accept", c.offset)
+			}
+			continue
+		}
+		if mqttErr == nil || !strings.Contains(mqttErr.Error(), "not Authorized") && !strings.Contains(mqttErr.Error(), "bad user name or password") {
+			t.Errorf("clock %+v: MQTT connect %v, want a refusal (not authorized)", c.offset, mqttErr)
+		}
+		if rest.Status != 401 || !strings.Contains(rest.Body, "expired") {
+			t.Errorf("clock %+v: REST %s, want 401 naming the expiry", c.offset, rest)
+		}
+		if svcCode != 401 || devCode != 401 {
+			t.Errorf("clock %+v: CBS %d/%d, want 401", c.offset, svcCode, devCode)
+		}
 	}
 }

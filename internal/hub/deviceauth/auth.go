@@ -23,7 +23,9 @@ type Identity struct {
 	// AuthMethod is sas or x509 (iothub-connection-auth-method's "type").
 	AuthMethod   string
 	GenerationID string
-	// ExpiresAt is when the SAS token expires (zero for certificates).
+	// ExpiresAt is when the SAS token stops being accepted: its expiry plus
+	// the clock skew tolerated (zero for certificates). Connections close
+	// then.
 	ExpiresAt time.Time
 }
 
@@ -54,7 +56,7 @@ type Authenticator struct {
 
 // New builds an authenticator; cas may be nil (no CA-signed devices).
 func New(hubs *hub.Directory, reg *registry.Service, cas CAs, now func() time.Time) *Authenticator {
-	return &Authenticator{hubs: hubs, registry: reg, cas: cas, now: now, skew: 0}
+	return &Authenticator{hubs: hubs, registry: reg, cas: cas, now: now, skew: sas.ClockSkew}
 }
 
 // Resource is the SAS resource of a device or module under a host.
@@ -121,7 +123,7 @@ func (a *Authenticator) SAS(ctx context.Context, host, deviceID, moduleID, token
 	if dev.Status != "enabled" {
 		return Identity{}, refuse(false, "%s is disabled", describe(deviceID, moduleID))
 	}
-	return Identity{Hub: h, DeviceID: deviceID, ModuleID: moduleID, AuthMethod: "sas", GenerationID: dev.GenerationID, ExpiresAt: tok.Expiry}, nil
+	return Identity{Hub: h, DeviceID: deviceID, ModuleID: moduleID, AuthMethod: "sas", GenerationID: dev.GenerationID, ExpiresAt: tok.Expiry.Add(a.skew)}, nil
 }
 
 // X509 authenticates a device presenting a client certificate whose SHA-1

@@ -62,8 +62,9 @@ type ServiceCaller struct {
 	PolicyName string
 	// ObjectID is the principal of a bearer token.
 	ObjectID string
-	// Expires is the SAS token's expiry (zero for bearer tokens: their
-	// expiry is the validator's business).
+	// Expires is when the SAS token stops being accepted, its expiry plus
+	// sas.ClockSkew (zero for bearer tokens: their expiry is the
+	// validator's business).
 	Expires time.Time
 }
 
@@ -101,7 +102,7 @@ func (a ServiceAuth) Authenticate(ctx context.Context, credential string, target
 	if tok.KeyName == "" {
 		return ServiceCaller{}, unauthorized("This API needs a shared access policy token (with skn); device tokens are for device endpoints.")
 	}
-	if tok.Expired(a.now(), 0) {
+	if tok.Expired(a.now(), sas.ClockSkew) {
 		return ServiceCaller{}, unauthorized("The shared access signature expired at %s.", tok.Expiry.UTC().Format(time.RFC3339))
 	}
 	covered := tok.Covers(target.HostName)
@@ -115,7 +116,7 @@ func (a ServiceAuth) Authenticate(ctx context.Context, credential string, target
 	if !ok || !(tok.Verify(p.PrimaryKey) || tok.Verify(p.SecondaryKey)) {
 		return ServiceCaller{}, unauthorized("The shared access signature is not valid for policy '%s' of hub %s.", tok.KeyName, target.Name)
 	}
-	return ServiceCaller{PolicyName: p.KeyName, Expires: tok.Expiry}, nil
+	return ServiceCaller{PolicyName: p.KeyName, Expires: tok.Expiry.Add(sas.ClockSkew)}, nil
 }
 
 // Authorize decides need for an authenticated caller, with the hub's
