@@ -67,7 +67,7 @@ func (a *amqpHandler) PutToken(ctx context.Context, c *amqp.Conn, t amqp.TokenRe
 	if err != nil {
 		return amqp.Claim{}, cbsError(401, "MalformedToken: %v.", err)
 	}
-	if tok.Expired(a.h.cfg.Now(), 0) {
+	if tok.Expired(a.h.cfg.Now(), sas.ClockSkew) {
 		return amqp.Claim{}, cbsError(401, "ExpiredToken: The token is expired. Expiration time: '%s'. Sign a new token.", tok.Expiry.UTC().Format("2006-01-02 15:04:05Z"))
 	}
 	scoped, ok := sasScope(tok, view.name)
@@ -84,7 +84,7 @@ func (a *amqpHandler) PutToken(ctx context.Context, c *amqp.Conn, t amqp.TokenRe
 	if err := a.admit(view, c, nil); err != nil {
 		return amqp.Claim{}, &amqp.RPCError{Status: 403, Description: err.Error(), Condition: "amqp:unauthorized-access"}
 	}
-	return amqp.Claim{Audience: t.Audience, Expires: tok.Expiry, Principal: &grant{rule: &rule}}, nil
+	return amqp.Claim{Audience: t.Audience, Expires: tok.Expiry.Add(sas.ClockSkew), Principal: &grant{rule: &rule}}, nil
 }
 
 func (a *amqpHandler) putJWT(ctx context.Context, c *amqp.Conn, view *namespaceView, t amqp.TokenRequest) (amqp.Claim, error) {

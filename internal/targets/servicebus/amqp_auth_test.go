@@ -132,8 +132,9 @@ func TestAMQPClaimExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// se has whole seconds: expire at the next second boundary but one.
-	expiry := time.Now().Truncate(time.Second).Add(2 * time.Second)
+	// se has whole seconds: the claim lapses at the next second boundary
+	// but one (a token is accepted until its expiry plus the skew).
+	expiry := time.Now().Truncate(time.Second).Add(2*time.Second - sas.ClockSkew)
 	token := sas.SignRawKey("sb://"+f.host("sbns-exp")+"/q", key, "RootManageSharedAccessKey", expiry)
 	if status, desc := putToken(t, ctx, sess, "sb://"+f.host("sbns-exp")+"/q", token, "servicebus.windows.net:sastoken"); status != 200 {
 		t.Fatalf("put-token: %d %s", status, desc)
@@ -145,7 +146,7 @@ func TestAMQPClaimExpiry(t *testing.T) {
 	if err := snd.Send(ctx, goamqp.NewMessage([]byte("before")), nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(expiry) + 200*time.Millisecond)
+	time.Sleep(time.Until(expiry.Add(sas.ClockSkew)) + 200*time.Millisecond)
 	err = snd.Send(ctx, goamqp.NewMessage([]byte("after")), nil)
 	var le *goamqp.LinkError
 	if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != "amqp:unauthorized-access" {

@@ -329,7 +329,7 @@ func TestAMQPRefusals(t *testing.T) {
 	sig := func(resource string, expiry time.Time) string {
 		return "SharedAccessSignature=" + sas.SignRawKey("sb://"+f.host("sbns-deny")+"/"+resource, key, "RootManageSharedAccessKey", expiry)
 	}
-	expired := f.client(f.connectionString("sbns-deny", sig("", time.Now().Add(-time.Minute))))
+	expired := f.client(f.connectionString("sbns-deny", sig("", time.Now().Add(-10*time.Minute))))
 	if err := send(expired, "q"); sbCode(err) != azservicebus.CodeUnauthorizedAccess || !strings.Contains(err.Error(), "ExpiredToken") {
 		t.Errorf("send with an expired token: %v", err)
 	}

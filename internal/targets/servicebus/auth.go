@@ -58,7 +58,7 @@ func (h *Handler) authorize(req *request) error {
 	if err != nil {
 		return fail(http.StatusUnauthorized, "MalformedToken: %v.", err)
 	}
-	if tok.Expired(h.cfg.Now(), 0) {
+	if tok.Expired(h.cfg.Now(), sas.ClockSkew) {
 		return fail(http.StatusUnauthorized, "ExpiredToken: The token is expired. Expiration time: '%s'. Sign a new token.", tok.Expiry.UTC().Format("2006-01-02 15:04:05Z"))
 	}
 	scoped, ok := sasScope(tok, req.ns.name)
