@@ -371,6 +371,7 @@ func (c *Conn) closeWith(e *wire.Error) error {
 	}
 	c.wmu.Unlock()
 	if e != nil {
+		c.srv.cfg.Metrics.refused(string(e.Condition))
 		c.log.Info("amqp: closing connection", "condition", e.Condition, "description", e.Description)
 		return e
 	}

@@ -99,6 +99,16 @@ type link struct {
 	detached  bool // we sent detach or the client did
 	ourDetach bool // we sent detach first and await the client's
 	closedCB  bool
+	counted   bool // in the links gauge
+}
+
+// uncountLocked takes an attached link out of the links gauge, once.
+// Needs mu.
+func (l *link) uncountLocked() {
+	if l.counted {
+		l.counted = false
+		l.s.c.srv.cfg.Metrics.link(l.attach.Role == wire.RoleSender, -1)
+	}
 }
 
 func (l *link) outbound() bool { return l.out != nil || l.replies != nil }
@@ -124,6 +134,7 @@ func (l *link) flowLocked() *wire.Flow {
 func (l *link) terminate() {
 	c := l.s.c
 	c.mu.Lock()
+	l.uncountLocked()
 	l.detached = true
 	l.signal()
 	cb := l.takeClosedLocked()
@@ -211,6 +222,7 @@ func (c *Conn) refuseAttach(l *link, e *wire.Error) error {
 	l.detached, l.ourDetach = true, true
 	c.mu.Unlock()
 	l.cancel()
+	c.srv.cfg.Metrics.refused(string(e.Condition))
 	c.log.Info("amqp: attach refused", "link", a.Name, "address", attachAddress(a), "condition", e.Condition, "description", e.Description)
 	if err := c.send(l.s.channel, reply, nil); err != nil {
 		return err
@@ -238,6 +250,8 @@ func (c *Conn) completeAttach(l *link, res Link) error {
 	var start func()
 	var flow *wire.Flow
 	c.mu.Lock()
+	l.counted = true
+	c.srv.cfg.Metrics.link(a.Role == wire.RoleSender, 1)
 	switch r := res.(type) {
 	case *Inbound:
 		l.in = r
@@ -324,6 +338,7 @@ func (c *Conn) onDetach(s *session, d *wire.Detach) error {
 	delete(s.byRemote, d.Handle)
 	delete(s.byHandle, l.handle)
 	answered := l.ourDetach
+	l.uncountLocked()
 	l.detached = true
 	l.signal()
 	cb := l.takeClosedLocked()
@@ -347,6 +362,7 @@ func (l *link) detachWith(e *wire.Error) {
 		return
 	}
 	l.detached, l.ourDetach = true, true
+	l.uncountLocked()
 	l.signal()
 	cb := l.takeClosedLocked()
 	c.mu.Unlock()
@@ -355,6 +371,7 @@ func (l *link) detachWith(e *wire.Error) {
 		cb()
 	}
 	if e != nil {
+		c.srv.cfg.Metrics.refused(string(e.Condition))
 		c.log.Info("amqp: detaching link", "link", l.name, "condition", e.Condition, "description", e.Description)
 	}
 	c.send(l.s.channel, &wire.Detach{Handle: l.handle, Closed: true, Error: e}, nil) //nolint:errcheck
@@ -417,6 +434,7 @@ func (d *Delivery) Settle(state any) {
 	}
 	d.settled = true
 	l.unsettledIn--
+	c.srv.cfg.Metrics.delivered(true, state)
 	if l.detached {
 		c.mu.Unlock()
 		return
@@ -734,6 +752,7 @@ func (s *Sender) Send(ctx context.Context, payload []byte, o SendOptions) error 
 	c.wmu.Lock()
 	c.mu.Unlock()
 	defer c.wmu.Unlock()
+	c.srv.cfg.Metrics.delivered(false, nil)
 	format := o.Format
 	for i := 0; i < frames; i++ {
 		chunk := payload

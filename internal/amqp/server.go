@@ -63,6 +63,8 @@ type Config struct {
 	WriteBuffer int
 	// Now is the clock (claims' expiry).
 	Now func() time.Time
+	// Metrics, when set, counts connections, links, deliveries and refusals.
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -109,6 +111,9 @@ func NewServer(cfg Config) *Server {
 	cfg.defaults()
 	return &Server{cfg: cfg, conns: map[*Conn]struct{}{}}
 }
+
+// SetMetrics starts recording to m; call it before serving.
+func (s *Server) SetMetrics(m *Metrics) { s.cfg.Metrics = m }
 
 // Serve accepts connections from ln until ctx ends or ln fails.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
@@ -177,10 +182,12 @@ func (s *Server) ServeConnInfo(ctx context.Context, nc net.Conn, info ConnInfo) 
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.cfg.Metrics.conn(1)
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.cfg.Metrics.conn(-1)
 	}()
 	c.serve(ctx)
 }

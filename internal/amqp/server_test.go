@@ -12,6 +12,8 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/outpost-iot/outpost/internal/amqp/wire"
 )
@@ -357,5 +359,53 @@ func TestBacklogKeepsFramesIntact(t *testing.T) {
 		if i%1000 == 0 {
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	h := &memHandler{arrived: make(chan struct{}, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv := NewServer(Config{Handler: h, Metrics: m})
+	ctx, cancel := context.WithCancel(context.Background())
+	go srv.Serve(ctx, ln) //nolint:errcheck
+	t.Cleanup(func() { cancel(); srv.Shutdown() })
+	c := dial(t, ln.Addr().String())
+	sess, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := sess.NewSender(ctx, "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(ctx, goamqp.NewMessage([]byte("x")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.NewSender(ctx, "nowhere", nil); err == nil {
+		t.Fatal("attach to a missing entity succeeded")
+	}
+	if got := testutil.ToFloat64(m.connections); got != 1 {
+		t.Errorf("connections = %v", got)
+	}
+	if got := testutil.ToFloat64(m.links.WithLabelValues("sender")); got != 1 {
+		t.Errorf("sender links = %v", got)
+	}
+	if got := testutil.ToFloat64(m.deliveries.WithLabelValues("in", "accepted")); got != 1 {
+		t.Errorf("accepted deliveries = %v", got)
+	}
+	if got := testutil.ToFloat64(m.refusals.WithLabelValues("amqp:not-found")); got != 1 {
+		t.Errorf("not-found refusals = %v", got)
+	}
+	if err := snd.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := testutil.ToFloat64(m.links.WithLabelValues("sender")); got != 0 {
+		t.Errorf("sender links after detach = %v", got)
 	}
 }

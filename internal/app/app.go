@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/outpost-iot/outpost/internal/amqp"
 	"github.com/outpost-iot/outpost/internal/arm"
 	"github.com/outpost-iot/outpost/internal/arm/deploy"
 	"github.com/outpost-iot/outpost/internal/arm/deploy/expr"
@@ -221,6 +222,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		amqpWebSocket: a.amqp.srv.WebSocketHandler(),
 	})
 	metrics := prometheus.NewRegistry()
+	a.amqp.srv.SetMetrics(amqp.NewMetrics(metrics))
 	a.server = server.New(server.Config{
 		Listener:          ln,
 		TLS:               a.ca.ServerTLSConfig(),
