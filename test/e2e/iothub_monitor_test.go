@@ -50,8 +50,10 @@ func TestMonitorEventsCLI(t *testing.T) {
 	for k, v := range s.Env() {
 		hostsCmd.Env = append(hostsCmd.Env, k+"="+v)
 	}
-	if out, err := hostsCmd.Output(); err != nil || strings.TrimSpace(string(out)) != s.IP+" "+h.HostName {
-		t.Errorf("outpost env --hosts = %q, %v; want %q", out, err, s.IP+" "+h.HostName)
+	// The hub and its built-in Event Hubs-compatible endpoint.
+	wantHosts := s.IP + " " + h.HostName + "\n" + s.IP + " iothub-ns-" + h.Name + ".servicebus." + s.Config.DNSSuffix
+	if out, err := hostsCmd.Output(); err != nil || strings.TrimSpace(string(out)) != wantHosts {
+		t.Errorf("outpost env --hosts = %q, %v; want %q", out, err, wantHosts)
 	}
 
 	cmd := exec.Command(bin, "iot", "hub", "monitor-events", "-n", h.Name, "--from-start", "--count", "3", "--timeout", "20s")
