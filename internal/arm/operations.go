@@ -273,12 +273,12 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 		}
 		now := time.Now()
 		for _, op := range pending {
-			if op.Owner != "" && op.Owner != r.node && op.LeaseUntil.After(now) {
-				continue // a live node runs it
+			if !r.sweepable(op, now) {
+				continue
 			}
 			if op.Owner != "" && op.Owner != r.node {
 				r.log.Info("taking over an operation whose node stopped renewing it", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID, "owner", op.Owner)
-			} else if op.Owner == "" && now.Sub(op.StartTime) > r.sweepEvery {
+			} else {
 				r.log.Info("resuming operation", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID)
 			}
 			start(op.ID)
@@ -302,6 +302,23 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// sweepable reports whether a sweep should start an unfinished operation:
+// this node's own (it restarted), or one whose holder's lease lapsed. An
+// operation nobody has claimed yet is left alone for two lease periods: its
+// PUT may still be in flight (the operation is recorded before the resource
+// is written, and Prepare can take a while), and running it then would
+// provision the old document and write it over the new one. The node that
+// accepted the PUT enqueues it as soon as the write is done.
+func (r *OperationRunner) sweepable(op store.Operation, now time.Time) bool {
+	switch {
+	case op.Owner == r.node:
+		return true
+	case op.Owner != "":
+		return !op.LeaseUntil.After(now)
+	}
+	return now.Sub(op.StartTime) >= 2*r.ttl
 }
 
 // renew extends the lease until ctx ends.

@@ -71,3 +71,27 @@ func TestOperationLeases(t *testing.T) {
 		t.Fatal("a finished operation is claimed")
 	}
 }
+
+// TestSweepLeavesFreshOperations: a sweep does not start an operation whose
+// PUT may still be writing the resource (recorded, never claimed, young),
+// but does resume one left unclaimed for two lease periods, its own node's,
+// and one whose lease lapsed.
+func TestSweepLeavesFreshOperations(t *testing.T) {
+	r := NewOperationRunner(&Service{}, "node-a", slog.New(slog.DiscardHandler))
+	now := time.Now()
+	for _, c := range []struct {
+		name string
+		op   store.Operation
+		want bool
+	}{
+		{"fresh, unclaimed", store.Operation{StartTime: now.Add(-time.Second)}, false},
+		{"old, unclaimed", store.Operation{StartTime: now.Add(-2 * r.ttl)}, true},
+		{"this node's", store.Operation{Owner: "node-a", LeaseUntil: now.Add(time.Minute), StartTime: now}, true},
+		{"a live node's", store.Operation{Owner: "node-b", LeaseUntil: now.Add(time.Second), StartTime: now.Add(-time.Hour)}, false},
+		{"a dead node's", store.Operation{Owner: "node-b", LeaseUntil: now.Add(-time.Second), StartTime: now}, true},
+	} {
+		if got := r.sweepable(c.op, now); got != c.want {
+			t.Errorf("%s: sweepable = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
