@@ -229,16 +229,31 @@ func (s *Service) provision(ctx context.Context, rt ResourceType, res store.Reso
 	if _, ok := final["properties"]; ok {
 		setProvisioningState(final, "Succeeded")
 	}
+	var newer *store.Resource
 	out, _, err := s.store.Resources().Put(ctx, res.ID, func(cur *store.Resource) (store.Resource, error) {
 		if cur == nil {
 			return store.Resource{}, errResourceNotFound(id)
+		}
+		if cur.ETag != res.ETag {
+			// A newer PUT was accepted while this one provisioned: its
+			// document stands, and its own operation provisions it.
+			c := *cur
+			newer = &c
+			return store.Resource{}, errSuperseded
 		}
 		next := *cur
 		next.Body = final.Bytes()
 		return next, nil
 	})
+	if errors.Is(err, errSuperseded) {
+		return *newer, nil
+	}
 	return out, err
 }
+
+// errSuperseded aborts writing back a provisioned document that a newer
+// PUT replaced meanwhile.
+var errSuperseded = errors.New("arm: superseded by a newer PUT")
 
 // checkIfMatch applies an If-Match header. az sends a malformed
 // "{'IF-MATCH': '<etag>'}" form; the etag inside it is used.
