@@ -33,6 +33,9 @@ func (s *Service) startOperation(ctx context.Context, resourceID, kind string) (
 		ID: newOperationID(), ResourceID: resourceID, Kind: kind,
 		Status: "Accepted", StartTime: s.now().UTC(),
 	}
+	if s.created != nil {
+		s.created(&op)
+	}
 	if err := s.store.Operations().Create(ctx, op); err != nil {
 		return store.Operation{}, fmt.Errorf("arm: start operation: %w", err)
 	}
@@ -157,6 +160,10 @@ type OperationRunner struct {
 
 	mu      sync.Mutex
 	running map[string]bool
+	// pending are operations this node created whose PUT has not handed
+	// them over yet (the resource may not be written): no sweep starts
+	// them, and they are claimed for this node from the start.
+	pending map[string]bool
 }
 
 // errNotOurs ends a claim that another node holds, or that finished.
@@ -171,9 +178,18 @@ func NewOperationRunner(svc *Service, node string, log *slog.Logger) *OperationR
 	if node == "" {
 		node = uuid.NewString()
 	}
-	r := &OperationRunner{svc: svc, log: log, queue: make(chan string, 1024), node: node, running: map[string]bool{},
+	r := &OperationRunner{svc: svc, log: log, queue: make(chan string, 1024), node: node, running: map[string]bool{}, pending: map[string]bool{},
 		ttl: 30 * time.Second, renewEvery: 10 * time.Second, sweepEvery: 10 * time.Second}
+	svc.created = func(op *store.Operation) {
+		op.Owner, op.LeaseUntil = r.node, time.Now().Add(r.ttl)
+		r.mu.Lock()
+		r.pending[op.ID] = true
+		r.mu.Unlock()
+	}
 	svc.enqueue = func(id string) {
+		r.mu.Lock()
+		delete(r.pending, id)
+		r.mu.Unlock()
 		select {
 		case r.queue <- id:
 		default:
@@ -272,7 +288,19 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 			return err
 		}
 		now := time.Now()
+		unfinished := make(map[string]bool, len(pending))
 		for _, op := range pending {
+			unfinished[op.ID] = true
+			r.mu.Lock()
+			inFlight := r.pending[op.ID]
+			r.mu.Unlock()
+			if inFlight && op.Owner == r.node {
+				// A long Prepare: keep the lease so no other node sweeps it.
+				if _, _, err := r.claim(ctx, op.ID); err != nil && ctx.Err() == nil {
+					r.log.Warn("renew operation lease", "operation", op.ID, "err", err)
+				}
+				continue
+			}
 			if !r.sweepable(op, now) {
 				continue
 			}
@@ -283,6 +311,13 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 			}
 			start(op.ID)
 		}
+		r.mu.Lock()
+		for id := range r.pending {
+			if !unfinished[id] {
+				delete(r.pending, id) // its PUT failed: finished without a hand-over
+			}
+		}
+		r.mu.Unlock()
 		return nil
 	}
 	if err := sweep(); err != nil {
@@ -305,16 +340,18 @@ func (r *OperationRunner) Run(ctx context.Context) error {
 }
 
 // sweepable reports whether a sweep should start an unfinished operation:
-// this node's own (it restarted), or one whose holder's lease lapsed. An
-// operation nobody has claimed yet is left alone for two lease periods: its
-// PUT may still be in flight (the operation is recorded before the resource
-// is written, and Prepare can take a while), and running it then would
-// provision the old document and write it over the new one. The node that
-// accepted the PUT enqueues it as soon as the write is done.
+// this node's own unless its PUT is still in flight here (the operation is
+// recorded, and claimed, before the resource is written, and Prepare can
+// take a while: running it then would provision the old document and write
+// it over the new one), one whose holder's lease lapsed, or one nobody
+// claimed for two lease periods. After a restart nothing is in flight, so
+// the node resumes its own at once.
 func (r *OperationRunner) sweepable(op store.Operation, now time.Time) bool {
 	switch {
 	case op.Owner == r.node:
-		return true
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return !r.pending[op.ID]
 	case op.Owner != "":
 		return !op.LeaseUntil.After(now)
 	}

@@ -77,7 +77,9 @@ func TestOperationLeases(t *testing.T) {
 // but does resume one left unclaimed for two lease periods, its own node's,
 // and one whose lease lapsed.
 func TestSweepLeavesFreshOperations(t *testing.T) {
-	r := NewOperationRunner(&Service{}, "node-a", slog.New(slog.DiscardHandler))
+	svc := &Service{}
+	r := NewOperationRunner(svc, "node-a", slog.New(slog.DiscardHandler))
+	svc.created(&store.Operation{ID: "in-flight"})
 	now := time.Now()
 	for _, c := range []struct {
 		name string
@@ -87,6 +89,7 @@ func TestSweepLeavesFreshOperations(t *testing.T) {
 		{"fresh, unclaimed", store.Operation{StartTime: now.Add(-time.Second)}, false},
 		{"old, unclaimed", store.Operation{StartTime: now.Add(-2 * r.ttl)}, true},
 		{"this node's", store.Operation{Owner: "node-a", LeaseUntil: now.Add(time.Minute), StartTime: now}, true},
+		{"this node's, PUT in flight", store.Operation{ID: "in-flight", Owner: "node-a", LeaseUntil: now.Add(time.Minute), StartTime: now}, false},
 		{"a live node's", store.Operation{Owner: "node-b", LeaseUntil: now.Add(time.Second), StartTime: now.Add(-time.Hour)}, false},
 		{"a dead node's", store.Operation{Owner: "node-b", LeaseUntil: now.Add(-time.Second), StartTime: now}, true},
 	} {

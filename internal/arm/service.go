@@ -24,8 +24,10 @@ type Service struct {
 	installation Installation
 	log          *slog.Logger
 	now          func() time.Time
-	// enqueue hands a new long-running operation to the OperationRunner.
+	// enqueue hands a new long-running operation to the OperationRunner;
+	// created lets it claim the operation as it is recorded.
 	enqueue func(opID string)
+	created func(op *store.Operation)
 }
 
 // ServiceConfig holds a Service's dependencies.
