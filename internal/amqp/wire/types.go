@@ -129,6 +129,18 @@ func StringArray(strs ...string) Array {
 	return a
 }
 
+// Items returns the elements of an array or a list (peers send either
+// where a field holds several values), and false for anything else.
+func Items(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case Array:
+		return x.Items, true
+	case []any:
+		return x, true
+	}
+	return nil, false
+}
+
 // Symbols returns the symbols of a single symbol or an array of symbols
 // (AMQP "multiple" fields may be either).
 func Symbols(v any) []Symbol {

@@ -128,15 +128,11 @@ func asRPCError(err error) error {
 // lockTokens reads "lock-tokens": an array (or list) of uuids.
 func lockTokens(body wire.Map) ([]string, error) {
 	v, _ := body.Get("lock-tokens")
-	var items []any
-	switch x := v.(type) {
-	case wire.Array:
-		items = x.Items
-	case []any:
-		items = x
-	case nil:
+	items, ok := wire.Items(v)
+	switch {
+	case v == nil:
 		return nil, rpcErr(400, "com.microsoft:argument-error", "The request has no 'lock-tokens' (an array of uuids).")
-	default:
+	case !ok:
 		return nil, rpcErr(400, "com.microsoft:argument-error", "'lock-tokens' is a %T, not an array of uuids.", v)
 	}
 	out := make([]string, 0, len(items))
@@ -256,13 +252,7 @@ func (a *amqpHandler) updateDisposition(ctx context.Context, e amqpEntity, body 
 // lock token too.
 func (a *amqpHandler) receiveBySequence(ctx context.Context, e amqpEntity, body wire.Map) (*wire.Message, error) {
 	v, _ := body.Get("sequence-numbers")
-	var items []any
-	switch x := v.(type) {
-	case wire.Array:
-		items = x.Items
-	case []any:
-		items = x
-	}
+	items, _ := wire.Items(v)
 	if len(items) == 0 {
 		return nil, rpcErr(400, "com.microsoft:argument-error", "The request has no 'sequence-numbers' (an array of longs).")
 	}
@@ -349,13 +339,7 @@ func (a *amqpHandler) scheduleMessages(ctx context.Context, view *namespaceView,
 // cancelScheduled cancels scheduled messages by sequence number.
 func (a *amqpHandler) cancelScheduled(ctx context.Context, e amqpEntity, body wire.Map) (*wire.Message, error) {
 	v, _ := body.Get("sequence-numbers")
-	var items []any
-	switch x := v.(type) {
-	case wire.Array:
-		items = x.Items
-	case []any:
-		items = x
-	}
+	items, _ := wire.Items(v)
 	if len(items) == 0 {
 		return nil, rpcErr(400, "com.microsoft:argument-error", "The request has no 'sequence-numbers' (an array of longs).")
 	}
