@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // Symbol is an AMQP symbol (ASCII), used for keys of annotations, error
@@ -14,19 +16,7 @@ type Symbol string
 type UUID [16]byte
 
 // String formats u as 8-4-4-4-12 hex.
-func (u UUID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
+func (u UUID) String() string { return uuid.UUID(u).String() }
 
 // ParseUUID parses the 8-4-4-4-12 hex form (any letter case).
 func ParseUUID(s string) (UUID, error) {

@@ -2,9 +2,10 @@ package expr
 
 import (
 	"crypto/sha1"
-	"encoding/hex"
 	"math/bits"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // UniqueString is ARM's uniqueString(): the arguments joined with '-',
@@ -96,16 +97,4 @@ func GUID(parts ...string) string {
 	return formatUUID(u)
 }
 
-func formatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
+func formatUUID(u [16]byte) string { return uuid.UUID(u).String() }
