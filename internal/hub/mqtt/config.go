@@ -33,6 +33,14 @@ type Config struct {
 	// MaxInflight is how many QoS 1 deliveries may await a PUBACK per connection; Deliver waits
 	// for a free slot.
 	MaxInflight int
+	// MaxConnections caps the connections admitted at once (past CONNECT); a CONNECT beyond it
+	// is refused with CONNACK 3 "server unavailable", which the device SDKs retry with backoff.
+	// 0 means no cap.
+	MaxConnections int
+	// MaxPending caps the connections still in their TLS handshake or CONNECT, beyond the
+	// admitted ones; a connection past it is closed at once, before its handshake, so a flood
+	// of connection attempts costs no more than this many handshakes' memory.
+	MaxPending int
 }
 
 // DefaultConfig returns the limits IoT Hub uses, where it documents them.
@@ -46,6 +54,7 @@ func DefaultConfig() Config {
 		WriteQueue:          64,
 		ReadAhead:           32,
 		MaxInflight:         32,
+		MaxPending:          1024,
 	}
 }
 
@@ -76,6 +85,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = d.MaxInflight
 	}
+	if c.MaxPending == 0 {
+		c.MaxPending = d.MaxPending
+	}
 	return c
 }
 
@@ -96,5 +108,7 @@ func (c Config) Validate() error {
 	check(c.WriteQueue < 0, "mqtt: WriteQueue %d is negative", c.WriteQueue)
 	check(c.ReadAhead < 0, "mqtt: ReadAhead %d is negative", c.ReadAhead)
 	check(c.MaxInflight < 0 || c.MaxInflight > 65535, "mqtt: MaxInflight %d is outside 0..65535", c.MaxInflight)
+	check(c.MaxConnections < 0, "mqtt: MaxConnections %d is negative", c.MaxConnections)
+	check(c.MaxPending < 0, "mqtt: MaxPending %d is negative", c.MaxPending)
 	return errors.Join(errs...)
 }

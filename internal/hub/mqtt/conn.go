@@ -65,6 +65,7 @@ type conn struct {
 	finished   chan struct{} // closed after Disconnected: a taking-over connection waits for it
 	slots      chan struct{} // in-flight QoS 1 deliveries
 
+	admitted   bool // counted against MaxConnections (guarded by Server.mu)
 	takenOver  atomic.Bool
 	refused    atomic.Bool // a message was refused: skip the jobs that follow it
 	disconnect bool        // a DISCONNECT packet arrived (reader only)
@@ -206,6 +207,7 @@ func (c *conn) connect(ctx context.Context) (old *conn, ok bool) {
 	s := c.s
 	refuse := func(code byte, why string, args ...any) (*conn, bool) {
 		s.log.Info("mqtt: connection refused", append([]any{"remote", c.nc.RemoteAddr(), "connack", code, "why", why}, args...)...)
+		s.metrics.connRefused(code)
 		c.nc.Write(encodeConnack(false, code))
 		return nil, false
 	}
@@ -243,6 +245,12 @@ func (c *conn) connect(ctx context.Context) (old *conn, ok bool) {
 		info.PeerCertificates, info.ServerName = st.PeerCertificates, st.ServerName
 	}
 
+	if !s.admit(c) {
+		// Before authenticating: under a flood of CONNECTs that check is
+		// the costly part.
+		return refuse(connackServerUnavailable, "this node serves its maximum of device connections (--max-device-connections)",
+			"client_id", clientID, "max", s.cfg.MaxConnections)
+	}
 	id, err := s.auth.Authenticate(ctx, info)
 	switch {
 	case errors.Is(err, ErrBadCredentials):
@@ -319,22 +327,28 @@ func (c *conn) readLoop() error {
 }
 
 func (c *conn) publish(pk *packets.Packet) error {
+	m := c.s.metrics
 	if pk.FixedHeader.Qos > 1 {
+		m.publishRefused("protocol", 1)
 		return fmt.Errorf("%w: QoS 2 PUBLISH", errProtocol)
 	}
 	if len(pk.Payload) > c.s.cfg.MaxMessageSize {
+		m.publishRefused("too_large", 1)
 		return fmt.Errorf("%w: payload of %d bytes", errPacketTooLarge, len(pk.Payload))
 	}
 	p, err := classifyPublish(c.id, pk.TopicName)
 	if err != nil {
+		m.publishRefused("protocol", 1)
 		return fmt.Errorf("%w: PUBLISH to %q: %w", errProtocol, pk.TopicName, err)
 	}
+	m.publishReceived(p.kind)
 	if pk.FixedHeader.Retain && p.kind == pubTelemetry {
 		p.properties[PropRetain] = "true"
 	}
 	c.mu.Lock()
 	if c.draining {
 		c.mu.Unlock()
+		m.publishRefused("draining", 1)
 		return nil // not acknowledged: the device sends it again after reconnecting
 	}
 	c.pending.Add(1)
@@ -405,6 +419,7 @@ const maxTelemetryBatch = 64
 // telemetry job already queued (up to a batch). It returns how many jobs it consumed.
 func (c *conn) handle(j job) int64 {
 	if c.refused.Load() {
+		c.s.metrics.publishRefused("skipped", 1)
 		return 1
 	}
 	st, ok := c.s.h.(TelemetryStarter)
@@ -454,16 +469,21 @@ func (c *conn) runTelemetry(st TelemetryStarter, batch []job) {
 		}
 		waits = append(waits, wait)
 	}
+	done := 0
 	for i, wait := range waits {
 		if err := wait(c.ctx); err != nil {
 			startErr = err
 			break
 		}
+		done++
 		if batch[i].qos == 1 {
 			c.send(c.ctx, encodePuback(batch[i].id))
+			c.s.metrics.publishAcked(pubTelemetry)
 		}
 	}
 	if startErr != nil {
+		c.s.metrics.handlerRefused(startErr)
+		c.s.metrics.publishRefused("skipped", len(batch)-done-1)
 		c.s.log.Warn("mqtt: telemetry not accepted; closing the connection", "device", c.id.DeviceID, "err", startErr)
 		c.refuse(fmt.Errorf("telemetry handler: %w", startErr))
 	}
@@ -479,6 +499,7 @@ func (c *conn) run(j job) {
 	case pubTelemetry:
 		msg := Message{Topic: j.topic, Properties: j.props, Payload: j.payload, QoS: j.qos}
 		if err := s.h.Telemetry(c.ctx, c.id, msg); err != nil {
+			s.metrics.handlerRefused(err)
 			s.log.Warn("mqtt: telemetry not accepted; closing the connection", "device", c.id.DeviceID, "err", err)
 			c.refuse(fmt.Errorf("telemetry handler: %w", err))
 			return
@@ -494,6 +515,7 @@ func (c *conn) run(j job) {
 	}
 	if j.qos == 1 {
 		c.send(c.ctx, encodePuback(j.id))
+		s.metrics.publishAcked(j.kind)
 	}
 	if reply != nil {
 		c.send(c.ctx, reply)
@@ -636,6 +658,7 @@ func (c *conn) teardown(readErr error) {
 	close(c.jobs)
 	<-c.workerDone
 	s.unregister(c)
+	s.metrics.conn(-1)
 	c.flushAndClose()
 	<-c.writerDone
 	c.cancel()

@@ -20,6 +20,8 @@ type Server struct {
 	h    Handler
 	log  *slog.Logger
 
+	metrics *Metrics // set by SetMetrics before serving
+
 	wg sync.WaitGroup // one count per connection being served
 	// writers lends connections a write buffer only while they write: an
 	// idle device then holds no 16 KiB buffer of its own.
@@ -29,6 +31,7 @@ type Server struct {
 	closing   bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}     // every connection being served, accepted or not
+	admitted  int                    // connections of conns past the MaxConnections check
 	live      map[DeviceKey]*conn    // the accepted connection of each device key
 	sessions  map[DeviceKey]*session // persistent (clean=false) sessions, connected or not
 }
@@ -135,10 +138,19 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	c.serve()
 }
 
+// SetMetrics makes the server record m; call it before serving.
+func (s *Server) SetMetrics(m *Metrics) { s.metrics = m }
+
 func (s *Server) track(ctx context.Context, nc net.Conn) (*conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
+		return nil, false
+	}
+	if len(s.conns)-s.admitted >= s.cfg.MaxPending {
+		// Too many handshakes at once: refusing them one by one with a
+		// CONNACK would cost each its TLS handshake first.
+		s.metrics.connRefused(connackNone)
 		return nil, false
 	}
 	c := newConn(ctx, s, nc)
@@ -150,8 +162,32 @@ func (s *Server) track(ctx context.Context, nc net.Conn) (*conn, bool) {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.admitted {
+		s.admitted--
+	}
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// admit counts c among the admitted connections unless MaxConnections
+// are already.
+func (s *Server) admit(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.MaxConnections > 0 && s.admitted >= s.cfg.MaxConnections {
+		return false
+	}
+	s.admitted++
+	c.admitted = true
+	return true
+}
+
+// Connections is how many connections are admitted (past CONNECT's
+// connection cap) and how many are still in their handshake or CONNECT.
+func (s *Server) Connections() (admitted, pending int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.admitted, len(s.conns) - s.admitted
 }
 
 func (s *Server) isClosing() bool {
@@ -234,6 +270,7 @@ func (s *Server) register(c *conn, clean bool) (old *conn, ok bool) {
 	old = s.live[key]
 	s.live[key] = c
 	c.setLive()
+	s.metrics.conn(1)
 	return old, true
 }
 
