@@ -43,6 +43,7 @@ func newBenchCommand() *cobra.Command {
 	tokens.Flags().IntVar(&concurrency, "concurrency", 2*runtime.NumCPU(), "concurrent workers")
 	tokens.Flags().StringVar(&resource, "resource", "https://storage.azure.com/", "resource the tokens are for")
 	bench.AddCommand(tokens, newBenchMQTTCommand())
+	bench.AddCommand(newBenchScaleCommand(), newBenchScaleClientsCommand())
 	return bench
 }
 
