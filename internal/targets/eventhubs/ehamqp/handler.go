@@ -102,13 +102,13 @@ func parseAddress(raw string) (address, error) {
 		a.management = true
 	case len(parts) == 3 && strings.EqualFold(parts[1], "Partitions"):
 		p, err := strconv.Atoi(parts[2])
-		if err != nil {
-			return a, bad
+		if err != nil || p < 0 {
+			return a, bad // -1 means any partition to the sender; "Partitions/-1" must not
 		}
 		a.partition = p
 	case len(parts) == 5 && strings.EqualFold(parts[1], "ConsumerGroups") && strings.EqualFold(parts[3], "Partitions"):
 		p, err := strconv.Atoi(parts[4])
-		if err != nil {
+		if err != nil || p < 0 {
 			return a, bad
 		}
 		a.consumerGroup, a.partition = parts[2], p
