@@ -64,6 +64,10 @@ type App struct {
 	amqp      amqpPlane
 	deploys   *deploy.Deployments
 	started   time.Time
+	// metrics is the node's Prometheus registry, served on /metrics.
+	metrics *prometheus.Registry
+	// nodeID names this node to the others (leases, heartbeats).
+	nodeID string
 }
 
 // New opens everything a node needs and binds its listener. On error, what
@@ -72,7 +76,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app: invalid configuration:\n%w", err)
 	}
-	a := &App{cfg: cfg, log: log, started: time.Now().UTC()}
+	a := &App{cfg: cfg, log: log, started: time.Now().UTC(), metrics: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			a.close(context.Background())
@@ -80,6 +84,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("app: data dir: %w", err)
+	}
+	if a.nodeID, err = loadNodeID(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	ln, fellBack, err := server.Bind(cfg.Listen, cfg.FallbackPort, log)
 	if err != nil {
@@ -170,11 +177,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Store: a.store, Registry: registry, Installation: a.installation, Log: log.With("component", "arm"),
 	})
 	a.deploys.Bind(a.arm)
-	nodeID, err := loadNodeID(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	a.runner = arm.NewOperationRunner(a.arm, nodeID, log.With("component", "arm-operations"))
+	a.runner = arm.NewOperationRunner(a.arm, a.nodeID, log.With("component", "arm-operations"))
 	if a.operator, err = a.ensureOperator(ctx); err != nil {
 		return nil, err
 	}
@@ -208,6 +211,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		a.blobServer = server.New(server.Config{
 			Listener: a.targets.blobLn, TLS: a.ca.ServerTLSConfig(), Handler: a.targets.blob.PathStyle(), HTTP1Only: true,
 			Readiness: readiness, Registry: prometheus.NewRegistry(), Log: log.With("component", "blob-http"),
+			MaxInFlight: cfg.HTTP.MaxInFlight, Busy: storageBusy,
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		})
 	}
@@ -221,16 +225,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		suffix: cfg.DNSSuffix, eventHubs: a.targets.eventHubs, serviceBus: a.targets.serviceBus,
 		amqpWebSocket: a.amqp.srv.WebSocketHandler(),
 	})
-	metrics := prometheus.NewRegistry()
-	a.amqp.srv.SetMetrics(amqp.NewMetrics(metrics))
+	a.amqp.srv.SetMetrics(amqp.NewMetrics(a.metrics))
 	a.server = server.New(server.Config{
 		Listener:          ln,
 		TLS:               a.ca.ServerTLSConfig(),
 		Handler:           routes,
 		Readiness:         readiness,
-		Registry:          metrics,
+		Registry:          a.metrics,
 		Log:               log.With("component", "http"),
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		MaxInFlight:       cfg.HTTP.MaxInFlight,
+		Busy:              a.serverBusy,
 		Unbounded:         a.isBlobHost,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,

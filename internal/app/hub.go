@@ -57,6 +57,10 @@ type hubPlane struct {
 	// installation; both nil with embedded NATS (one node).
 	relay   *devicemqtt.Relay
 	changes *hubChanges
+	// limits are the hub throttles; members, with other nodes, keeps
+	// their per-hub share in step with the live node count.
+	limits  *throttle.Limiter
+	members *throttle.Membership
 }
 
 func (a *App) buildHub() error {
@@ -68,7 +72,13 @@ func (a *App) buildHub() error {
 	a.hub.devices = deviceauth.New(a.hub.hubs, a.hub.registry, func(ctx context.Context, h hub.Hub) ([]*x509.Certificate, error) {
 		return hubresource.VerifiedCAs(ctx, a.store.Resources(), h.ResourceID)
 	}, now)
-	publisher := telemetryPublisher{streams: a.hub.telemetry, hubs: a.hub.hubs, limit: throttle.New(a.cfg.Hub.D2CMessagesPerSecond)}
+	a.hub.limits = throttle.New(throttle.Limits{
+		HubD2C: a.cfg.Hub.D2CMessagesPerSecond, DeviceD2C: a.cfg.Hub.DeviceD2CMessagesPerSecond,
+		Registry: a.cfg.Hub.RegistryOperationsPerSecond, TwinReads: a.cfg.Hub.TwinReadsPerSecond,
+		TwinUpdates: a.cfg.Hub.TwinUpdatesPerSecond, Methods: a.cfg.Hub.MethodsPerSecond,
+	}, throttle.NewMetrics(a.metrics))
+	throttle.RegisterNodes(a.metrics, a.hub.limits)
+	publisher := telemetryPublisher{streams: a.hub.telemetry, hubs: a.hub.hubs, limit: a.hub.limits}
 	a.hub.sessions = devicemqtt.New(a.hub.devices, a.hub.registry, publisher, a.hub.presence, a.log.With("component", "devices"), now)
 	if a.cfg.NATS.URL != "" {
 		// Other nodes may share this NATS: devices connected to any node
@@ -76,6 +86,9 @@ func (a *App) buildHub() error {
 		a.hub.relay = devicemqtt.NewRelay(a.bus.Conn(), a.bus.Subject(), a.log.With("component", "relay"))
 		a.hub.sessions.SetRelay(a.hub.relay)
 		a.hub.changes = newHubChanges(a.bus.Conn(), a.bus.Subject("node", "hubs", "changed"), a.log.With("component", "hub-changes"))
+		// Per-hub throttles hold across the nodes: each takes its share.
+		a.hub.members = throttle.NewMembership(a.bus.Conn(), a.bus.Subject("node", "heartbeat"), a.nodeID, a.hub.limits,
+			a.log.With("component", "membership"))
 	}
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
 	// Twin, lifecycle and connection events for routing.
@@ -99,17 +112,31 @@ func (a *App) buildHub() error {
 		Bearer: iotHubBearer{a.validator}, Authz: dataAuthorizer{a.rbac},
 		Files: files,
 		Log:   a.log.With("component", "hub-service"), Now: now,
-		Jobs: jobsAPI{a},
+		Jobs:     jobsAPI{a},
+		Throttle: a.hub.limits,
 	})
 	return nil
 }
 
 // listenMQTT binds the MQTT over TLS listener and builds the server.
 func (a *App) listenMQTT() error {
-	srv, err := mqtt.New(mqtt.Config{}, a.hub.sessions, a.hub.sessions, a.log.With("component", "mqtt"))
+	maxConns := a.cfg.Hub.MaxDeviceConnections
+	if maxConns == 0 {
+		maxConns = defaultMaxDeviceConnections(a.log)
+	}
+	srv, err := mqtt.New(mqtt.Config{MaxConnections: maxConns}, a.hub.sessions,
+		throttledTwins{Hub: a.hub.sessions, limits: a.hub.limits}, a.log.With("component", "mqtt"))
 	if err != nil {
 		return fmt.Errorf("app: mqtt: %w", err)
 	}
+	m := mqtt.NewMetrics(a.metrics)
+	m.Reason = func(err error) string {
+		if errors.Is(err, throttle.ErrThrottled) {
+			return "throttled"
+		}
+		return ""
+	}
+	srv.SetMetrics(m)
 	a.hub.sessions.SetServer(srv)
 	a.hub.mqtt = srv
 	tlsCfg := a.ca.ServerTLSConfig()
@@ -130,9 +157,10 @@ func (a *App) serveMQTT(ctx context.Context) error {
 	var peers sync.WaitGroup
 	defer peers.Wait()
 	if a.hub.relay != nil {
-		peers.Add(2)
+		peers.Add(3)
 		go func() { defer peers.Done(); _ = a.hub.relay.Run(ctx) }()
 		go func() { defer peers.Done(); a.hub.changes.run(ctx, a.reloadHub, a.reloadHubs) }()
+		go func() { defer peers.Done(); _ = a.hub.members.Run(ctx) }()
 	}
 	err := a.hub.mqtt.Serve(ctx, a.hub.mqttLn)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
@@ -234,8 +262,16 @@ type telemetryPublisher struct {
 	limit   *throttle.Limiter
 }
 
+// allow applies the device's and then the hub's device-to-cloud rate.
+func (p telemetryPublisher) allow(id deviceauth.Identity) error {
+	if err := p.limit.Allow(throttle.DeviceD2C, id.Hub.Name, id.DeviceID); err != nil {
+		return err
+	}
+	return p.limit.Allow(throttle.HubD2C, id.Hub.Name, "")
+}
+
 func (p telemetryPublisher) PublishTelemetry(ctx context.Context, id deviceauth.Identity, m telemetry.Message) error {
-	if err := p.limit.Allow(id.Hub.Name); err != nil {
+	if err := p.allow(id); err != nil {
 		return err
 	}
 	h := p.current(ctx, id.Hub)
@@ -244,7 +280,7 @@ func (p telemetryPublisher) PublishTelemetry(ctx context.Context, id deviceauth.
 }
 
 func (p telemetryPublisher) StartTelemetry(id deviceauth.Identity, m telemetry.Message) (func(context.Context) error, error) {
-	if err := p.limit.Allow(id.Hub.Name); err != nil {
+	if err := p.allow(id); err != nil {
 		return nil, err
 	}
 	h := p.current(context.Background(), id.Hub)

@@ -99,8 +99,26 @@ type Identity struct {
 // when set, a hub over its rate answers as IoT Hub does (429
 // ThrottlingException over HTTPS, a closed connection without PUBACK over MQTT).
 type Hub struct {
-	// D2CMessagesPerSecond caps each hub's device-to-cloud messages.
+	// D2CMessagesPerSecond caps each hub's device-to-cloud messages. Like
+	// every per-hub rate below it holds across the nodes of an
+	// installation: each live node enforces its share.
 	D2CMessagesPerSecond float64 `json:"d2cMessagesPerSecond"`
+	// DeviceD2CMessagesPerSecond caps each device's device-to-cloud
+	// messages, on the node serving the device.
+	DeviceD2CMessagesPerSecond float64 `json:"deviceD2cMessagesPerSecond"`
+	// RegistryOperationsPerSecond caps each hub's device identity
+	// operations (create, get, update, delete, list; IoT Hub: 100/min/unit).
+	RegistryOperationsPerSecond float64 `json:"registryOperationsPerSecond"`
+	// TwinReadsPerSecond and TwinUpdatesPerSecond cap each hub's twin
+	// reads and updates, from the service API and from devices.
+	TwinReadsPerSecond   float64 `json:"twinReadsPerSecond"`
+	TwinUpdatesPerSecond float64 `json:"twinUpdatesPerSecond"`
+	// MethodsPerSecond caps each hub's direct method invocations.
+	MethodsPerSecond float64 `json:"methodsPerSecond"`
+	// MaxDeviceConnections caps the device connections one node serves
+	// (MQTT); past it a CONNECT is refused with "server unavailable".
+	// 0 sizes it from the process's open-file limit.
+	MaxDeviceConnections int `json:"maxDeviceConnections"`
 	// RoutingMinBatchFrequency is the lowest batch frequency a storage
 	// routing endpoint may use: Azure's 60 s by default; lower it so tests
 	// and demos see blobs in seconds.
@@ -151,7 +169,11 @@ type Egress struct {
 
 // HTTP limits.
 type HTTP struct {
-	MaxBodyBytes      int64         `json:"maxBodyBytes"`
+	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// MaxInFlight caps the requests one node handles at once; past it a
+	// request is answered 503 (server busy) in its API's error shape.
+	// WebSocket connections (MQTT, AMQP) are not requests in flight.
+	MaxInFlight       int           `json:"maxInFlight"`
 	ReadHeaderTimeout time.Duration `json:"readHeaderTimeout"`
 	IdleTimeout       time.Duration `json:"idleTimeout"`
 }
@@ -166,7 +188,7 @@ func Default() Config {
 		Log:          Log{Format: "text", Level: "info"},
 		Store:        Store{Driver: "sqlite"},
 		NATS:         NATS{StreamPrefix: "outpost", Replicas: 1},
-		HTTP:         HTTP{MaxBodyBytes: 4 << 20, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		HTTP:         HTTP{MaxBodyBytes: 4 << 20, MaxInFlight: 1024, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
 		Identity: Identity{
 			TokenLifetime: 75 * time.Minute, KeyRotation: 7 * 24 * time.Hour, TokenReuse: 5 * time.Minute,
 			ClockSkew: 5 * time.Minute, ManagedIdentityListen: "127.0.0.1:0",
@@ -297,8 +319,23 @@ func (c Config) Validate() error {
 	if c.Hub.RoutingRetryMax < c.Hub.RoutingRetryBase || c.Hub.RoutingRetryMax > 10*time.Minute {
 		add("routing-retry-max: %s must be between routing-retry-base (%s) and 10m", c.Hub.RoutingRetryMax, c.Hub.RoutingRetryBase)
 	}
-	if c.Hub.D2CMessagesPerSecond < 0 {
-		add("hub-d2c-rate: must not be negative (0 turns the throttle off)")
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{
+		{"hub-d2c-rate", c.Hub.D2CMessagesPerSecond}, {"device-d2c-rate", c.Hub.DeviceD2CMessagesPerSecond},
+		{"hub-registry-rate", c.Hub.RegistryOperationsPerSecond}, {"hub-twin-read-rate", c.Hub.TwinReadsPerSecond},
+		{"hub-twin-update-rate", c.Hub.TwinUpdatesPerSecond}, {"hub-method-rate", c.Hub.MethodsPerSecond},
+	} {
+		if r.v < 0 {
+			add("%s: must not be negative (0 turns the throttle off)", r.flag)
+		}
+	}
+	if c.Hub.MaxDeviceConnections < 0 {
+		add("max-device-connections: must not be negative (0 sizes it from the open-file limit)")
+	}
+	if c.HTTP.MaxInFlight < 1 {
+		add("max-inflight-requests: %d must be at least 1", c.HTTP.MaxInFlight)
 	}
 	if c.Blob.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.BlobAddress()); err != nil {

@@ -49,19 +49,39 @@ type Config struct {
 	Unbounded         func(r *http.Request) bool
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// MaxInFlight caps the requests handled at once (0: no cap); past it
+	// Busy answers (503 in the API's own error shape) instead of the
+	// handler, so an overload is refused rather than queued in memory.
+	// Health, readiness and metrics are never refused, nor WebSocket
+	// upgrades: those are device connections, capped where they are served.
+	MaxInFlight int
+	Busy        http.HandlerFunc
 }
 
 // Server is the HTTPS front door.
 type Server struct {
-	cfg     Config
-	http    *http.Server
-	metrics *httpMetrics
+	cfg      Config
+	http     *http.Server
+	metrics  *httpMetrics
+	inFlight chan struct{} // one token per request being handled; nil: no cap
 }
 
 // New builds a Server; Run starts serving.
 func New(cfg Config) *Server {
 	m := newHTTPMetrics(cfg.Registry)
 	s := &Server{cfg: cfg, metrics: m}
+	if cfg.MaxInFlight > 0 {
+		s.inFlight = make(chan struct{}, cfg.MaxInFlight)
+		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "outpost_http_requests_in_flight", Help: "HTTP requests being handled now (capped by --max-inflight-requests).",
+		}, func() float64 { return float64(len(s.inFlight)) }))
+		if s.cfg.Busy == nil {
+			s.cfg.Busy = func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "server busy", http.StatusServiceUnavailable)
+			}
+		}
+	}
 	// Not an http.ServeMux: it redirects paths with "//", which ARM clients
 	// send on purpose (az's "Microsoft.Devices//IotHubs").
 	metricsHandler := promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})
@@ -77,6 +97,16 @@ func New(cfg Config) *Server {
 				return
 			case "/metrics":
 				metricsHandler.ServeHTTP(w, r)
+				return
+			}
+		}
+		if s.inFlight != nil && !isUpgrade(r) {
+			select {
+			case s.inFlight <- struct{}{}:
+				defer func() { <-s.inFlight }()
+			default:
+				s.metrics.busy.Inc()
+				s.cfg.Busy(w, r)
 				return
 			}
 		}
@@ -218,9 +248,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // hijack for WebSockets).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// isUpgrade reports a WebSocket (or other protocol) upgrade request.
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" || (r.ProtoMajor == 2 && r.Method == http.MethodConnect)
+}
+
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	busy     prometheus.Counter
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
@@ -233,7 +269,10 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"surface"}),
 	}
-	reg.MustRegister(m.requests, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.busy = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "outpost_http_requests_refused_busy_total", Help: "HTTP requests answered 503 server busy because the node handled its maximum at once (--max-inflight-requests).",
+	})
+	reg.MustRegister(m.busy, m.requests, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -48,8 +48,7 @@ func (h *Handler) startTelemetry(ctx context.Context, id deviceauth.Identity, d 
 		}
 		wait, err := h.cfg.Telemetry.StartTelemetry(id, tm)
 		if errors.Is(err, throttle.ErrThrottled) {
-			d.Reject(wire.Errorf("com.microsoft:device-container-throttled",
-				"The IoT hub is over its device-to-cloud message rate; retry later, or raise the hub's limit (--hub-d2c-rate)."))
+			d.Reject(wire.Errorf("com.microsoft:device-container-throttled", "%s", err.Error()))
 			return
 		}
 		if err != nil {

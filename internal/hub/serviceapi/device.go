@@ -10,7 +10,6 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
-	"github.com/outpost-iot/outpost/internal/hub/throttle"
 )
 
 // MaxMessageBytes is IoT Hub's device-to-cloud message size limit.
@@ -67,12 +66,7 @@ func (h *Handler) deviceTelemetry(w http.ResponseWriter, r *http.Request, device
 		}
 	}
 	if err := h.publisher.PublishTelemetry(r.Context(), id, m); err != nil {
-		if errors.Is(err, throttle.ErrThrottled) {
-			w.Header().Set("Retry-After", "1")
-			return &registry.Error{Status: http.StatusTooManyRequests, Code: "ThrottlingException",
-				Message: "The IoT hub is over its device-to-cloud message rate; retry later, or raise the hub's limit (--hub-d2c-rate)."}
-		}
-		return err
+		return throttledError(w, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

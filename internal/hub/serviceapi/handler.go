@@ -15,6 +15,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
+	"github.com/outpost-iot/outpost/internal/hub/throttle"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -33,6 +34,7 @@ type Handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	jobRunner Jobs
+	throttle  Throttle
 }
 
 // Config holds a Handler's dependencies.
@@ -49,6 +51,15 @@ type Config struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Jobs      Jobs // import/export jobs; nil answers 501
+	// Throttle applies the hub's registry, twin and method rates; nil
+	// throttles nothing.
+	Throttle Throttle
+}
+
+// Throttle is a hub's quota check: an error matching throttle.ErrThrottled
+// is answered 429 ThrottlingException.
+type Throttle interface {
+	Allow(kind throttle.Kind, hub, device string) error
 }
 
 // New builds the handler.
@@ -56,7 +67,7 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{jobRunner: c.Jobs, c2d: c.C2D, files: c.Files, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
+	return &Handler{throttle: c.Throttle, jobRunner: c.Jobs, c2d: c.C2D, files: c.Files, methods: c.Methods, devices: c.Devices, publisher: c.Publisher, hubs: c.Hubs, registry: c.Registry, bearer: c.Bearer, authz: c.Authz, log: c.Log, now: c.Now}
 }
 
 // Segments are the first path segments this surface serves.
@@ -84,6 +95,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, e)
 	}
+}
+
+// allow applies the hub's rate of kind: over it, 429 ThrottlingException
+// with Retry-After, which the SDKs retry with backoff.
+func (h *Handler) allow(w http.ResponseWriter, kind throttle.Kind, hub, device string) error {
+	if h.throttle == nil {
+		return nil
+	}
+	return throttledError(w, h.throttle.Allow(kind, hub, device))
+}
+
+// throttledError turns a throttle refusal into IoT Hub's 429; other
+// errors pass through.
+func throttledError(w http.ResponseWriter, err error) error {
+	if !errors.Is(err, throttle.ErrThrottled) {
+		return err
+	}
+	w.Header().Set("Retry-After", "1")
+	return &registry.Error{Status: http.StatusTooManyRequests, Code: "ThrottlingException", Message: err.Error()}
 }
 
 // writeError renders IoT Hub's data-plane error body.
@@ -128,6 +158,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		if err := h.authorize(r, target, registryRead); err != nil {
 			return err
 		}
+		if err := h.allow(w, throttle.Registry, name, ""); err != nil {
+			return err
+		}
 		top, _ := strconv.Atoi(r.URL.Query().Get("top"))
 		list, err := h.registry.ListDevices(ctx, name, top)
 		if err != nil {
@@ -149,6 +182,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return h.identity(w, r, target, seg[1], "")
 	case len(seg) == 3 && seg[0] == "devices" && seg[2] == "modules" && r.Method == http.MethodGet:
 		if err := h.authorize(r, target, registryRead); err != nil {
+			return err
+		}
+		if err := h.allow(w, throttle.Registry, name, seg[1]); err != nil {
 			return err
 		}
 		list, err := h.registry.ListModules(ctx, name, seg[1])
@@ -209,6 +245,9 @@ func (h *Handler) identity(w http.ResponseWriter, r *http.Request, target hub.Hu
 		if err := h.authorize(r, target, registryRead); err != nil {
 			return err
 		}
+		if err := h.allow(w, throttle.Registry, target.Name, deviceID); err != nil {
+			return err
+		}
 		id, err := h.registry.GetIdentity(ctx, target.Name, deviceID, moduleID)
 		if err != nil {
 			return err
@@ -216,6 +255,9 @@ func (h *Handler) identity(w http.ResponseWriter, r *http.Request, target hub.Hu
 		return writeJSON(w, http.StatusOK, id, id.ETag)
 	case http.MethodPut:
 		if err := h.authorize(r, target, registryWrite); err != nil {
+			return err
+		}
+		if err := h.allow(w, throttle.Registry, target.Name, deviceID); err != nil {
 			return err
 		}
 		var in registry.Identity
@@ -235,6 +277,9 @@ func (h *Handler) identity(w http.ResponseWriter, r *http.Request, target hub.Hu
 		if err := h.authorize(r, target, registryDel); err != nil {
 			return err
 		}
+		if err := h.allow(w, throttle.Registry, target.Name, deviceID); err != nil {
+			return err
+		}
 		if err := h.registry.DeleteIdentity(ctx, target.Name, deviceID, moduleID, r.Header.Get("If-Match")); err != nil {
 			return err
 		}
@@ -251,6 +296,9 @@ func (h *Handler) twin(w http.ResponseWriter, r *http.Request, target hub.Hub, d
 		if err := h.authorize(r, target, twinRead); err != nil {
 			return err
 		}
+		if err := h.allow(w, throttle.TwinRead, target.Name, deviceID); err != nil {
+			return err
+		}
 		t, err := h.registry.GetTwin(ctx, target.Name, deviceID, moduleID)
 		if err != nil {
 			return err
@@ -258,6 +306,9 @@ func (h *Handler) twin(w http.ResponseWriter, r *http.Request, target hub.Hub, d
 		return writeJSON(w, http.StatusOK, t, t.ETag)
 	case http.MethodPatch, http.MethodPut:
 		if err := h.authorize(r, target, twinWrite); err != nil {
+			return err
+		}
+		if err := h.allow(w, throttle.TwinUpdate, target.Name, deviceID); err != nil {
 			return err
 		}
 		var patch registry.TwinPatch

@@ -10,6 +10,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub"
 	"github.com/outpost-iot/outpost/internal/hub/devicemqtt"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
+	"github.com/outpost-iot/outpost/internal/hub/throttle"
 )
 
 // MethodInvoker runs direct methods on connected devices.
@@ -25,6 +26,9 @@ func (h *Handler) method(w http.ResponseWriter, r *http.Request, target hub.Hub,
 		return &registry.Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "Invoke a method with POST."}
 	}
 	if err := h.authorize(r, target, invokeMethod); err != nil {
+		return err
+	}
+	if err := h.allow(w, throttle.Method, target.Name, deviceID); err != nil {
 		return err
 	}
 	var in struct {
