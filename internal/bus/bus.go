@@ -21,6 +21,16 @@ const (
 	// readyTimeout keeps a /readyz probe short even when its caller's
 	// context is not.
 	readyTimeout = 2 * time.Second
+	// publishAckTimeout ends a PublishAsync wait whose acknowledgement never
+	// comes: a publish forwarded to a stream leader that died, or lost in a
+	// cluster's failover without our own connection dropping, would
+	// otherwise hold its waiter (an MQTT connection's worker, a router)
+	// forever, and its entry in the client's pending table with it. Under a
+	// device connection's takeover wait (mqtt.Config.ConnectTimeout, 10 s),
+	// so a stuck connection ends before its device's next one gives up
+	// waiting for it; well over a healthy cluster's acknowledgement time,
+	// including a leader election.
+	publishAckTimeout = 5 * time.Second
 )
 
 // Bus is a connection to JetStream, either to an embedded server it owns or
@@ -75,7 +85,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		return nil, fmt.Errorf("bus: connect: %w", err)
 	}
 	b.nc = nc
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		nc.Close()
 		b.shutdownServer()
@@ -217,8 +227,8 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, header n
 }
 
 // PublishAsync starts storing data on the logical subject and returns a
-// wait that blocks until JetStream acknowledged it (the stream sequence) or
-// refused it. Several publishes in flight share one round trip to the
+// wait that blocks until JetStream acknowledged it (the stream sequence),
+// refused it, or publishAckTimeout passed without an answer. Several publishes in flight share one round trip to the
 // server; callers that must acknowledge in order wait in order.
 func (b *Bus) PublishAsync(subject string, data []byte, header nats.Header) (func(ctx context.Context) (uint64, error), error) {
 	msg := &nats.Msg{Subject: b.Subject(subject), Data: data, Header: header}

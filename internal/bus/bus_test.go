@@ -179,6 +179,33 @@ func TestPublishWithoutStream(t *testing.T) {
 	})
 }
 
+// TestPublishAsyncAckNeverComes: a publish whose acknowledgement never
+// arrives (here a plain subscriber takes it and says nothing, as a stream
+// leader that dies mid-publish would) ends its wait with an error instead
+// of holding the waiter forever.
+func TestPublishAsyncAckNeverComes(t *testing.T) {
+	forEachMode(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		sub, err := b.Conn().Subscribe(b.Subject("silent.x"), func(*nats.Msg) {})
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		defer sub.Unsubscribe()
+		wait, err := b.PublishAsync("silent.x", []byte("x"), nil)
+		if err != nil {
+			t.Fatalf("PublishAsync: %v", err)
+		}
+		start := time.Now()
+		_, err = wait(context.Background())
+		if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			t.Fatalf("wait: %v, want ErrAsyncPublishTimeout", err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("the wait ended after %s", took)
+		}
+	})
+}
+
 func TestEnsureStream(t *testing.T) {
 	forEachMode(t, func(t *testing.T, cfg bus.Config) {
 		ctx := testContext(t)

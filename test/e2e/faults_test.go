@@ -99,14 +99,11 @@ func TestFaultNATSNodeLoss(t *testing.T) {
 	if c.Lost > 0 {
 		t.Errorf("%d acknowledged messages are missing from the hub's stream after a NATS server was shut down", c.Lost)
 	}
-	// Publishes in flight when the connection closed are resent by paho
-	// after the reconnect; under -race on two cores some of those resends
-	// were stored but never acknowledged within 10 s (72 of 1000 once in
-	// CI: a devicemqtt stall after the reconnect, an open defect in the
-	// session notes). They are not lost, so they are counted, not failed
-	// on; that publishing went on after the shutdown (early in the run)
-	// is what this checks.
-	if c.Acked < n/2 {
+	// The publishes in flight at the shutdown wait for acknowledgements
+	// that never come until the bus's publish timeout ends them (5 s); the
+	// connection is then closed and paho resends them on the next one.
+	// Each waits 10 s for its PUBACK, so nearly all are acknowledged.
+	if c.Acked < n*95/100 {
 		t.Errorf("publishing did not go on after the NATS server was shut down: %d of %d acknowledged", c.Acked, n)
 	} else if c.Acked < n {
 		t.Logf("%d publishes were never acknowledged (stored: %d of them)", n-c.Acked, unackedStored(acked, found, "nats", n))
