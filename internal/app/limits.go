@@ -122,3 +122,7 @@ func storageBusy(w http.ResponseWriter, r *http.Request) {
 			"\nRequestId:"+h.Get("x-ms-request-id")+"\nTime:"+time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z")+"</Message></Error>")
 	}
 }
+
+// ClusterNodes is how many live nodes this node shares the per-hub
+// throttles with (itself included).
+func (a *App) ClusterNodes() int { return a.hub.limits.Nodes() }
