@@ -204,8 +204,8 @@ func TestDeviceConnectionCap(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("flood-%d", i)
-			opts := paho.NewClientOptions().AddBroker("ssl://"+net.JoinHostPort(s.IP, "8883")).
-				SetClientID(id).SetUsername(h.HostName+"/"+id+"/?api-version=2021-04-12").SetPassword("SharedAccessSignature sr=x&sig=y&se=1").
+			opts := paho.NewClientOptions().AddBroker("ssl://" + net.JoinHostPort(s.IP, "8883")).
+				SetClientID(id).SetUsername(h.HostName + "/" + id + "/?api-version=2021-04-12").SetPassword("SharedAccessSignature sr=x&sig=y&se=1").
 				SetTLSConfig(&tls.Config{RootCAs: s.CertPool(), ServerName: h.HostName}).SetProtocolVersion(4).
 				SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(10 * time.Second)
 			c := paho.NewClient(opts)
