@@ -26,6 +26,7 @@ func (a *App) buildRouting() error {
 		return fmt.Errorf("app: routing: %w", err)
 	}
 	a.hub.routing = rt
+	a.metrics.MustRegister(routingCollector{rt})
 	return nil
 }
 

@@ -219,6 +219,18 @@ func (e *Engine) Health(hub string) []EndpointHealth {
 	return append(out, EndpointHealth{EndpointID: BuiltInEndpoint, Name: BuiltInEndpoint, Status: StatusHealthy})
 }
 
+// Hubs lists the hubs the engine routes on this node (lower-case names).
+func (e *Engine) Hubs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.hubs))
+	for name := range e.hubs {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Metrics returns a hub's routing history on this node (false for a hub
 // the engine does not know).
 func (e *Engine) Metrics(hub string) (Metrics, bool) {

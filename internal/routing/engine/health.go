@@ -38,6 +38,9 @@ type EndpointHealth struct {
 	Attempts int
 	// Delivered counts the messages this process delivered.
 	Delivered int64
+	// Failed counts the send attempts that failed in this process (a
+	// failed batch is one attempt).
+	Failed int64
 }
 
 // MarshalJSON renders the ARM EndpointHealthData shape.
@@ -109,6 +112,7 @@ func (t *healthTracker) failed(now time.Time, err error, cfg *Config) string {
 		t.failingSince = now
 	}
 	t.h.Attempts++
+	t.h.Failed++
 	t.h.LastSendAttemptTime, t.h.LastKnownErrorTime = now, now
 	t.h.LastKnownError = err.Error()
 	failing := now.Sub(t.failingSince)
