@@ -35,7 +35,10 @@ type Inbound struct {
 // Outbound serves a link on which the client receives.
 type Outbound struct {
 	// Run sends with s until ctx ends (the link detached) and returns;
-	// an error detaches the link with it.
+	// an error detaches the link with it. Once the Outbound is returned
+	// from the handler for a receiving client, Run is always called — after
+	// the attach reply is queued — so a handler may register the link before the client learns
+	// it is attached, and unregister when Run returns.
 	Run func(ctx context.Context, s *Sender) error
 	// Source replaces the client's source in the attach reply (to echo a
 	// filter as applied); nil echoes the client's.
@@ -314,18 +317,18 @@ func (c *Conn) completeAttach(l *link, res Link) error {
 		start = func() { runReplies(l.ctx, snd, l.replies) }
 	}
 	c.mu.Unlock()
-	if err := c.send(l.s.channel, reply, nil); err != nil {
-		return err
+	err := c.send(l.s.channel, reply, nil)
+	if err == nil && flow != nil {
+		err = c.send(l.s.channel, flow, nil)
 	}
-	if flow != nil {
-		if err := c.send(l.s.channel, flow, nil); err != nil {
-			return err
-		}
-	}
+	// An Outbound's Run starts even when the reply could not be queued (the
+	// connection is ending and its teardown ends the link), so that what
+	// its handler set up for the link before the reply is always undone by
+	// Run's return.
 	if start != nil {
 		go start()
 	}
-	return nil
+	return err
 }
 
 func (c *Conn) onDetach(s *session, d *wire.Detach) error {

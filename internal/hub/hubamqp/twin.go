@@ -96,10 +96,13 @@ func (cs *channels) all(m map[identityKey][]*channel, k identityKey) []*channel 
 // registers the channel for the link's life and sends what is queued.
 func (h *Handler) channelLink(c *amqp.Conn, m map[identityKey][]*channel, id deviceauth.Identity, claim string) *amqp.Outbound {
 	settled := wire.SenderSettleSettled
+	// Registered before the attach is answered: a device that has seen its
+	// method link attached is online for methods at once (the engine always
+	// runs Run, which unregisters it).
+	ch := &channel{conn: c, out: make(chan *wire.Message, 64)}
+	k := keyOf(id)
+	h.channels.add(m, k, ch)
 	return &amqp.Outbound{Claim: claim, SndSettleMode: &settled, Run: func(ctx context.Context, s *amqp.Sender) error {
-		ch := &channel{conn: c, out: make(chan *wire.Message, 64)}
-		k := keyOf(id)
-		h.channels.add(m, k, ch)
 		defer h.channels.remove(m, k, ch)
 		for {
 			changed := s.Changed()
