@@ -122,6 +122,7 @@ type scaleResults struct {
 	creates  registryResult
 	mix      registryResult
 	routing  routingResult
+	sessions int64 // PostgreSQL sessions the nodes opened during the registry measurements
 	devices  int
 	conns    int
 	reportAt time.Time

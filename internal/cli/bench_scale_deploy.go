@@ -98,6 +98,23 @@ func (d *scaleDeployment) adminExec(ctx context.Context, sql string) error {
 	return nil
 }
 
+// sessions is how many sessions PostgreSQL has opened to the run's
+// database so far (pg_stat_database.sessions, PostgreSQL 14 and later; -1
+// when unknown): a pool that keeps too few idle connections opens one per
+// request under concurrency.
+func (d *scaleDeployment) sessions(ctx context.Context) int64 {
+	conn, err := pgx.Connect(ctx, d.o.postgresURL)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT sessions FROM pg_stat_database WHERE datname = $1", d.dbName).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
 // startNode starts node i (again) and waits until it is ready. Nodes after
 // the first get a copy of the first node's CA before their first start, as
 // docs/operations.md says.

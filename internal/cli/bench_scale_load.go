@@ -168,6 +168,7 @@ func measureHub(ctx context.Context, log *slog.Logger, d *scaleDeployment, env *
 	nodes := len(d.nodes)
 	const api = "?api-version=" + mqttDeviceAPIVersion
 	var res scaleResults
+	sessions0 := d.sessions(ctx)
 	res.creates = runRegistry(ctx, o.registryWorkers, nodes, o.creates, 0, func(ctx context.Context, node, k int) error {
 		id := fmt.Sprintf("%s%07d", ids.prefix, k)
 		return sc.call(ctx, node, http.MethodPut, "/devices/"+id+api, nil, `{"deviceId":"`+id+`"}`)
@@ -188,8 +189,9 @@ func measureHub(ctx context.Context, log *slog.Logger, d *scaleDeployment, env *
 		}
 		return sc.call(ctx, node, http.MethodPatch, "/twins/"+id+api, nil, fmt.Sprintf(`{"tags":{"bench":%d}}`, k))
 	})
+	res.sessions = d.sessions(ctx) - sessions0
 	log.Info("registry get/update mix", "hub", hub.name, "ops", res.mix.ops, "failed", res.mix.failed,
-		"perSecond", fmt.Sprintf("%.0f", res.mix.rate()), "firstErr", res.mix.firstErr)
+		"perSecond", fmt.Sprintf("%.0f", res.mix.rate()), "firstErr", res.mix.firstErr, "postgresSessionsOpened", res.sessions)
 
 	// Routing: publishers spread over the nodes.
 	pubIDs := make([]string, o.publishers)

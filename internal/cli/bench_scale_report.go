@@ -74,6 +74,8 @@ func printScaleReport(w io.Writer, o scaleOptions, d *scaleDeployment, imp impor
 			x.r.routing.published, x.r.routing.acked, x.r.routing.delivered, x.r.routing.elapsed.Round(time.Millisecond),
 			x.r.routing.stored, x.r.routing.storedElapsed.Round(time.Millisecond), x.r.routing.complete)
 	}
+	fmt.Fprintf(w, "PostgreSQL sessions opened by the nodes during the registry measurements: empty %d for %d requests, loaded %d for %d requests\n",
+		empty.sessions, empty.creates.ops+empty.mix.ops, loaded.sessions, loaded.creates.ops+loaded.mix.ops)
 	fmt.Fprintf(w, "goals (single node, within 20%%): creates ≥ 4,000/s (5,000 − 20%%): empty %s, loaded %s; routing ≥ 16,000 msgs/s (20,000 − 20%%): empty %s, loaded %s\n",
 		met(empty.creates.rate() >= 4000), met(loaded.creates.rate() >= 4000), met(empty.routing.rate() >= 16000), met(loaded.routing.rate() >= 16000))
 }
