@@ -170,3 +170,54 @@ func TestMembership(t *testing.T) {
 	took = waitNodes(a, 1, PeerTTL+2*HeartbeatInterval)
 	t.Logf("a node that dies is uncounted within %s (bound %s)", took, PeerTTL+HeartbeatInterval)
 }
+
+// TestMembershipCutOffKeepsCount: a node whose NATS connection is gone
+// hears no one, itself included; it keeps its last count rather than
+// taking the whole rate for itself.
+func TestMembershipCutOffKeepsCount(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{DontListen: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var stops []func()
+	start := func(node string) (*Limiter, *nats.Conn) {
+		nc, err := nats.Connect("", nats.InProcessServer(srv), nats.NoReconnect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := New(Limits{HubD2C: 10}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = NewMembership(nc, "t.node.heartbeat", node, l, log).Run(ctx) }()
+		stops = append(stops, func() { cancel(); <-done; nc.Close() })
+		return l, nc
+	}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	a, ncA := start("a")
+	b, _ := start("b")
+	deadline := time.Now().Add(time.Second)
+	for (a.Nodes() != 2 || b.Nodes() != 2) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.Nodes() != 2 {
+		t.Fatalf("a counts %d nodes, want 2", a.Nodes())
+	}
+	ncA.Close()
+	time.Sleep(PeerTTL + 2*HeartbeatInterval)
+	if a.Nodes() != 2 {
+		t.Errorf("a node cut off from NATS counts %d nodes, want its last count, 2", a.Nodes())
+	}
+	if b.Nodes() != 1 {
+		t.Errorf("b still counts %d nodes after a was cut off, want 1", b.Nodes())
+	}
+}
