@@ -42,7 +42,7 @@ func newBenchCommand() *cobra.Command {
 	tokens.Flags().DurationVar(&duration, "duration", 10*time.Second, "how long to run")
 	tokens.Flags().IntVar(&concurrency, "concurrency", 2*runtime.NumCPU(), "concurrent workers")
 	tokens.Flags().StringVar(&resource, "resource", "https://storage.azure.com/", "resource the tokens are for")
-	bench.AddCommand(tokens, newBenchMQTTCommand())
+	bench.AddCommand(tokens, newBenchMQTTCommand(), newBenchSoakCommand())
 	bench.AddCommand(newBenchScaleCommand(), newBenchScaleClientsCommand())
 	return bench
 }
