@@ -61,6 +61,8 @@ type hubPlane struct {
 	// their per-hub share in step with the live node count.
 	limits  *throttle.Limiter
 	members *throttle.Membership
+	// maxConns is the node's device connection cap (0: none).
+	maxConns int
 }
 
 func (a *App) buildHub() error {
@@ -124,6 +126,7 @@ func (a *App) listenMQTT() error {
 	if maxConns == 0 {
 		maxConns = defaultMaxDeviceConnections(a.log)
 	}
+	a.hub.maxConns = maxConns
 	srv, err := mqtt.New(mqtt.Config{MaxConnections: maxConns}, a.hub.sessions,
 		throttledTwins{Hub: a.hub.sessions, limits: a.hub.limits}, a.log.With("component", "mqtt"))
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-iot/outpost/internal/arm"
@@ -63,6 +65,29 @@ func defaultMaxDeviceConnections(log *slog.Logger) int {
 }
 
 const busyMessage = "The server is busy: this node handles its maximum of requests at once (--max-inflight-requests). Retry shortly."
+
+// amqpAdmission applies the device connection cap to AMQP connections to
+// a hub: one is admitted while the node's MQTT device connections and its
+// hub AMQP connections together are under the cap. (The MQTT server
+// counts only its own, so MQTT alone may still fill the cap.)
+type amqpAdmission struct {
+	mqtt *mqtt.Server
+	max  int
+	open atomic.Int64
+}
+
+func (b *amqpAdmission) admit() (release func(), ok bool) {
+	if b.max <= 0 {
+		return func() {}, true
+	}
+	mqttConns, _ := b.mqtt.Connections()
+	if int64(mqttConns)+b.open.Add(1) > int64(b.max) {
+		b.open.Add(-1)
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { b.open.Add(-1) }) }, true
+}
 
 // serverBusy answers a request the node has no room for (more than
 // --max-inflight-requests at once) with 503 and Retry-After, in the error

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	goamqp "github.com/Azure/go-amqp"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/outpost-iot/outpost/internal/config"
@@ -225,6 +227,23 @@ func TestDeviceConnectionCap(t *testing.T) {
 	if m[`outpost_mqtt_publishes_acknowledged_total{kind="telemetry"}`] < limit {
 		t.Errorf("metrics: acknowledged telemetry %v", m[`outpost_mqtt_publishes_acknowledged_total{kind="telemetry"}`])
 	}
+	t.Run("amqp at the cap", func(t *testing.T) {
+		key := createDevice(t, s, h, "cap-amqp")
+		token, _ := sas.Sign(h.HostName+"/devices/cap-amqp", key, "", time.Now().Add(time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := goamqp.Dial(ctx, "amqps://"+net.JoinHostPort(s.IP, "5671"), &goamqp.ConnOptions{
+			HostName: h.HostName, TLSConfig: &tls.Config{RootCAs: s.CertPool(), ServerName: h.HostName},
+			SASLType: goamqp.SASLTypePlain("cap-amqp@sas."+h.Name, token)})
+		if err == nil {
+			defer conn.Close()
+			_, err = conn.NewSession(ctx, nil)
+		}
+		t.Logf("AMQP device connection at the cap: %v", err)
+		if err == nil || !strings.Contains(err.Error(), "server-busy") {
+			t.Errorf("AMQP device connection at the cap: %v, want com.microsoft:server-busy", err)
+		}
+	})
 	devs[0].Disconnect(100)
 	eventually(t, 5*time.Second, func() bool { return scrapeMetrics(t, s)["outpost_mqtt_connections"] == limit-1 }, "a freed slot")
 	connectMQTT(t, s, h, "cap-new", createDevice(t, s, h, "cap-new"))

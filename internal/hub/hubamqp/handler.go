@@ -60,8 +60,13 @@ type Config struct {
 	// C2DSent is called after a cloud-to-device message was queued (to
 	// wake the MQTT pusher); may be nil.
 	C2DSent func(hub, deviceID, moduleID string)
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Admit, when not nil, is asked at each connection's open whether the
+	// node has room for another device connection; release is called when
+	// the connection ends. Refused, the connection is closed with
+	// com.microsoft:server-busy, which the SDKs retry.
+	Admit func() (release func(), ok bool)
+	Log   *slog.Logger
+	Now   func() time.Time
 }
 
 // Handler is the amqp.Handler of IoT hub connections.
@@ -121,6 +126,14 @@ func state(c *amqp.Conn) *connState {
 
 // Open implements amqp.Handler: the connection's host names its hub.
 func (h *Handler) Open(ctx context.Context, c *amqp.Conn) error {
+	if h.cfg.Admit != nil {
+		release, ok := h.cfg.Admit()
+		if !ok {
+			return wire.Errorf("com.microsoft:server-busy",
+				"This node serves its maximum of device connections (--max-device-connections); connect again later, or to another node.")
+		}
+		context.AfterFunc(c.Context(), release)
+	}
 	hb, err := h.cfg.Hubs.Resolve(ctx, c.Host())
 	var nohub hub.ErrNoHub
 	if errors.As(err, &nohub) {
