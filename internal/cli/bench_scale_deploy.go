@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -133,7 +134,7 @@ func (d *scaleDeployment) startNode(ctx context.Context, i int) error {
 	n.cmd = exec.Command(d.bin, "serve", "--data-dir", n.dataDir, "--listen", n.ip+":443",
 		"--store-driver", "postgres", "--store-dsn", d.dsn, "--nats-url", d.o.natsURL, "--nats-stream-prefix", d.prefix,
 		"--log-level", "warn", "--role-propagation-delay", "0", "--routing-metrics-bucket", "1s",
-		"--fallback-port", "0")
+		"--fallback-port", "0", "--max-device-connections", strconv.Itoa(d.maxConnections()))
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
 		return fmt.Errorf("start node %d: %w", i, err)
@@ -167,6 +168,15 @@ func (d *scaleDeployment) startNode(ctx context.Context, i int) error {
 	n.api = api
 	d.log.Info("node ready", "node", i, "address", n.ip, "pid", n.cmd.Process.Pid)
 	return nil
+}
+
+// maxConnections is each node's device connection cap: its share of
+// --connections and the publishers, with headroom. (The node's default,
+// three quarters of its open-file limit, is 15,000 under a limit of 20,000:
+// less than a sixth of 100,000.)
+func (d *scaleDeployment) maxConnections() int {
+	share := (d.o.connections + d.o.publishers + len(d.nodes) - 1) / len(d.nodes)
+	return share + share/20 + 100
 }
 
 // ready is whether the node's /readyz answers 200.

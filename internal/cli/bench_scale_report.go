@@ -14,6 +14,7 @@ func printScaleReport(w io.Writer, o scaleOptions, d *scaleDeployment, imp impor
 		imp.devices, float64(imp.fileBytes)/1e6, imp.upload.Round(time.Millisecond), imp.elapsed.Round(time.Millisecond),
 		float64(imp.devices)/imp.elapsed.Seconds(), imp.status)
 
+	fmt.Fprintf(w, "each node: --max-device-connections %d\n", d.maxConnections())
 	fmt.Fprintf(w, "connections: %d of %d established in %s (%.0f/s overall); still open after the measurements: %d\n",
 		f.ok(), o.connections, f.elapsed.Round(time.Millisecond), float64(f.ok())/f.elapsed.Seconds(), still)
 	fmt.Fprintln(w, "| node | connections | failed | set-up s | set-up /s | node CPU s while connecting | RSS before MiB | RSS connected MiB | RSS after hold MiB | KiB per connection (after hold) | RSS at end MiB |")
