@@ -38,8 +38,9 @@ func (a *App) buildHubAMQP() (amqp.Handler, error) {
 		C2DSent: func(hub, deviceID, moduleID string) {
 			sessions.NotifyC2D(mqtt.DeviceKey{Hub: hub, DeviceID: deviceID, ModuleID: moduleID})
 		},
-		Admit: (&amqpAdmission{mqtt: a.hub.mqtt, max: a.hub.maxConns}).admit,
-		Log:   a.log.With("component", "hub-amqp"),
+		Admit:    (&amqpAdmission{mqtt: a.hub.mqtt, max: a.hub.maxConns}).admit,
+		Throttle: a.hub.limits,
+		Log:      a.log.With("component", "hub-amqp"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)

@@ -53,7 +53,7 @@ type fixture struct {
 	sentNudge chan string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*hubamqp.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, sqlstore.Config{Driver: sqlstore.DriverSQLite, DSN: t.TempDir() + "/db"}, nil)
@@ -107,12 +107,16 @@ func newFixture(t *testing.T) *fixture {
 	f.files = &fakeFiles{queued: make(chan fileupload.Notification, 10)}
 	f.presence = &fakePresence{}
 	auth := deviceauth.New(hubs, f.reg, nil, time.Now)
-	h, err := hubamqp.New(hubamqp.Config{
+	cfg := hubamqp.Config{
 		Hubs: hubs, Registry: f.reg, Devices: auth, C2D: f.queue,
 		Telemetry: publisher{f.streams}, Files: f.files, Presence: f.presence,
 		Service: serviceapi.ServiceAuth{Bearer: fakeBearer{}, Authz: fakeAuthz{}},
 		C2DSent: func(hub, deviceID, moduleID string) { f.sentNudge <- deviceID },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := hubamqp.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

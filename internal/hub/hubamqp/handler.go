@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/registry"
 	"github.com/outpost-iot/outpost/internal/hub/serviceapi"
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
+	"github.com/outpost-iot/outpost/internal/hub/throttle"
 )
 
 // TelemetryStarter stores device-to-cloud messages as every device
@@ -65,8 +66,13 @@ type Config struct {
 	// the connection ends. Refused, the connection is closed with
 	// com.microsoft:server-busy, which the SDKs retry.
 	Admit func() (release func(), ok bool)
-	Log   *slog.Logger
-	Now   func() time.Time
+	// Throttle applies the hub's twin rates to device twin requests; nil
+	// throttles nothing.
+	Throttle interface {
+		Allow(kind throttle.Kind, hub, device string) error
+	}
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // Handler is the amqp.Handler of IoT hub connections.

@@ -13,6 +13,7 @@ import (
 	"github.com/outpost-iot/outpost/internal/amqp/wire"
 	"github.com/outpost-iot/outpost/internal/hub/deviceauth"
 	"github.com/outpost-iot/outpost/internal/hub/registry"
+	"github.com/outpost-iot/outpost/internal/hub/throttle"
 )
 
 // identityKey names a device (or module) of a hub.
@@ -150,6 +151,18 @@ func (h *Handler) twinRequestLink(ctx context.Context, c *amqp.Conn, id deviceau
 	}}
 }
 
+// throttled applies the hub's twin read (GET) or update (PATCH) rate.
+func (h *Handler) throttled(op string, id deviceauth.Identity) error {
+	if h.cfg.Throttle == nil {
+		return nil
+	}
+	kind := throttle.TwinRead
+	if op == "PATCH" {
+		kind = throttle.TwinUpdate
+	}
+	return h.cfg.Throttle.Allow(kind, id.Hub.Name, id.DeviceID)
+}
+
 func (h *Handler) twinRequest(ctx context.Context, c *amqp.Conn, id deviceauth.Identity, d *amqp.Delivery) {
 	defer d.Accept()
 	if ctx.Err() != nil {
@@ -169,7 +182,15 @@ func (h *Handler) twinRequest(ctx context.Context, c *amqp.Conn, id deviceauth.I
 		body, _ = json.Marshal(map[string]any{"errorCode": e.Status * 1000, "message": e.Message})
 	}
 	const desiredNotifications = "/notifications/twin/properties/desired"
+	var throttleErr error
+	if op == "GET" || (op == "PATCH" && resource == "/properties/reported") {
+		throttleErr = h.throttled(op, id)
+	}
 	switch {
+	case throttleErr != nil:
+		// IoT Hub's 429001 ThrottlingException; the SDKs retry it.
+		status = http.StatusTooManyRequests
+		body, _ = json.Marshal(map[string]any{"errorCode": 429001, "message": throttleErr.Error()})
 	case op == "GET":
 		doc, err := h.cfg.Registry.DeviceTwin(ctx, id.Hub.Name, id.DeviceID, id.ModuleID)
 		if err != nil {
