@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -36,7 +35,7 @@ const maxLengthBytes = 4
 // while continuation bits are set, and past the fourth byte its shift overflows to zero, so an
 // endless run of 0x80 bytes would never be reported as malformed.
 type lengthReader struct {
-	r *bufio.Reader
+	r io.ByteReader
 	n int
 }
 
@@ -48,10 +47,16 @@ func (l *lengthReader) ReadByte() (byte, error) {
 	return l.r.ReadByte()
 }
 
+// packetSource is what packets are read from: a bufio.Reader, or a connection's packetReader.
+type packetSource interface {
+	io.ByteReader
+	io.Reader
+}
+
 // readPacket reads and decodes one packet. version is 0 before CONNECT (only CONNECT is then
 // accepted) and protocolLevel311 after it. Every slice and string in the result points into a
 // buffer allocated for this packet alone, so callers may keep them.
-func readPacket(r *bufio.Reader, maxSize int, version byte) (packets.Packet, error) {
+func readPacket(r packetSource, maxSize int, version byte) (packets.Packet, error) {
 	var pk packets.Packet
 	hb, err := r.ReadByte()
 	if err != nil {

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,15 +13,20 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// A connection runs three goroutines, all ended before serve returns:
+// A connection has one goroutine while it is idle, and up to three while it has work:
 //
-//	reader (serve):  reads packets, enforces the topic space, answers PINGREQ/SUBSCRIBE,
+//	reader (serveLive): reads packets, enforces the topic space, answers PINGREQ/SUBSCRIBE,
 //	                 queues PUBLISHes as jobs, tears the connection down at the end
-//	worker (work):   runs jobs through the Handler in order and queues the PUBACK after each;
-//	                 telemetry already received is started as a batch when the Handler is a
-//	                 TelemetryStarter (PUBACKs still in order, each after its own store); also
-//	                 calls Connected first
-//	writer (write):  writes queued frames, batching them into as few flushes as it can
+//	worker (work):   while jobs are queued, runs them through the Handler in order and queues
+//	                 the PUBACK after each; telemetry already received is started as a batch
+//	                 when the Handler is a TelemetryStarter (PUBACKs still in order, each after
+//	                 its own store). The first one also calls Connected, before any job
+//	writer (write):  while frames are queued, writes them in as few flushes as it can
+//
+// The worker and the writer return when their queues are empty and are started again by the
+// next job or frame; the read buffer is borrowed per packet (connio.go). The TLS handshake and
+// CONNECT run on the accepting goroutine, whose stack they grow, and the connection then goes
+// on on a fresh one (Serve), so an idle device costs one small stack.
 //
 // Ending a connection: a read error (EOF, keep-alive timeout, protocol violation, takeover,
 // expiry) still lets the worker finish what was received; abort (handler error, write error,
@@ -42,7 +46,7 @@ type job struct {
 type conn struct {
 	s      *Server
 	nc     net.Conn
-	br     *bufio.Reader
+	rd     packetReader
 	ctx    context.Context // cancelled by abort and at the end of teardown
 	cancel context.CancelFunc
 
@@ -53,45 +57,46 @@ type conn struct {
 	will      *Message
 	sess      *session
 
-	out        chan []byte   // frames for the writer
-	writerDone chan struct{} // closed when the writer has returned
-	flushClose chan struct{} // closed to make the writer flush what is queued and close the socket
-	flushOnce  sync.Once
-	jobs       chan job      // closed by the reader only
-	workerDone chan struct{} // closed when the worker has returned
-	drainCh    chan struct{} // closed by drain
-	drainOnce  sync.Once
-	pending    atomic.Int64  // jobs queued or running; only decreases once draining is set
-	finished   chan struct{} // closed after Disconnected: a taking-over connection waits for it
-	slots      chan struct{} // in-flight QoS 1 deliveries
+	// Writing (connio.go), guarded by wmu.
+	wmu      sync.Mutex
+	outq     [][]byte      // frames for the writer; nil while idle
+	writing  bool          // a writer goroutine runs (outq is empty whenever it does not)
+	wspace   chan struct{} // closed when the writer takes the queue; made by a waiting sender
+	wclosing bool          // flushAndClose was called: close the socket once the queue is written
+	wclosed  bool          // the socket is closed for writing; no frame is accepted
+	wdone    chan struct{} // closed with wclosed
+
+	pending  atomic.Int64  // jobs queued or running; only decreases once draining is set
+	finished chan struct{} // closed after Disconnected: a taking-over connection waits for it
+	slots    chan struct{} // in-flight QoS 1 deliveries
 
 	admitted   bool // counted against MaxConnections (guarded by Server.mu)
 	takenOver  atomic.Bool
 	refused    atomic.Bool // a message was refused: skip the jobs that follow it
 	disconnect bool        // a DISCONNECT packet arrived (reader only)
 
-	mu       sync.Mutex
-	live     bool
-	draining bool
-	inflight map[uint16]func(error) // nil once the connection has ended
-	nextID   uint16
-	reason   error // why the connection ended, first cause wins
+	mu         sync.Mutex
+	live       bool
+	draining   bool
+	jobq       []job         // received PUBLISHes for the worker (connwork.go); nil while idle
+	working    bool          // a worker goroutine runs
+	jobSpace   chan struct{} // closed when the worker takes a job; made by the waiting reader
+	workerIdle chan struct{} // closed when the worker stops; made by teardown
+	inflight   map[uint16]func(error)
+	ended      bool // teardown took inflight: no more reservations
+	nextID     uint16
+	reason     error // why the connection ended, first cause wins
 }
 
 func newConn(ctx context.Context, s *Server, nc net.Conn) *conn {
 	c := &conn{
-		s:          s,
-		nc:         nc,
-		out:        make(chan []byte, s.cfg.WriteQueue),
-		writerDone: make(chan struct{}),
-		flushClose: make(chan struct{}),
-		jobs:       make(chan job, s.cfg.ReadAhead),
-		workerDone: make(chan struct{}),
-		drainCh:    make(chan struct{}),
-		finished:   make(chan struct{}),
-		slots:      make(chan struct{}, s.cfg.MaxInflight),
-		inflight:   map[uint16]func(error){},
+		s:        s,
+		nc:       nc,
+		wdone:    make(chan struct{}),
+		finished: make(chan struct{}),
+		slots:    make(chan struct{}, s.cfg.MaxInflight),
 	}
+	c.rd.c = c
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	return c
 }
@@ -142,7 +147,9 @@ func (c *conn) drain() {
 		return
 	}
 	c.setReason(ErrServerClosed)
-	c.drainOnce.Do(func() { close(c.drainCh) })
+	if c.pending.Load() == 0 {
+		c.flushAndClose()
+	} // else the worker closes it after the last job
 }
 
 // refuse ends the connection after a message was not accepted: the PUBACKs already queued for
@@ -154,36 +161,52 @@ func (c *conn) refuse(err error) {
 	c.flushAndClose()
 }
 
-func (c *conn) flushAndClose() {
-	c.flushOnce.Do(func() { close(c.flushClose) })
-}
-
 // serve runs the connection on the calling goroutine.
 func (c *conn) serve() {
-	stop := context.AfterFunc(c.ctx, func() { c.nc.Close() })
-	defer stop()
-	defer c.cancel()
-	defer c.nc.Close()
+	if old, ok := c.start(); ok {
+		c.serveLive(old)
+	}
+}
 
+// start runs the TLS handshake and CONNECT; when the connection is accepted the caller goes on
+// with serveLive (on another goroutine or not), else the connection is closed.
+func (c *conn) start() (old *conn, ok bool) {
 	s := c.s
 	deadline := time.Now().Add(s.cfg.ConnectTimeout)
 	c.nc.SetDeadline(deadline)
 	connectCtx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
-	if tc, ok := c.nc.(*tls.Conn); ok {
+	stop := context.AfterFunc(connectCtx, func() {
+		if c.ctx.Err() != nil {
+			c.nc.Close() // aborted during the handshake
+		}
+	})
+	defer stop()
+	if tc, isTLS := c.nc.(*tls.Conn); isTLS {
 		if err := tc.HandshakeContext(connectCtx); err != nil {
 			s.log.Debug("mqtt: TLS handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
-			return
+			c.cancel()
+			c.nc.Close()
+			return nil, false
 		}
 	}
-	// Small: most packets are a few hundred bytes; PUBLISH bodies are read straight through.
-	c.br = bufio.NewReaderSize(c.nc, 4096)
-
-	old, ok := c.connect(connectCtx)
+	old, ok = c.connect(connectCtx)
 	if !ok {
-		return
+		c.rd.drop()
+		c.cancel()
+		c.nc.Close()
+		return nil, false
 	}
 	c.nc.SetDeadline(time.Time{})
+	return old, true
+}
+
+// serveLive serves a live connection until it ends.
+func (c *conn) serveLive(old *conn) {
+	stop := context.AfterFunc(c.ctx, func() { c.nc.Close() })
+	defer stop()
+	defer c.cancel()
+	defer c.nc.Close()
 	if !c.id.ExpiresAt.IsZero() {
 		t := time.AfterFunc(time.Until(c.id.ExpiresAt), func() {
 			c.closeSocket(errors.New("SAS token expired"))
@@ -194,8 +217,10 @@ func (c *conn) serve() {
 		old.takenOver.Store(true)
 		old.closeSocket(errors.New("a new connection for the same device took over"))
 	}
-	go c.write()
-	go c.work(old)
+	c.mu.Lock()
+	c.working = true
+	c.mu.Unlock()
+	go c.work(&takeover{old: old})
 
 	err := c.readLoop()
 	c.teardown(err)
@@ -212,7 +237,7 @@ func (c *conn) connect(ctx context.Context) (old *conn, ok bool) {
 		return nil, false
 	}
 
-	pk, err := readPacket(c.br, s.cfg.MaxPacketSize, 0)
+	pk, err := readPacket(&c.rd, s.cfg.MaxPacketSize, 0)
 	if errors.Is(err, errBadProtocol) {
 		return refuse(connackBadProtocol, "only MQTT 3.1.1 is supported")
 	}
@@ -297,7 +322,8 @@ func (c *conn) readLoop() error {
 	s := c.s
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
-		pk, err := readPacket(c.br, s.cfg.MaxPacketSize, protocolLevel311)
+		c.rd.release() // waiting for the next packet without a buffer, unless it is buffered
+		pk, err := readPacket(&c.rd, s.cfg.MaxPacketSize, protocolLevel311)
 		if err != nil {
 			return err
 		}
@@ -357,9 +383,7 @@ func (c *conn) publish(pk *packets.Packet) error {
 		kind: p.kind, qos: pk.FixedHeader.Qos, id: pk.PacketID, topic: pk.TopicName,
 		props: p.properties, payload: pk.Payload, rid: p.rid, status: p.status,
 	}
-	select {
-	case c.jobs <- j:
-	case <-c.ctx.Done():
+	if !c.enqueue(j) {
 		c.pending.Add(-1)
 	}
 	return nil
@@ -381,228 +405,11 @@ func (c *conn) subscribe(pk *packets.Packet) {
 	c.send(c.ctx, encodeSuback(pk.PacketID, codes))
 }
 
-// work runs the Handler for this connection; see the comment at the top of the file.
-func (c *conn) work(old *conn) {
-	defer close(c.workerDone)
-	if old != nil {
-		t := time.NewTimer(c.s.cfg.ConnectTimeout)
-		select {
-		case <-old.finished:
-		case <-t.C:
-			c.s.log.Warn("mqtt: previous connection did not finish in time", "device", c.id.DeviceID)
-		}
-		t.Stop()
-	}
-	c.s.h.Connected(c.ctx, c.id)
-
-	drainCh := c.drainCh
-	for {
-		select {
-		case j, ok := <-c.jobs:
-			if !ok {
-				return
-			}
-			c.pending.Add(-c.handle(j))
-		case <-drainCh:
-			drainCh = nil
-		}
-		if drainCh == nil && c.pending.Load() == 0 {
-			c.flushAndClose()
-		}
-	}
-}
-
-// maxTelemetryBatch bounds the telemetry a connection has being stored at once.
-const maxTelemetryBatch = 64
-
-// handle runs j and, when j is telemetry and the Handler can start telemetry, every further
-// telemetry job already queued (up to a batch). It returns how many jobs it consumed.
-func (c *conn) handle(j job) int64 {
-	if c.refused.Load() {
-		c.s.metrics.publishRefused("skipped", 1)
-		return 1
-	}
-	st, ok := c.s.h.(TelemetryStarter)
-	if !ok || j.kind != pubTelemetry {
-		c.run(j)
-		return 1
-	}
-	batch := []job{j}
-	var next *job
-collect:
-	for len(batch) < maxTelemetryBatch {
-		select {
-		case more, ok := <-c.jobs:
-			if !ok {
-				break collect // the reader is done; the worker's loop sees the close next
-			}
-			if more.kind != pubTelemetry {
-				next = &more
-				break collect
-			}
-			batch = append(batch, more)
-		default:
-			break collect
-		}
-	}
-	c.runTelemetry(st, batch)
-	if next == nil {
-		return int64(len(batch))
-	}
-	c.run(*next)
-	return int64(len(batch)) + 1
-}
-
-// runTelemetry starts storing every message of batch, then waits for each in order and queues
-// its PUBACK; the first failure closes the connection, leaving it and the rest unacknowledged.
-func (c *conn) runTelemetry(st TelemetryStarter, batch []job) {
-	if c.ctx.Err() != nil {
-		return
-	}
-	waits := make([]func(context.Context) error, 0, len(batch))
-	var startErr error
-	for _, j := range batch {
-		wait, err := st.StartTelemetry(c.id, Message{Topic: j.topic, Properties: j.props, Payload: j.payload, QoS: j.qos})
-		if err != nil {
-			startErr = err
-			break
-		}
-		waits = append(waits, wait)
-	}
-	done := 0
-	for i, wait := range waits {
-		if err := wait(c.ctx); err != nil {
-			startErr = err
-			break
-		}
-		done++
-		if batch[i].qos == 1 {
-			c.send(c.ctx, encodePuback(batch[i].id))
-			c.s.metrics.publishAcked(pubTelemetry)
-		}
-	}
-	if startErr != nil {
-		c.s.metrics.handlerRefused(startErr)
-		c.s.metrics.publishRefused("skipped", len(batch)-done-1)
-		c.s.log.Warn("mqtt: telemetry not accepted; closing the connection", "device", c.id.DeviceID, "err", startErr)
-		c.refuse(fmt.Errorf("telemetry handler: %w", startErr))
-	}
-}
-
-func (c *conn) run(j job) {
-	if c.ctx.Err() != nil {
-		return
-	}
-	s := c.s
-	var reply []byte // twin response frame, sent after the PUBACK
-	switch j.kind {
-	case pubTelemetry:
-		msg := Message{Topic: j.topic, Properties: j.props, Payload: j.payload, QoS: j.qos}
-		if err := s.h.Telemetry(c.ctx, c.id, msg); err != nil {
-			s.metrics.handlerRefused(err)
-			s.log.Warn("mqtt: telemetry not accepted; closing the connection", "device", c.id.DeviceID, "err", err)
-			c.refuse(fmt.Errorf("telemetry handler: %w", err))
-			return
-		}
-	case pubTwinGet:
-		r := s.h.TwinGet(c.ctx, c.id, j.rid)
-		reply = c.twinReply(j.rid, r)
-	case pubTwinReported:
-		r := s.h.TwinReported(c.ctx, c.id, j.rid, j.payload)
-		reply = c.twinReply(j.rid, r)
-	case pubMethodResponse:
-		s.h.MethodResponse(c.ctx, c.id, j.rid, j.status, j.payload)
-	}
-	if j.qos == 1 {
-		c.send(c.ctx, encodePuback(j.id))
-		s.metrics.publishAcked(j.kind)
-	}
-	if reply != nil {
-		c.send(c.ctx, reply)
-	}
-}
-
-// twinReply encodes a twin response when the device subscribed to $iothub/twin/res/#;
-// IoT Hub has nowhere else to put it.
-func (c *conn) twinReply(rid string, r TwinResponse) []byte {
-	if _, ok := c.sess.granted(subTwinResponses); !ok {
-		return nil
-	}
-	f, err := encodePublish(twinResponseTopic(rid, r), 0, 0, r.Body)
-	if err != nil {
-		c.s.log.Warn("mqtt: twin response not sent", "device", c.id.DeviceID, "err", err)
-	}
-	return f
-}
-
-// write is the writer goroutine.
-func (c *conn) write() {
-	defer close(c.writerDone)
-	for {
-		select {
-		case f := <-c.out:
-			if err := c.writeBatch(f); err != nil {
-				c.abort(fmt.Errorf("write: %w", err))
-				return
-			}
-		case <-c.flushClose:
-			for {
-				select {
-				case f := <-c.out:
-					if err := c.writeBatch(f); err != nil {
-						c.abort(fmt.Errorf("write: %w", err))
-						return
-					}
-					continue
-				default:
-				}
-				c.nc.Close()
-				return
-			}
-		case <-c.ctx.Done():
-			return
-		}
-	}
-}
-
-// writeBatch writes f and whatever else is queued, then flushes once, through a buffer borrowed
-// for the batch.
-func (c *conn) writeBatch(f []byte) error {
-	bw := c.s.writers.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
-	defer func() {
-		bw.Reset(nil)
-		c.s.writers.Put(bw)
-	}()
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	if _, err := bw.Write(f); err != nil {
-		return err
-	}
-	for len(c.out) > 0 && bw.Buffered() < 64<<10 {
-		if _, err := bw.Write(<-c.out); err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
-}
-
-// send queues a frame for the writer.
-func (c *conn) send(ctx context.Context, f []byte) error {
-	select {
-	case c.out <- f:
-		return nil
-	case <-c.writerDone:
-		return ErrConnectionClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // reserve takes an in-flight slot and a packet id for a QoS 1 delivery.
 func (c *conn) reserve(ctx context.Context, acked func(error)) (uint16, error) {
 	select {
 	case c.slots <- struct{}{}:
-	case <-c.writerDone:
+	case <-c.wdone:
 		return 0, ErrConnectionClosed
 	case <-ctx.Done():
 		return 0, ctx.Err()
@@ -612,9 +419,12 @@ func (c *conn) reserve(ctx context.Context, acked func(error)) (uint16, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inflight == nil {
+	if c.ended {
 		<-c.slots
 		return 0, ErrConnectionClosed
+	}
+	if c.inflight == nil {
+		c.inflight = map[uint16]func(error){}
 	}
 	for {
 		c.nextID++
@@ -655,18 +465,18 @@ func (c *conn) teardown(readErr error) {
 	c.mu.Lock()
 	c.draining = true // no more jobs
 	c.mu.Unlock()
-	close(c.jobs)
-	<-c.workerDone
+	c.waitWorkerIdle()
+	c.rd.drop()
 	s.unregister(c)
 	s.metrics.conn(-1)
 	c.flushAndClose()
-	<-c.writerDone
+	<-c.wdone
 	c.cancel()
 	c.nc.Close()
 
 	c.mu.Lock()
 	inflight := c.inflight
-	c.inflight = nil
+	c.inflight, c.ended = nil, true
 	if c.reason == nil && !c.disconnect {
 		c.reason = readErr
 	}

@@ -27,9 +27,11 @@
 // what the SDKs send) keeps its subscriptions in memory across connections.
 //
 // A QoS 1 telemetry message is acknowledged only after Handler.Telemetry returns nil, so the hub
-// persists it first. The connection's Handler calls run on one goroutine in arrival order; a
-// bounded read-ahead queue lets the reader keep answering PINGREQ and PUBACK meanwhile, and a
-// bounded write queue batches frames into few flushes.
+// persists it first. The connection's Handler calls run on one goroutine at a time in arrival
+// order; a bounded read-ahead queue lets the reader keep answering PINGREQ and PUBACK meanwhile,
+// and a bounded write queue batches frames into few flushes. The worker and writer goroutines
+// exist only while their queues hold something, and the read buffer is borrowed per packet, so
+// an idle connection is one goroutine and its TLS state (conn.go).
 //
 // # Limits
 //
@@ -41,7 +43,8 @@
 //
 // # Locks
 //
-// Server.mu, conn.mu and session.mu are never held together, with one exception: Server.mu is
-// held while register sets conn fields and queues the CONNACK, and then conn.mu is taken briefly
-// (Server.mu → conn.mu). No code takes Server.mu while holding conn.mu or session.mu.
+// Server.mu, conn.mu, conn.wmu and session.mu are never held together, with one exception:
+// Server.mu is held while register sets conn fields and queues the CONNACK, and then conn.wmu
+// and conn.mu are each taken briefly (Server.mu → conn.wmu, Server.mu → conn.mu). No code takes
+// Server.mu while holding conn.mu, conn.wmu or session.mu.
 package mqtt

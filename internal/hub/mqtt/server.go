@@ -26,6 +26,8 @@ type Server struct {
 	// writers lends connections a write buffer only while they write: an
 	// idle device then holds no 16 KiB buffer of its own.
 	writers sync.Pool
+	// readers lends connections a read buffer while bytes of a packet are buffered.
+	readers sync.Pool
 
 	mu        sync.Mutex // guards the fields below; see doc.go for the lock order
 	closing   bool
@@ -58,11 +60,16 @@ func New(cfg Config, auth Authenticator, h Handler, logger *slog.Logger) (*Serve
 		sessions:  map[DeviceKey]*session{},
 	}
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	return s, nil
 }
 
 // writeBufferSize is the size of the write buffers connections borrow.
 const writeBufferSize = 16 << 10
+
+// readBufferSize is a borrowed read buffer's: most packets are a few hundred bytes, and PUBLISH
+// bodies larger than it are read straight through.
+const readBufferSize = 4096
 
 // Serve accepts connections from ln (normally a tls.Listener with Outpost's certificates, which
 // should request client certificates for X.509 devices) and serves each on its own goroutine.
@@ -118,8 +125,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		go func() {
-			defer s.untrack(c)
-			c.serve()
+			old, ok := c.start()
+			if !ok {
+				s.untrack(c)
+				return
+			}
+			// A fresh goroutine for the life of the connection: the handshake grew this
+			// one's stack, and an idle device should cost a small one.
+			go func() {
+				defer s.untrack(c)
+				c.serveLive(old)
+			}()
 		}()
 	}
 }
@@ -266,7 +282,7 @@ func (s *Server) register(c *conn, clean bool) (old *conn, ok bool) {
 		s.sessions[key] = sess
 	}
 	c.sess = sess
-	c.out <- encodeConnack(present, connackAccepted) // the queue is empty: this cannot block
+	c.send(context.Background(), encodeConnack(present, connackAccepted)) // the queue is empty: this cannot block
 	old = s.live[key]
 	s.live[key] = c
 	c.setLive()
