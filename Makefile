@@ -1,5 +1,5 @@
 # The two commands a newcomer needs are in README.md: `make run` and `make test`.
-.PHONY: run test build
+.PHONY: run test build fuzz
 
 run:
 	go run ./cmd/outpost serve
@@ -18,3 +18,8 @@ test:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go test -race -count=1 -timeout 25m ./...
+	.ci/fuzz
+
+# Every fuzz target for FUZZTIME (10s) each; FUZZ=regexp picks targets by name.
+fuzz:
+	.ci/fuzz
