@@ -334,14 +334,21 @@ func (c *Conn) writer() {
 		}
 		close(c.space)
 		c.space = make(chan struct{})
+		// Ending (the context) is read before what is queued, under wmu: a
+		// frame queued before the connection was ended — the close that
+		// answers the peer's, which a client's close waits for — is then
+		// always seen and written before the socket closes.
+		ending := c.ctx.Err() != nil
 		pending := len(c.wbuf)
+		if ending && !closed && pending == 0 {
+			c.wclosed = true
+		}
 		c.wmu.Unlock()
 		if closed && pending == 0 {
 			c.nc.Close()
 			return
 		}
-		if c.ctx.Err() != nil && !closed {
-			c.markWriterClosed()
+		if ending && !closed && pending == 0 {
 			c.nc.Close()
 			return
 		}

@@ -1,10 +1,12 @@
 package amqp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -407,5 +409,43 @@ func TestMetrics(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if got := testutil.ToFloat64(m.links.WithLabelValues("sender")); got != 0 {
 		t.Errorf("sender links after detach = %v", got)
+	}
+}
+
+// TestCloseIsAlwaysAnswered: a client that ends its session and closes at
+// once gets the server's close back every time. The close is queued while
+// the connection is already ending; the writer used to drop it when the end
+// was still being written, and the client's close then waited forever.
+func TestCloseIsAlwaysAnswered(t *testing.T) {
+	addr := startServer(t, &memHandler{arrived: make(chan struct{}, 1)})
+	for i := range 300 {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := wire.ProtocolHeader(wire.ProtoAMQP)
+		b, _ = wire.AppendFrame(b, wire.FrameAMQP, 0, &wire.Open{ContainerID: "client"}, nil)
+		b, _ = wire.AppendFrame(b, wire.FrameAMQP, 0, &wire.Begin{NextOutgoingID: 0, IncomingWindow: 100, OutgoingWindow: 100}, nil)
+		b, _ = wire.AppendFrame(b, wire.FrameAMQP, 0, &wire.End{}, nil)
+		b, _ = wire.AppendFrame(b, wire.FrameAMQP, 0, &wire.Close{}, nil)
+		if _, err := nc.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		br := bufio.NewReader(nc)
+		if _, err := io.ReadFull(br, make([]byte, 8)); err != nil { // the protocol header
+			t.Fatalf("connection %d: header: %v", i, err)
+		}
+		var got []string
+		closed := false
+		for !closed {
+			f, err := wire.ReadFrame(br, 1<<20)
+			if err != nil {
+				t.Fatalf("connection %d: no close in reply (got %v): %v", i, got, err)
+			}
+			got = append(got, fmt.Sprintf("%T", f.Body))
+			_, closed = f.Body.(*wire.Close)
+		}
+		nc.Close()
 	}
 }
