@@ -150,6 +150,15 @@ func (t *soakTally) lostOf(acked []idSet) int64 {
 	return n
 }
 
+// soakServiceBusReceivers is how many receivers read the queue, and the
+// subscription, at once.
+const soakServiceBusReceivers = 4
+
+type soakReceiver struct {
+	endpoint string
+	r        *azservicebus.Receiver
+}
+
 // soakConsumers reads every endpoint until its context ends.
 type soakConsumers struct {
 	tallies map[string]*soakTally
@@ -219,15 +228,22 @@ func startSoakConsumers(ctx context.Context, st soakSetup, amqpAddr string, tlsF
 	sc.closers = append(sc.closers, func() { closeQuietly(sb) })
 	// Receive-and-delete: the soak counts what arrives, it doesn't settle.
 	opts := &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete}
-	queue, err := sb.NewReceiverForQueue(st.queue, opts)
-	if err != nil {
-		return sc, fmt.Errorf("queue receiver: %w", err)
+	// Several receivers per entity: one receive call waits out a round trip
+	// per batch, and a single receiver fell behind the load on 2 cores.
+	var receivers []soakReceiver
+	for range soakServiceBusReceivers {
+		queue, err := sb.NewReceiverForQueue(st.queue, opts)
+		if err != nil {
+			return sc, fmt.Errorf("queue receiver: %w", err)
+		}
+		sub, err := sb.NewReceiverForSubscription(st.topic, st.subscription, opts)
+		if err != nil {
+			return sc, fmt.Errorf("subscription receiver: %w", err)
+		}
+		receivers = append(receivers, soakReceiver{soakEPQueue, queue}, soakReceiver{soakEPTopic, sub})
 	}
-	sub, err := sb.NewReceiverForSubscription(st.topic, st.subscription, opts)
-	if err != nil {
-		return sc, fmt.Errorf("subscription receiver: %w", err)
-	}
-	for name, r := range map[string]*azservicebus.Receiver{soakEPQueue: queue, soakEPTopic: sub} {
+	for _, sr := range receivers {
+		name, r := sr.endpoint, sr.r
 		sc.closers = append(sc.closers, func() { closeQuietly(r) })
 		sc.loop(ctx, name, func(ctx context.Context) ([][]byte, error) {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)

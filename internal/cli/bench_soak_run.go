@@ -34,6 +34,7 @@ type soakRun struct {
 	unhealthy     int64 // samples × endpoints not healthy
 	healthErrors  []string
 	tokenRefresh  time.Time
+	http401       int64 // 401s in the node's /metrics
 }
 
 // soakSample is one CSV row.
@@ -181,7 +182,7 @@ sampling:
 	if err := cw.Write(final.row(time.Now())); err == nil {
 		cw.Flush()
 	}
-	res.tokenErrors, res.unhealthy = r.tokenErrors, r.unhealthy
+	res.tokenErrors, res.unhealthy = r.tokenErrors+r.http401, r.unhealthy
 	writeSoakLine(r.out, "drained in %s", time.Since(drainStart).Round(time.Second))
 	if r.o.findMax {
 		r.reportMax(res, elapsed, complete)
@@ -249,7 +250,8 @@ func (r *soakRun) sample(ctx context.Context, start, now time.Time, prev soakSam
 	s.unhealthy = r.checkHealth(ctx)
 	r.unhealthy += int64(s.unhealthy)
 	r.scanNodeLog()
-	s.tokenErrors = r.tokenErrors
+	r.http401 = max(r.http401, int64(m["http_401"]))
+	s.tokenErrors = r.tokenErrors + r.http401
 	return s
 }
 
@@ -270,6 +272,14 @@ func (r *soakRun) readMetrics(ctx context.Context) map[string]float64 {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		// Every 401 the node answered over HTTPS (the routing senders' REST
+		// calls to its own Event Hubs, Service Bus and blob hosts included).
+		if strings.HasPrefix(line, "outpost_http_requests_total{") && strings.Contains(line, `code="401"`) {
+			if i := strings.LastIndexByte(line, ' '); i > 0 {
+				v, _ := strconv.ParseFloat(line[i+1:], 64)
+				out["http_401"] += v
+			}
+		}
 		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_goroutines", "process_resident_memory_bytes"} {
 			if v, ok := strings.CutPrefix(line, name+" "); ok {
 				out[name], _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
@@ -458,7 +468,7 @@ func (r *soakRun) verdict(res *soakResult) {
 		fail("p99 rose from %s to %s", fmtLatency(p99a), fmtLatency(p99b))
 	}
 
-	writeSoakLine(r.out, "  token errors: %d (401s and expiry in the node log, endpoints unhealthy with a 401); unhealthy endpoint samples: %d %s",
+	writeSoakLine(r.out, "  token errors: %d (HTTP 401s in the node's /metrics, 401s and expiry in the node log, endpoints unhealthy with a 401); unhealthy endpoint samples: %d %s",
 		res.tokenErrors, res.unhealthy, passFail(res.tokenErrors == 0 && res.unhealthy == 0))
 	for _, e := range append(r.tokenExamples, r.healthErrors...) {
 		writeSoakLine(r.out, "    %s", e)
