@@ -66,6 +66,8 @@ const (
 	// postgresMaxConns bounds each node's pool so a few nodes stay well
 	// under PostgreSQL's default max_connections of 100.
 	postgresMaxConns = 16
+	// postgresMaxIdleTime closes a pooled connection unused this long.
+	postgresMaxIdleTime = 2 * time.Minute
 	// postgresConnectTimeout bounds opening a connection when the DSN sets
 	// no connect_timeout.
 	postgresConnectTimeout = 5 * time.Second
@@ -171,6 +173,12 @@ func (s *Store) openPostgres(dsn string) error {
 	}
 	s.writer = sql.OpenDB(unavailableConnector{stdlib.GetConnector(*cfg)})
 	s.writer.SetMaxOpenConns(postgresMaxConns)
+	// Keep the pool warm: with database/sql's default of 2 idle connections
+	// a burst (devices reconnecting after a node failed) opened and closed a
+	// PostgreSQL session per request — 5,342 sessions for 20,000 connects in
+	// the scale benchmark. Idle ones are closed after a while.
+	s.writer.SetMaxIdleConns(postgresMaxConns)
+	s.writer.SetConnMaxIdleTime(postgresMaxIdleTime)
 	s.db = s.writer
 	// The DSN may carry a password, so only its harmless parts are logged.
 	s.log.Info("opening store", "driver", DriverPostgres, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
