@@ -554,6 +554,27 @@ func publishAll(ctx context.Context, conns []*benchConn, o mqttBenchOptions) pub
 	return res
 }
 
+// takePacketID takes a QoS 1 packet id that is not in flight. When none is
+// free it flushes what is buffered (the PUBACKs that free one answer it) and
+// waits; false means the connection or ctx ended first, or the flush failed.
+func takePacketID(ctx context.Context, free <-chan uint16, done <-chan struct{}, flush func() bool) (uint16, bool) {
+	select {
+	case id := <-free:
+		return id, true
+	default:
+	}
+	if !flush() {
+		return 0, false
+	}
+	select {
+	case id := <-free:
+		return id, true
+	case <-ctx.Done():
+	case <-done:
+	}
+	return 0, false
+}
+
 // publish writes PUBLISH packets: at once while a packet id is free (QoS 1)
 // or on the rate schedule, flushing whenever it would otherwise wait.
 func (c *benchConn) publish(ctx context.Context, o mqttBenchOptions, payload []byte, interval time.Duration, next time.Time) {
@@ -599,19 +620,9 @@ func (c *benchConn) publish(ctx context.Context, o mqttBenchOptions, payload []b
 		}
 		var id uint16
 		if c.free != nil {
-			select {
-			case id = <-c.free:
-			default:
-				if !flush() {
-					return
-				}
-				select {
-				case id = <-c.free:
-				case <-ctx.Done():
-					return
-				case <-c.done:
-					return
-				}
+			var ok bool
+			if id, ok = takePacketID(ctx, c.free, c.done, flush); !ok {
+				return
 			}
 		}
 		c.wmu.Lock()

@@ -186,20 +186,9 @@ func (c *soakConn) publish(ctx context.Context, size int, interval time.Duration
 			}
 			next = next.Add(interval)
 		}
-		var id uint16
-		select {
-		case id = <-c.free:
-		default:
-			if !flush() {
-				return
-			}
-			select {
-			case id = <-c.free:
-			case <-ctx.Done():
-				return
-			case <-c.done:
-				return
-			}
+		id, ok := takePacketID(ctx, c.free, c.done, flush)
+		if !ok {
+			return
 		}
 		packet = append(packet[:0], prefix...)
 		packet = append(packet, byte(id>>8), byte(id))
