@@ -391,43 +391,24 @@ func (c *benchConn) read() {
 		size = 4096
 	}
 	br := bufio.NewReaderSize(c.nc, size)
-	for {
-		hdr, err := br.ReadByte()
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		n, err := readRemainingLength(br)
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		if hdr>>4 == 4 && n == 2 && c.free != nil { // PUBACK
-			var b [2]byte
-			if _, err := io.ReadFull(br, b[:]); err != nil {
-				c.readErr = err
-				return
-			}
-			id := binary.BigEndian.Uint16(b[:])
-			if int(id) >= len(c.sentAt) || id == 0 {
-				c.readErr = fmt.Errorf("PUBACK for packet id %d, never sent", id)
-				return
+	var onPuback func(id uint16) error
+	if c.free != nil {
+		onPuback = func(id uint16) error {
+			if int(id) >= len(c.sentAt) {
+				return fmt.Errorf("PUBACK for packet id %d, never sent", id)
 			}
 			sent := c.sentAt[id].Swap(notInFlight)
 			if sent == notInFlight {
 				c.spurious.Add(1) // a second PUBACK for one PUBLISH: count it, don't free the id twice
-				continue
+				return nil
 			}
 			c.hist.record(time.Duration(int64(time.Since(c.base)) - sent))
 			c.acked.Add(1)
 			c.free <- id
-			continue
-		}
-		if _, err := br.Discard(n); err != nil {
-			c.readErr = err
-			return
+			return nil
 		}
 	}
+	c.readErr = readPubacks(br, onPuback)
 }
 
 func readRemainingLength(r io.ByteReader) (int, error) {
@@ -552,6 +533,40 @@ func publishAll(ctx context.Context, conns []*benchConn, o mqttBenchOptions) pub
 		}
 	}
 	return res
+}
+
+// readPubacks reads packets until the connection ends (the error says
+// how), handing each PUBACK's packet id (never 0) to onPuback and skipping
+// everything else; a nil onPuback skips PUBACKs too. An error from onPuback
+// ends the loop.
+func readPubacks(br *bufio.Reader, onPuback func(id uint16) error) error {
+	for {
+		hdr, err := br.ReadByte()
+		if err != nil {
+			return err
+		}
+		n, err := readRemainingLength(br)
+		if err != nil {
+			return err
+		}
+		if hdr>>4 != 4 || n != 2 || onPuback == nil {
+			if _, err := br.Discard(n); err != nil {
+				return err
+			}
+			continue
+		}
+		var b [2]byte
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			return err
+		}
+		id := binary.BigEndian.Uint16(b[:])
+		if id == 0 {
+			return errors.New("PUBACK for packet id 0, never sent")
+		}
+		if err := onPuback(id); err != nil {
+			return err
+		}
+	}
 }
 
 // takePacketID takes a QoS 1 packet id that is not in flight. When none is

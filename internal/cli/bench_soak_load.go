@@ -7,10 +7,8 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -100,39 +98,15 @@ func connectSoak(ctx context.Context, t benchTarget, devices []benchDevice, o so
 func (c *soakConn) read() {
 	defer close(c.done)
 	br := bufio.NewReaderSize(c.nc, 4096)
-	for {
-		hdr, err := br.ReadByte()
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		n, err := readRemainingLength(br)
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		if hdr>>4 != 4 || n != 2 {
-			if _, err := br.Discard(n); err != nil {
-				c.readErr = err
-				return
-			}
-			continue
-		}
-		var b [2]byte
-		if _, err := io.ReadFull(br, b[:]); err != nil {
-			c.readErr = err
-			return
-		}
-		id := binary.BigEndian.Uint16(b[:])
-		if id == 0 || int(id) >= len(c.sentAt) {
-			c.readErr = fmt.Errorf("PUBACK for packet id %d, never sent", id)
-			return
+	c.readErr = readPubacks(br, func(id uint16) error {
+		if int(id) >= len(c.sentAt) {
+			return fmt.Errorf("PUBACK for packet id %d, never sent", id)
 		}
 		seq := c.seqOf[id].Load()
 		sent := c.sentAt[id].Swap(notInFlight)
 		if sent == notInFlight {
 			c.spurious.Add(1)
-			continue
+			return nil
 		}
 		d := time.Duration(int64(time.Since(c.base)) - sent)
 		c.hmu.Lock()
@@ -141,7 +115,8 @@ func (c *soakConn) read() {
 		c.ackedIDs.add(seq)
 		c.acked.Add(1)
 		c.free <- id
-	}
+		return nil
+	})
 }
 
 // takeHistogram returns the interval's latencies and starts a new interval.
