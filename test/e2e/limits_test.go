@@ -258,24 +258,34 @@ func TestInFlightCap(t *testing.T) {
 	h := createHub(t, s, "rg-inflight")
 	key := createDevice(t, s, h, "slow-dev")
 	op := armCall{t, s, s.Token(t, testserver.ARMResource)} // before the slots fill: a token is a request too
-	// A device that subscribes to methods and never answers holds each
-	// method call (and its request slot) for its 5 s timeout.
+	// Each method call holds its request slot until the device answers, and
+	// the device answers only after the checks: the slots are held for as
+	// long as the test needs them, however slow the machine.
 	dev := connectMQTT(t, s, h, "slow-dev", key)
-	subscribe(t, dev, "$iothub/methods/POST/#", 0, make(chan paho.Message, 16))
+	calls := make(chan paho.Message, limit)
+	subscribe(t, dev, "$iothub/methods/POST/#", 0, calls)
 	var wg sync.WaitGroup
 	for range limit {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hubREST(t, s, h, "POST", "/twins/slow-dev/methods", `{"methodName":"hang","responseTimeoutInSeconds":5}`)
+			hubREST(t, s, h, "POST", "/twins/slow-dev/methods", `{"methodName":"hold","responseTimeoutInSeconds":60}`)
 		}()
 	}
-	var code int
-	var body []byte
-	eventually(t, 3*time.Second, func() bool {
-		code, body = hubREST(t, s, h, "GET", "/devices/slow-dev", "")
-		return code == http.StatusServiceUnavailable
-	}, "a registry read answered 503 while the slots are held")
+	var rids []string
+	for range limit {
+		select {
+		case m := <-calls:
+			_, rid, _ := strings.Cut(m.Topic(), "?$rid=")
+			rids = append(rids, rid)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d of %d method calls reached the device", len(rids), limit)
+		}
+	}
+	code, body := hubREST(t, s, h, "GET", "/devices/slow-dev", "")
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("registry read while the slots are held: %d %s, want 503", code, body)
+	}
 	var e struct{ Message string }
 	if json.Unmarshal(body, &e) != nil || !strings.HasPrefix(e.Message, "ErrorCode:ServerBusy;") {
 		t.Errorf("IoT Hub 503 body %s", body)
@@ -289,6 +299,9 @@ func TestInFlightCap(t *testing.T) {
 		t.Errorf("healthz while busy: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	for _, rid := range rids {
+		dev.Publish("$iothub/methods/res/200/?$rid="+rid, 0, false, `{}`)
 	}
 	wg.Wait()
 	if code, body := hubREST(t, s, h, "GET", "/devices/slow-dev", ""); code != 200 {
