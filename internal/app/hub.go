@@ -94,7 +94,7 @@ func (a *App) buildHub() error {
 	}
 	a.hub.registry.OnTwinChange(a.hub.sessions.DesiredChanged)
 	// Twin, lifecycle and connection events for routing.
-	events := sources.New(a.hub.telemetry, a.log.With("component", "hub-events"), now)
+	events := sources.New(a.hub.telemetry, a.eventRouted, a.log.With("component", "hub-events"), now)
 	a.hub.registry.OnTwinChange(events.TwinChanged)
 	a.hub.registry.OnLifecycle(events.Lifecycle)
 	a.hub.sessions.OnConnection(events.Connection)
@@ -118,6 +118,17 @@ func (a *App) buildHub() error {
 		Throttle: a.hub.limits,
 	})
 	return nil
+}
+
+// eventRouted says whether an enabled route of a hub reads an event
+// source (sources.Routed). A hub that can't be looked up gets its events
+// stored: an event kept for nothing costs less than one lost.
+func (a *App) eventRouted(ctx context.Context, hub, source string) bool {
+	h, ok, err := a.hub.hubs.Peek(ctx, hub)
+	if err != nil || !ok {
+		return true
+	}
+	return h.EventSources.Has(source)
 }
 
 // listenMQTT binds the MQTT over TLS listener and builds the server.
@@ -187,9 +198,9 @@ func (r hubRuntime) EnsureHub(ctx context.Context, h hubresource.Hub) error {
 	if err := r.p.telemetry.EnsureHub(ctx, h.Name, h.RetentionDays); err != nil {
 		return err
 	}
-	// The router's consumer exists before any device message is stored
-	// for it (routes in the hub's first PUT apply to its first message).
-	if err := r.p.routing.EnsureRouter(ctx, h.Name); err != nil {
+	// The routers' consumers exist before any device message is stored
+	// for them (routes in the hub's first PUT apply to its first message).
+	if err := r.p.routing.EnsureRouter(ctx, h.Name, h.PartitionCount); err != nil {
 		return err
 	}
 	if err := r.p.c2d.EnsureHub(ctx, h.Name); err != nil {

@@ -21,6 +21,7 @@ func (a *App) buildRouting() error {
 		Log: a.log.With("component", "routing"), MinBatchFrequency: a.cfg.Hub.RoutingMinBatchFrequency,
 		UnhealthyAfter: a.cfg.Hub.RoutingUnhealthyAfter, MetricsBucket: a.cfg.Hub.RoutingMetricsBucket,
 		RetryBase: a.cfg.Hub.RoutingRetryBase, RetryMax: a.cfg.Hub.RoutingRetryMax,
+		Owns: a.ownsRoutingSlot,
 	})
 	if err != nil {
 		return fmt.Errorf("app: routing: %w", err)
@@ -28,6 +29,16 @@ func (a *App) buildRouting() error {
 	a.hub.routing = rt
 	a.metrics.MustRegister(routingCollector{rt})
 	return nil
+}
+
+// ownsRoutingSlot says whether this node routes a slot (partition or
+// event source) of a hub: the live nodes share them out (Membership.Owns);
+// a node without other nodes (no shared NATS) routes them all.
+func (a *App) ownsRoutingSlot(hub string, slot int) bool {
+	if a.hub.members == nil {
+		return true
+	}
+	return a.hub.members.Owns(hub, slot)
 }
 
 // compileCondition compiles a route condition in the routing query

@@ -47,6 +47,9 @@ type Hub struct {
 	// Path is where the hub's device messages are stored when they arrive:
 	// on the built-in endpoint, or for the router (telemetry.PathFor).
 	Path telemetry.Path
+	// EventSources are the event sources an enabled route reads; events of
+	// the others are not stored (telemetry.SourcesFor).
+	EventSources telemetry.Sources
 	// FileUpload is the file upload configuration (storageEndpoints.$default,
 	// messagingEndpoints.fileNotifications, enableFileUploadNotifications)
 	// as stored; internal/hub/fileupload interprets it.
@@ -211,7 +214,7 @@ func decodeHub(r store.Resource) (Hub, error) {
 	h := Hub{Name: strings.ToLower(r.Name), ResourceID: r.ID, HostName: doc.Properties.HostName,
 		Policies: doc.Properties.AuthorizationPolicies, DisableLocalAuth: doc.Properties.DisableLocalAuth,
 		PartitionCount: 4, RetentionDays: 1, C2DMaxDeliveryCount: 10, C2DDefaultTTL: time.Hour,
-		Path: telemetry.PathFor(doc.Properties.Routing)}
+		Path: telemetry.PathFor(doc.Properties.Routing), EventSources: telemetry.SourcesFor(doc.Properties.Routing)}
 	if n := doc.Properties.CloudToDevice.MaxDeliveryCount; n > 0 {
 		h.C2DMaxDeliveryCount = n
 	}

@@ -20,10 +20,17 @@ import (
 
 // TestRoutingSourceEvents: creating a device, connecting and disconnecting
 // it, patching its twin and deleting it produce IoT Hub's lifecycle,
-// connection-state and twin-change events on the hub's stream.
+// connection-state and twin-change events on the hub's stream when routes
+// read those sources.
 func TestRoutingSourceEvents(t *testing.T) {
 	s := testserver.Start(t)
 	h := createHub(t, s, "rg-sources")
+	// Events are stored only for sources a route reads.
+	putAndWait(t, s, h.ID, "2023-06-30", `{"location":"westus","sku":{"name":"S1","capacity":1},"properties":{"routing":{"routes":[
+	  {"name":"twins","source":"TwinChangeEvents","condition":"true","endpointNames":["events"],"isEnabled":true},
+	  {"name":"lifecycle","source":"DeviceLifecycleEvents","condition":"true","endpointNames":["events"],"isEnabled":true},
+	  {"name":"connections","source":"DeviceConnectionStateEvents","condition":"true","endpointNames":["events"],"isEnabled":true}],
+	  "fallbackRoute":{"name":"$fallback","source":"DeviceMessages","condition":"true","endpointNames":["events"],"isEnabled":true}}}}`)
 	key := createDevice(t, s, h, "ev-dev")
 	token, _ := sas.Sign(h.HostName+"/devices/ev-dev", key, "", time.Now().Add(time.Hour))
 	opts := paho.NewClientOptions().AddBroker("ssl://" + net.JoinHostPort(s.IP, "8883")).
@@ -89,5 +96,33 @@ func TestRoutingSourceEvents(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("events in order %v, want %v", got, want)
 		}
+	}
+}
+
+// TestUnroutedSourcesAreNotStored: a hub whose routes read no event source
+// stores no events — a bulk import's lifecycle events would otherwise
+// stand in the routers' way.
+func TestUnroutedSourcesAreNotStored(t *testing.T) {
+	s := testserver.Start(t)
+	h := createHub(t, s, "rg-quiet")
+	owner, _ := sas.Sign(h.HostName, h.OwnerKey, "iothubowner", time.Now().Add(time.Hour))
+	createDevice(t, s, h, "quiet-dev")
+	req, _ := http.NewRequest("PATCH", "https://"+h.HostName+"/twins/quiet-dev?api-version=2021-04-12", strings.NewReader(`{"tags":{"site":"b"}}`))
+	req.Header.Set("Authorization", owner)
+	req.Header.Set("If-Match", "*")
+	resp, err := s.HTTPClient().Do(req)
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("patch twin: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var got []string
+	_ = s.App.Telemetry().ReadSources(ctx, h.Name, func(source string, m telemetry.Message) error {
+		got = append(got, source+" "+m.App["opType"])
+		return nil
+	})
+	if len(got) != 0 {
+		t.Errorf("events stored for a hub without event routes: %v", got)
 	}
 }

@@ -12,20 +12,32 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
 )
 
+// Routed says whether an enabled route of hub reads source: events no
+// route reads are not stored — a bulk import's million lifecycle events
+// would otherwise sit in the routers' way.
+type Routed func(ctx context.Context, hub, source string) bool
+
 // Emitter publishes non-telemetry events.
 type Emitter struct {
 	streams *telemetry.Streams
+	routed  Routed
 	log     *slog.Logger
 	now     func() time.Time
 	seq     atomic.Uint64
 }
 
-// New builds an emitter.
-func New(streams *telemetry.Streams, log *slog.Logger, now func() time.Time) *Emitter {
-	return &Emitter{streams: streams, log: log, now: now}
+// New builds an emitter. A nil routed stores every event.
+func New(streams *telemetry.Streams, routed Routed, log *slog.Logger, now func() time.Time) *Emitter {
+	if routed == nil {
+		routed = func(context.Context, string, string) bool { return true }
+	}
+	return &Emitter{streams: streams, routed: routed, log: log, now: now}
 }
 
 func (e *Emitter) publish(ctx context.Context, source, schema, opType, hub, deviceID, moduleID string, body any) {
+	if !e.routed(ctx, hub, source) {
+		return
+	}
 	b, _ := json.Marshal(body)
 	app := map[string]string{
 		"hubName": hub, "deviceId": deviceID, "iothub-message-schema": schema, "opType": opType,

@@ -70,6 +70,52 @@ func PathFor(routing json.RawMessage) Path {
 	return PathBuiltIn
 }
 
+// Sources is the set of event sources (SourceTwinChange, SourceLifecycle,
+// SourceConnectionState) an enabled route reads.
+type Sources uint8
+
+// Has says whether source is in the set.
+func (s Sources) Has(source string) bool { return s&sourceBit(source) != 0 }
+
+func sourceBit(source string) Sources {
+	for i, src := range EventSources() {
+		if strings.EqualFold(src, source) {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// allSources is every event source.
+const allSources = Sources(1<<3 - 1)
+
+// SourcesFor is the set of event sources a hub's routes read, from its
+// stored properties.routing: the others' events are not stored at all, as
+// nothing would deliver them. Settings that don't decode read them all.
+func SourcesFor(routing json.RawMessage) Sources {
+	if len(routing) == 0 || string(routing) == "null" {
+		return 0
+	}
+	var r struct {
+		Routes []struct {
+			Source    string `json:"source"`
+			IsEnabled bool   `json:"isEnabled"`
+		} `json:"routes"`
+	}
+	if err := json.Unmarshal(routing, &r); err != nil {
+		return allSources
+	}
+	var s Sources
+	for _, rt := range r.Routes {
+		if rt.IsEnabled {
+			// Routes name a source as TwinChangeEvents; events carry
+			// twinChangeEvents.
+			s |= sourceBit(rt.Source)
+		}
+	}
+	return s
+}
+
 // subject is the logical subject a device message of partition is stored
 // on for path.
 func (p Path) subject(hub string, partition int) string {
@@ -84,6 +130,22 @@ func (p Path) subject(hub string, partition int) string {
 // endpoint, where the router copies the messages routed there.
 func BuiltInSubject(hub string, partition int) string {
 	return PathBuiltIn.subject(hub, partition)
+}
+
+// RouterPartitionSubject is the logical subject of the device messages of
+// one partition stored for the router.
+func RouterPartitionSubject(hub string, partition int) string {
+	return PathRouter.subject(hub, partition)
+}
+
+// SourceSubject is the logical subject of one source's non-telemetry
+// events (SourceTwinChange, SourceLifecycle, SourceConnectionState).
+func SourceSubject(hub, source string) string { return "hub." + strings.ToLower(hub) + ".route." + source }
+
+// EventSources are the sources of the non-telemetry events stored for the
+// router, in a fixed order.
+func EventSources() []string {
+	return []string{SourceTwinChange, SourceLifecycle, SourceConnectionState}
 }
 
 // RouterSubject is the logical subject filter of everything the hub's

@@ -245,7 +245,7 @@ const (
 func (s *Streams) PublishSource(ctx context.Context, source string, m Message) error {
 	m.Enqueued = s.now().UTC()
 	hdr := headers(m, source)
-	if _, err := s.bus.Publish(ctx, "hub."+strings.ToLower(m.Hub)+".route."+source, m.Payload, hdr); err != nil {
+	if _, err := s.bus.Publish(ctx, SourceSubject(m.Hub, source), m.Payload, hdr); err != nil {
 		return fmt.Errorf("telemetry: publish %s event for %s/%s: %w", source, m.Hub, m.DeviceID, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -122,6 +123,30 @@ func TestPathFor(t *testing.T) {
 	} {
 		if got := telemetry.PathFor([]byte(tc.routing)); got != tc.want {
 			t.Errorf("PathFor(%s) = %d, want %d", tc.routing, got, tc.want)
+		}
+	}
+}
+
+// TestSourcesFor: only the event sources an enabled route reads are
+// stored; settings that don't decode keep them all.
+func TestSourcesFor(t *testing.T) {
+	cases := []struct {
+		routing                     string
+		twin, lifecycle, connection bool
+	}{
+		{``, false, false, false},
+		{`null`, false, false, false},
+		{`{"routes":[{"name":"t","source":"DeviceMessages","condition":"true","endpointNames":["events"],"isEnabled":true}]}`, false, false, false},
+		{`{"routes":[{"name":"t","source":"TwinChangeEvents","condition":"true","endpointNames":["events"],"isEnabled":true}]}`, true, false, false},
+		{`{"routes":[{"name":"t","source":"twinchangeevents","isEnabled":false},{"name":"l","source":"DeviceLifecycleEvents","isEnabled":true}]}`, false, true, false},
+		{`{"routes":[{"name":"c","source":"DeviceConnectionStateEvents","isEnabled":true},{"name":"t","source":"TwinChangeEvents","isEnabled":true}]}`, true, false, true},
+		{`{"routes":"not a list"}`, true, true, true},
+	}
+	for _, c := range cases {
+		s := telemetry.SourcesFor(json.RawMessage(c.routing))
+		if s.Has(telemetry.SourceTwinChange) != c.twin || s.Has(telemetry.SourceLifecycle) != c.lifecycle || s.Has(telemetry.SourceConnectionState) != c.connection {
+			t.Errorf("%s: twin %v lifecycle %v connection %v, want %v %v %v", c.routing,
+				s.Has(telemetry.SourceTwinChange), s.Has(telemetry.SourceLifecycle), s.Has(telemetry.SourceConnectionState), c.twin, c.lifecycle, c.connection)
 		}
 	}
 }

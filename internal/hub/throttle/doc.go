@@ -18,6 +18,11 @@
 // counting after PeerTTL; one that joins counts within a round trip (the
 // others answer its first heartbeat with theirs).
 //
+// The same membership shares work out: Owns ranks the live nodes for a
+// group (a hub) by rendezvous hashing and hands slot i (a partition) to
+// the node at rank i mod n, so a hub's routing partitions are spread
+// evenly and each is worked by one node (internal/routing/engine).
+//
 // The per-device rate stays per node: a device's MQTT or AMQP connection
 // lives on one node, so the device's bucket is that node's.
 //

@@ -3,7 +3,9 @@ package throttle
 import (
 	"context"
 	"encoding/json"
+	"hash/fnv"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -136,3 +138,60 @@ func (m *Membership) recount() {
 
 // Nodes is the live node count as this node sees it.
 func (m *Membership) Nodes() int { return m.limiter.Nodes() }
+
+// Owns says whether this node owns slot of group: the live nodes are
+// ranked for group by rendezvous hashing, and slot i goes to the node at
+// rank i mod n — so a group's slots (a hub's partitions) are spread evenly
+// over the nodes, and every node computes the same owner from the same
+// membership. Views differ for a heartbeat or two after a node joins or
+// leaves; the work guarded by ownership must stay correct while two nodes
+// briefly both own a slot (see internal/routing/engine).
+func (m *Membership) Owns(group string, slot int) bool {
+	m.mu.Lock()
+	nodes := make([]string, 0, 1+len(m.peers))
+	nodes = append(nodes, m.node)
+	for id := range m.peers {
+		nodes = append(nodes, id)
+	}
+	m.mu.Unlock()
+	return OwnerOf(nodes, group, slot) == m.node
+}
+
+// OwnerOf is the node of nodes that owns slot of group (see Owns).
+func OwnerOf(nodes []string, group string, slot int) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	ranked := make([]rankedNode, len(nodes))
+	for i, n := range nodes {
+		ranked[i] = rankedNode{n, rendezvous(n, group)}
+	}
+	sort.Slice(ranked, func(i, j int) bool {
+		if ranked[i].score != ranked[j].score {
+			return ranked[i].score > ranked[j].score
+		}
+		return ranked[i].node < ranked[j].node
+	})
+	return ranked[slot%len(ranked)].node
+}
+
+type rankedNode struct {
+	node  string
+	score uint64
+}
+
+// rendezvous scores a node for a group: FNV-1a of both, finished with
+// SplitMix64's mixer so near-identical names spread well.
+func rendezvous(node, group string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(group))
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

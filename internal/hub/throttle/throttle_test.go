@@ -221,3 +221,34 @@ func TestMembershipCutOffKeepsCount(t *testing.T) {
 		t.Errorf("b still counts %d nodes after a was cut off, want 1", b.Nodes())
 	}
 }
+
+// TestOwnerOfSpreadsSlots: every node computes the same owner from the
+// same members, a hub's slots spread evenly, and a departing node's slots
+// go to the others.
+func TestOwnerOfSpreadsSlots(t *testing.T) {
+	nodes := []string{"node-a", "node-b", "node-c"}
+	reversed := []string{"node-c", "node-b", "node-a"}
+	for _, hub := range []string{"hub1", "hub2", "fleet"} {
+		per := map[string]int{}
+		for slot := 0; slot < 6; slot++ {
+			owner := OwnerOf(nodes, hub, slot)
+			if other := OwnerOf(reversed, hub, slot); other != owner {
+				t.Fatalf("%s/%d: owner %s or %s depending on the order of the members", hub, slot, owner, other)
+			}
+			per[owner]++
+		}
+		for _, n := range nodes {
+			if per[n] != 2 {
+				t.Errorf("%s: slots per node %v, want 2 each", hub, per)
+			}
+		}
+		for slot := 0; slot < 6; slot++ {
+			if owner := OwnerOf(nodes[:2], hub, slot); owner == "node-c" {
+				t.Errorf("%s/%d owned by a node that left", hub, slot)
+			}
+		}
+	}
+	if OwnerOf(nil, "hub", 0) != "" {
+		t.Error("owner without members")
+	}
+}

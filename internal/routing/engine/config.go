@@ -76,6 +76,14 @@ type Config struct {
 	Twins   TwinReader
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Owns says whether this node works slot of a hub: slots 0…P-1 are its
+	// partitions (router and endpoint workers), the slots after them its
+	// event sources (routerSlot). Nil: this node works every slot (one
+	// node). throttle.Membership.Owns spreads the slots over the nodes.
+	Owns func(hub string, slot int) bool
+	// OwnershipPoll is how often a node that doesn't own a slot checks
+	// again (500 ms).
+	OwnershipPoll time.Duration
 
 	// MinBatchFrequency is the lowest storage batchFrequencyInSeconds the
 	// engine honours (Azure's minimum, 60 s, by default); tests lower it
@@ -132,6 +140,7 @@ func Default() Config {
 
 		TokenRefreshMargin: 5 * time.Minute,
 		RouterBatch:        500,
+		OwnershipPoll:      500 * time.Millisecond,
 		StorageMaxPending:  100000,
 		MetricsBucket:      time.Minute,
 		MetricsBuckets:     60,
@@ -162,6 +171,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SendTimeout, d.SendTimeout)
 	setDur(&c.TokenRefreshMargin, d.TokenRefreshMargin)
 	setInt(&c.RouterBatch, d.RouterBatch)
+	setDur(&c.OwnershipPoll, d.OwnershipPoll)
 	setInt(&c.StorageMaxPending, d.StorageMaxPending)
 	setDur(&c.MetricsBucket, d.MetricsBucket)
 	setInt(&c.MetricsBuckets, d.MetricsBuckets)
@@ -173,6 +183,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Compile == nil {
 		c.Compile = constantConditions
+	}
+	if c.Owns == nil {
+		c.Owns = func(string, int) bool { return true }
 	}
 	return c
 }

@@ -10,17 +10,18 @@
 //     and retention) and compiles a Plan once: endpoints with their
 //     credentials, routes grouped by source with their conditions compiled
 //     once (Config.Compile), the fallback route, enrichments per endpoint.
-//  2. Routing. A router reads the hub's telemetry stream (hub-{name}: the
-//     device messages stored for it on route.{partition} — see
-//     telemetry.Path: a hub whose settings send every device message to
-//     the built-in endpoint stores them there directly — and the twin
-//     change, lifecycle and connection state events on route.{source})
-//     through the durable
-//     consumer "router", shared by every node and created with the stream
-//     (EnsureRouter). For each message it evaluates the enabled routes of
-//     the message's source; each matching custom endpoint gets a copy —
-//     with the endpoint's enrichments as application properties — appended
-//     to the hub's routing queue (stream routing-{name}, subject
+//  2. Routing. Routers read the hub's telemetry stream (hub-{name}): one per
+//     partition for the device messages stored for it on route.{partition}
+//     (see telemetry.Path: a hub whose settings send every device message
+//     to the built-in endpoint stores them there directly), and one per
+//     event source for the twin change, lifecycle and connection state
+//     events on route.{source}. Each reads through its own durable consumer
+//     (router-{partition}, router-{source}), created with the stream
+//     (EnsureRouter), and runs on the one node Config.Owns gives its slot.
+//     For each message a router evaluates the enabled routes of the
+//     message's source; each matching custom endpoint gets a copy — with
+//     the endpoint's enrichments as application properties — appended to
+//     the hub's routing queue (stream routing-{name}, subject
 //     routing.{name}.{endpoint}.{partition}). A device message no route
 //     matched takes the fallback route when it is enabled. A copy for the
 //     built-in endpoint is stored on the hub stream's events.{partition},
@@ -28,7 +29,8 @@
 //     exist, only what a route to "events" or the fallback route takes
 //     reaches it, as in IoT Hub. The source message is acknowledged only
 //     after every copy is stored.
-//  3. Delivery. One worker per endpoint reads its subject in order through
+//  3. Delivery. One worker per endpoint and partition, on the node that
+//     routes the partition, reads its subject in order through
 //     its own durable consumer, sends REST batches (≤ 100 messages,
 //     ≤ 256 KB) to Event Hubs / Service Bus, or collects a window per
 //     partition for storage (batchFrequencyInSeconds, maxChunkSizeInBytes)
@@ -45,12 +47,22 @@
 // stored downstream, so a crash can only repeat a batch (the router's
 // re-queued copies are dropped by JetStream's duplicate window; a re-sent
 // Event Hubs / Service Bus batch or storage window can arrive twice).
-// Ordered per partition on one node: the router and each worker hold at most
-// one batch unacknowledged (MaxAckPending), so after a crash the held batch
-// comes back before anything newer; Event Hubs batches carry the device id as
-// partition key. Several nodes share the durable consumers, which keeps
-// at-least-once but may interleave batches; strict order across nodes needs
-// one active node per hub.
+// Ordered per partition: the routers and workers hold at most one batch
+// unacknowledged (MaxAckPending), so after a crash the held batch comes
+// back before anything newer; Event Hubs batches carry the device id as
+// partition key.
+//
+// Several nodes. Config.Owns (throttle.Membership.Owns in the app) gives
+// each slot of a hub — its partitions, then its event sources — to one
+// live node, spread evenly; the node that routes a partition also delivers
+// it. A node checks before each batch, so when membership changes a slot
+// moves within a heartbeat or two (throttle.PeerTTL for a node that
+// died), and a dead node's held batch comes back after the consumer's
+// AckWait. While two nodes' views differ both may read a slot; the
+// consumer's one-batch limit still hands its messages out one batch at a
+// time, in order, so the overlap costs throughput, never order or
+// messages. A storage worker that loses its partition writes the windows
+// it holds before it stops.
 //
 // Credentials. Identity-based endpoints use the hub's system-assigned
 // identity, or identity.userAssignedIdentity, through Config.Tokens with the

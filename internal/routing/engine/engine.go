@@ -197,9 +197,8 @@ func (e *Engine) remove(ctx context.Context, hub string) error {
 	if err := js.DeleteStream(ctx, e.cfg.Bus.Stream(queueStream(hub))); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		errs = append(errs, fmt.Errorf("engine: delete routing queue of %s: %w", hub, err))
 	}
-	if err := js.DeleteConsumer(ctx, e.cfg.Bus.Stream(hubStream(hub)), routerConsumer); err != nil &&
-		!errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		errs = append(errs, fmt.Errorf("engine: delete router of %s: %w", hub, err))
+	if err := e.deleteRouters(ctx, hub); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

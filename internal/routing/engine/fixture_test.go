@@ -58,6 +58,7 @@ type fixture struct {
 	tokens *armtest.Tokens
 	stream *telemetry.Streams
 	engine *engine.Engine
+	cfg    engine.Config // the engine's, for a second node's engine
 	// paths are where each hub's device messages are published, as the
 	// hub's routing settings choose.
 	paths map[string]telemetry.Path
@@ -184,6 +185,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	f.cfg = cfg
 	f.engine, err = engine.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -325,7 +327,7 @@ func (f *fixture) hub(spec hubSpec) store.Principal {
 	if err := f.stream.EnsureHub(f.ctx, spec.name, 1); err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.engine.EnsureRouter(f.ctx, spec.name); err != nil {
+	if err := f.engine.EnsureRouter(f.ctx, spec.name, spec.partitions); err != nil {
 		f.t.Fatal(err)
 	}
 	f.paths[spec.name] = telemetry.PathFor(routing)

@@ -16,11 +16,6 @@ import (
 	"github.com/outpost-iot/outpost/internal/hub/telemetry"
 )
 
-// routerConsumer is the durable consumer of a hub's telemetry stream the
-// routers of every node share: it reads the device messages stored for the
-// router (telemetry.PathRouter) and the non-telemetry sources.
-const routerConsumer = "router"
-
 // hdrPartition carries a routed message's partition on the queue (the
 // queue's subject names the endpoint, not the partition).
 const hdrPartition = "routing-partition"
@@ -127,11 +122,11 @@ func (h *hubRuntime) apply(ctx context.Context, wg *sync.WaitGroup, p *Plan) {
 		rctx, cancel := context.WithCancel(ctx)
 		h.routerCancel, h.routerDone = cancel, make(chan struct{})
 		wg.Add(1)
-		go func(done chan struct{}) {
+		go func(done chan struct{}, partitions int) {
 			defer wg.Done()
 			defer close(done)
-			h.route(rctx)
-		}(h.routerDone)
+			h.routeAll(rctx, partitions)
+		}(h.routerDone, p.Partitions)
 	}
 	now := h.e.cfg.Now()
 	for key, w := range h.workers {
@@ -243,84 +238,6 @@ func (h *hubRuntime) health() []EndpointHealth {
 		out = append(out, t.snapshot())
 	}
 	return out
-}
-
-// route runs the hub's router until ctx ends.
-func (h *hubRuntime) route(ctx context.Context) {
-	log := h.e.cfg.Log.With("hub", h.name)
-	var cons jetstream.Consumer
-	failures := 0
-	for ctx.Err() == nil {
-		if cons == nil {
-			var err error
-			if cons, err = h.e.routerConsumer(ctx, h.name); err != nil {
-				failures++
-				if failures == 1 || failures%20 == 0 {
-					log.Warn("routing: waiting for the hub's stream", "err", err)
-				}
-				sleep(ctx, backoff(100*time.Millisecond, 5*time.Second, failures))
-				continue
-			}
-			failures = 0
-		}
-		msgs, err := fetch(ctx, cons, h.e.cfg.RouterBatch)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("routing: reading the hub's stream failed", "err", err)
-				cons = nil
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		if err := h.routeBatch(ctx, msgs); err != nil {
-			for _, m := range msgs {
-				_ = m.Nak()
-			}
-			if ctx.Err() == nil {
-				failures++
-				log.Error("routing: queueing routed messages failed; they will be routed again", "err", err)
-				sleep(ctx, backoff(100*time.Millisecond, 5*time.Second, failures))
-			}
-			continue
-		}
-		failures = 0
-		if err := ackAll(ctx, msgs); err != nil && ctx.Err() == nil {
-			log.Warn("routing: acknowledging routed messages failed; they may be routed twice", "err", err)
-		}
-	}
-}
-
-// EnsureRouter creates (or finds) a hub's durable router consumer. The hub
-// runtime calls it right after creating the hub's stream, before any
-// device can publish to it: the consumer delivers everything from the
-// stream's start, so no message stored for the router is ever missed, even
-// when the engine's Run gets to the hub later. MaxAckPending bounds what
-// one batch may hold, so after a crash the unacknowledged batch is routed
-// again before anything newer.
-func (e *Engine) EnsureRouter(ctx context.Context, hub string) error {
-	_, err := e.routerConsumer(ctx, strings.ToLower(hub))
-	return err
-}
-
-func (e *Engine) routerConsumer(ctx context.Context, hub string) (jetstream.Consumer, error) {
-	b := e.cfg.Bus
-	c, err := b.JetStream().CreateOrUpdateConsumer(ctx, b.Stream(hubStream(hub)), jetstream.ConsumerConfig{
-		Durable:       routerConsumer,
-		Description:   "IoT Hub message routing",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxDeliver:    -1,
-		MaxAckPending: e.cfg.RouterBatch,
-		FilterSubject: b.Subject(telemetry.RouterSubject(hub)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("engine: router consumer of %s: %w", hub, err)
-	}
-	return c, nil
 }
 
 // routeBatch evaluates the routes for each message and appends a copy to

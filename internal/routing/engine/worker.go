@@ -105,8 +105,16 @@ func (w *worker) window() time.Duration {
 	return max(w.ep.BatchFrequency, w.e.cfg.MinBatchFrequency)
 }
 
+// owned says whether this node delivers the worker's partition: the node
+// that routes a partition delivers it (Config.Owns).
+func (w *worker) owned() bool { return w.e.cfg.Owns(w.hub, w.lane) }
+
 func (w *worker) runMessaging(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
+		if !w.owned() {
+			sleep(ctx, w.e.cfg.OwnershipPoll)
+			continue
+		}
 		msgs, err := fetch(ctx, cons, w.e.cfg.MaxBatchMessages)
 		if err != nil {
 			w.e.cfg.Log.Warn("routing: reading an endpoint queue failed", "hub", w.hub, "endpoint", w.ep.Name, "err", err)
@@ -199,10 +207,13 @@ func (w *worker) runStorage(ctx context.Context, cons jetstream.Consumer) {
 	}()
 	for ctx.Err() == nil {
 		now := w.e.cfg.Now()
+		// A node that no longer owns the partition writes what it holds
+		// (so its blob comes before the new owner's) and stops reading.
+		owned := w.owned()
 		full := held >= w.e.cfg.StorageMaxPending
 		for _, p := range sortedPartitions(windows) {
 			win := windows[p]
-			if !full && now.Sub(win.start) < w.window() && win.bytes < w.ep.MaxChunkBytes {
+			if owned && !full && now.Sub(win.start) < w.window() && win.bytes < w.ep.MaxChunkBytes {
 				continue
 			}
 			if !w.flush(ctx, p, win) {
@@ -210,6 +221,10 @@ func (w *worker) runStorage(ctx context.Context, cons jetstream.Consumer) {
 			}
 			held -= len(win.items)
 			delete(windows, p)
+		}
+		if !owned {
+			sleep(ctx, w.e.cfg.OwnershipPoll)
+			continue
 		}
 		msgs, err := fetch(ctx, cons, min(1000, w.e.cfg.StorageMaxPending-held))
 		if err != nil {
