@@ -140,7 +140,9 @@ func RouterPartitionSubject(hub string, partition int) string {
 
 // SourceSubject is the logical subject of one source's non-telemetry
 // events (SourceTwinChange, SourceLifecycle, SourceConnectionState).
-func SourceSubject(hub, source string) string { return "hub." + strings.ToLower(hub) + ".route." + source }
+func SourceSubject(hub, source string) string {
+	return "hub." + strings.ToLower(hub) + ".route." + source
+}
 
 // EventSources are the sources of the non-telemetry events stored for the
 // router, in a fixed order.
