@@ -148,6 +148,10 @@ type fleet struct {
 	afterHold    []procStats   // nodes after --hold
 	clients      []procStats   // client processes after --hold
 	elapsed      time.Duration
+	// idle is the CPU the held connections cost while nothing else ran:
+	// nodes and client processes over the --hold (of length held).
+	idleNodes, idleClients time.Duration
+	held                   time.Duration
 }
 
 func (f *fleet) ok() int {
@@ -224,6 +228,11 @@ func connectFleet(ctx context.Context, log *slog.Logger, d *scaleDeployment, env
 		return nil, firstErr
 	}
 	log.Info("fleet connected", "connections", f.ok(), "seconds", f.elapsed.Seconds(), "holding", o.hold)
+	holdStart, nodesBefore := time.Now(), d.nodeStats()
+	clientsBefore := make([]procStats, len(f.procs))
+	for i, p := range f.procs {
+		clientsBefore[i], _ = readProcStats(p.pid())
+	}
 	select {
 	case <-ctx.Done():
 		f.close()
@@ -231,9 +240,14 @@ func connectFleet(ctx context.Context, log *slog.Logger, d *scaleDeployment, env
 	case <-time.After(o.hold):
 	}
 	f.afterHold = d.nodeStats()
-	for _, p := range f.procs {
+	f.held = time.Since(holdStart)
+	for i := range f.afterHold {
+		f.idleNodes += f.afterHold[i].cpu - nodesBefore[i].cpu
+	}
+	for i, p := range f.procs {
 		st, _ := readProcStats(p.pid())
 		f.clients = append(f.clients, st)
+		f.idleClients += st.cpu - clientsBefore[i].cpu
 	}
 	return f, nil
 }
