@@ -590,16 +590,53 @@ func takePacketID(ctx context.Context, free <-chan uint16, done <-chan struct{},
 	return 0, false
 }
 
+// pacer spaces sends interval apart, starting at next (interval 0: no
+// pacing).
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+	timer    *time.Timer
+}
+
+// wait blocks until the next slot, calling beforeWait (when not nil) first
+// if it has to wait; it returns how far behind its slot a late send is,
+// and false when ctx ended or beforeWait failed.
+func (p *pacer) wait(ctx context.Context, beforeWait func() bool) (time.Duration, bool) {
+	if p.interval <= 0 {
+		return 0, true
+	}
+	var lag time.Duration
+	if d := time.Until(p.next); d > 0 {
+		if beforeWait != nil && !beforeWait() {
+			return 0, false
+		}
+		if p.timer == nil {
+			p.timer = time.NewTimer(d)
+		} else {
+			p.timer.Reset(d)
+		}
+		select {
+		case <-p.timer.C:
+		case <-ctx.Done():
+			return 0, false
+		}
+	} else {
+		lag = -d
+	}
+	p.next = p.next.Add(p.interval)
+	return lag, true
+}
+
+func (p *pacer) stop() {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}
+
 // publish writes PUBLISH packets: at once while a packet id is free (QoS 1)
 // or on the rate schedule, flushing whenever it would otherwise wait.
 func (c *benchConn) publish(ctx context.Context, o mqttBenchOptions, payload []byte, interval time.Duration, next time.Time) {
 	prefix := encodePublishPrefix("devices/"+c.id+"/messages/events/", byte(o.qos), len(payload))
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
 	flush := func() bool {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
@@ -609,30 +646,17 @@ func (c *benchConn) publish(ctx context.Context, o mqttBenchOptions, payload []b
 		c.lastWrite = time.Now()
 		return c.bw.Flush() == nil
 	}
+	pace := pacer{interval: interval, next: next}
+	defer pace.stop()
 	for n := 0; o.messages == 0 || n < o.messages; n++ {
 		if ctx.Err() != nil {
 			break
 		}
-		if interval > 0 {
-			if d := time.Until(next); d > 0 {
-				if !flush() {
-					return
-				}
-				if timer == nil {
-					timer = time.NewTimer(d)
-				} else {
-					timer.Reset(d)
-				}
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					return
-				}
-			} else {
-				c.maxLag = max(c.maxLag, -d)
-			}
-			next = next.Add(interval)
+		lag, ok := pace.wait(ctx, flush)
+		if !ok {
+			return
 		}
+		c.maxLag = max(c.maxLag, lag)
 		var id uint16
 		if c.free != nil {
 			var ok bool

@@ -134,32 +134,16 @@ func (c *soakConn) takeHistogram() *latencyHistogram {
 func (c *soakConn) publish(ctx context.Context, size int, interval time.Duration, next time.Time) {
 	prefix := encodePublishPrefix("devices/"+c.id+"/messages/events/", 1, size)
 	packet := make([]byte, 0, len(prefix)+2+size)
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
 	flush := func() bool {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		return c.closed || c.bw.Flush() == nil
 	}
+	pace := pacer{interval: interval, next: next}
+	defer pace.stop()
 	for seq := int64(0); ctx.Err() == nil; seq++ {
-		if interval > 0 {
-			if d := time.Until(next); d > 0 {
-				if timer == nil {
-					timer = time.NewTimer(d)
-				} else {
-					timer.Reset(d)
-				}
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					return
-				}
-			}
-			next = next.Add(interval)
+		if _, ok := pace.wait(ctx, nil); !ok {
+			return
 		}
 		id, ok := takePacketID(ctx, c.free, c.done, flush)
 		if !ok {
