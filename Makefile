@@ -17,8 +17,15 @@ test:
 	fi
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
-	go test -race -count=1 -timeout 25m ./...
-	.ci/fuzz
+	@# The fuzz binaries build at the lowest priority while the tests run
+	@# (their instrumented builds take minutes), then .ci/fuzz runs them.
+	@bins="$$(mktemp -d)"; \
+	nice -n 19 .ci/fuzz build "$$bins" > "$$bins/build.log" 2>&1 & builder=$$!; \
+	go test -race -count=1 -timeout 25m ./...; tests=$$?; \
+	wait $$builder; built=$$?; cat "$$bins/build.log"; \
+	if [ $$tests -ne 0 ]; then rm -rf "$$bins"; exit $$tests; fi; \
+	if [ $$built -ne 0 ]; then echo "fuzz binaries failed to build"; rm -rf "$$bins"; exit $$built; fi; \
+	FUZZ_BIN_DIR="$$bins" .ci/fuzz; fuzzed=$$?; rm -rf "$$bins"; exit $$fuzzed
 
 # Every fuzz target for FUZZTIME (10s) each; FUZZ=regexp picks targets by name.
 fuzz:

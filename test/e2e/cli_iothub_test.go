@@ -130,6 +130,7 @@ func digJSON(v any, path ...any) any {
 // test, messages a device sends delivered along the routes, message
 // enrichments, file upload settings, --set, and deletes.
 func TestCLIIoTHub(t *testing.T) {
+	t.Parallel() // az and the CLI spend most of their time starting up: overlap them
 	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) { c.Hub.RoutingMinBatchFrequency = time.Second }))
 	s.Require443(t)
 	out := newHubCLI(t, s)
@@ -366,6 +367,7 @@ func TestCLIIoTHub(t *testing.T) {
 // (Whole hubs differ: az prints every nested model field, null when unset,
 // and durations and times as Python's str() and isoformat() of them.)
 func TestCLIIoTHubMatchesAz(t *testing.T) {
+	t.Parallel() // az and the CLI spend most of their time starting up: overlap them
 	s := testserver.Start(t)
 	env := s.Env()
 	secret := env["AZURE_CLIENT_SECRET"]

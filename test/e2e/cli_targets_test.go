@@ -187,6 +187,7 @@ func TestCLITargets(t *testing.T) {
 // TestCLITargetsTablesMatchAz: on the same resources, `outpost … -o table`
 // prints exactly what Debian's az prints.
 func TestCLITargetsTablesMatchAz(t *testing.T) {
+	t.Parallel() // az and the CLI spend most of their time starting up: overlap them
 	bin := testserver.BuildBinary(t)
 	s := testserver.Start(t)
 	env := s.Env()

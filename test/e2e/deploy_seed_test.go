@@ -110,6 +110,7 @@ var seedPlaceholder = regexp.MustCompile(`<[^<>]+>`)
 // identity its template asked for, and `outpost resource show` must print
 // exactly what `az resource show` prints for the same hub.
 func TestSeedTemplatesWithAz(t *testing.T) {
+	t.Parallel() // az and the CLI spend most of their time starting up: overlap them
 	templates := seedTemplates(t)
 	bin := testserver.BuildBinary(t)
 	s := testserver.Start(t)
