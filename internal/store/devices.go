@@ -78,6 +78,12 @@ type Devices interface {
 	// modules) — or an error that is recorded for that entry alone (the
 	// others still apply). It returns one error (or nil) per input, in order.
 	PutMany(ctx context.Context, hub string, keys []DeviceKey, update func(i int, current *Device) (*Device, error)) ([]error, error)
+	// AfterBulkLoad brings the registry's storage up to date after many
+	// entries changed at once (a bulk import): the query planner's
+	// statistics and, where the engine keeps them, visibility and hint
+	// bits — what autovacuum would do later, or never where it is off.
+	// Reads and writes go on meanwhile; it only costs time.
+	AfterBulkLoad(ctx context.Context) error
 }
 
 // DeviceKey names a registry entry within a hub.

@@ -362,3 +362,10 @@ func deviceRowsQuery(d dialect, rows int, conflict string) string {
 	b.WriteString(conflict)
 	return b.String()
 }
+
+func (ds devices) AfterBulkLoad(ctx context.Context) error {
+	if _, err := ds.s.writer.ExecContext(ctx, ds.s.dialect.afterBulkLoad); err != nil {
+		return fmt.Errorf("sqlstore: maintenance after a bulk load (%s): %w", ds.s.dialect.afterBulkLoad, err)
+	}
+	return nil
+}

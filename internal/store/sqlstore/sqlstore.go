@@ -335,6 +335,16 @@ type dialect struct {
 	// running it again may succeed. SQLite's single writer has no such
 	// errors.
 	retryable func(err error) bool
+	// afterBulkLoad is the maintenance that follows a bulk load of the
+	// devices table (AfterBulkLoad). PostgreSQL's VACUUM (ANALYZE) sets
+	// the visibility map that count(*)'s index-only scan needs and the
+	// hint bits every later read would otherwise write, and gives the
+	// planner row counts; autovacuum does the same eventually, unless an
+	// installation turned it off. It never blocks reads or writes (it
+	// can't run inside a transaction). SQLite's PRAGMA optimize analyzes
+	// the tables whose statistics are missing or stale, sampling at most
+	// analysis_limit rows of each index so the writer is not held long.
+	afterBulkLoad string
 }
 
 // forUpdateOf is forUpdate for a SELECT that joins table with other rows
@@ -352,6 +362,9 @@ func sqliteDialect() dialect {
 		param:           func(int) string { return "?" },
 		uniqueViolation: sqliteUniqueViolation,
 		retryable:       func(error) bool { return false },
+		// 0x10002: also analyze tables never analyzed before, the
+		// state of a registry that was empty until the import.
+		afterBulkLoad: "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002",
 	}
 }
 
@@ -374,6 +387,7 @@ func postgresDialect() dialect {
 		customPlans:     "SET LOCAL plan_cache_mode = force_custom_plan",
 		uniqueViolation: postgresUniqueViolation,
 		retryable:       postgresRetryable,
+		afterBulkLoad:   "VACUUM (ANALYZE) devices",
 	}
 }
 

@@ -152,6 +152,7 @@ func runDevices(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"PutManyEntriesApplyInOrder", testPutManyInOrder},
 		{"PutManyIsOneTransaction", testPutManyAtomic},
 		{"ConcurrentPutManyLosesNoUpdate", testPutManyConcurrent},
+		{"AfterBulkLoadKeepsEverything", testAfterBulkLoad},
 	})
 }
 
