@@ -130,6 +130,12 @@ func (d *Deployments) ParseBody(b []byte) (arm.Document, error) {
 // the background, with that principal's rights). Render hides it.
 const principalMember = "outpost:deployedBy"
 
+// secureMember keeps the values of secureString and secureObject
+// parameters, which properties.parameters never shows, for Provision (which
+// may resume after a restart, from what is stored). Render hides it, and the
+// deployment drops it once it has ended.
+const secureMember = "outpost:secureParameters"
+
 // request is a decoded deployment PUT or validate body.
 type request struct {
 	Template   map[string]any
@@ -241,6 +247,9 @@ func (d *Deployments) Prepare(ctx context.Context, req arm.PutRequest) (arm.Docu
 		"template": r.Template, "duration": "PT0S",
 	})
 	doc.Set(principalMember, req.Principal)
+	if secure := secureParameters(r); len(secure) > 0 {
+		doc.Set(secureMember, secure)
+	}
 	if r.Location != "" {
 		doc.Set("location", r.Location)
 	}
@@ -274,6 +283,7 @@ func (d *Deployments) Render(res store.Resource) json.RawMessage {
 		return res.Body
 	}
 	delete(doc, principalMember)
+	delete(doc, secureMember)
 	var props map[string]any
 	if doc.Decode("properties", &props) == nil && props != nil {
 		delete(props, "template")
@@ -297,6 +307,16 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 	if err != nil {
 		return nil, err
 	}
+	if raw, ok := doc[secureMember]; ok {
+		v, err := ParseLenient(raw)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: stored secure parameters: %w", err)
+		}
+		secure, _ := v.(map[string]any)
+		for name, value := range secure {
+			r.Parameters[name] = value
+		}
+	}
 	runCtx, rd := d.track(ctx, id)
 	defer d.untrack(id, rd)
 	start := d.cfg.Now()
@@ -318,6 +338,7 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 	}
 	delete(props, "error")
 	doc.Set("properties", props)
+	delete(doc, secureMember)
 	return doc, nil
 }
 
@@ -341,7 +362,8 @@ func (d *Deployments) untrack(id arm.ResourceID, rd *runningDeployment) {
 }
 
 // recordFailure keeps a failed deployment's error and partial results in
-// its stored body (the framework then marks it Failed).
+// its stored body (the framework then marks it Failed) and drops the secure
+// parameter values, which nothing needs any more.
 func (d *Deployments) recordFailure(ctx context.Context, id string, props map[string]any) {
 	_, _, err := d.cfg.Resources.Put(ctx, id, func(cur *store.Resource) (store.Resource, error) {
 		if cur == nil {
@@ -352,6 +374,7 @@ func (d *Deployments) recordFailure(ctx context.Context, id string, props map[st
 			return store.Resource{}, err
 		}
 		doc.Set("properties", props)
+		delete(doc, secureMember)
 		next := *cur
 		next.Body = doc.Bytes()
 		return next, nil
@@ -455,23 +478,45 @@ func isoSeconds(d time.Duration) string {
 	return fmt.Sprintf("PT%.7fS", d.Seconds())
 }
 
-// shownParameters are the parameters as GET shows them: {name: {type, value}},
-// secure values withheld.
+// shownParameters are the parameters as GET shows them: {name: {type,
+// value}} with ARM's spelling of the type (String, SecureString…); a secure
+// parameter shows its type only.
 func shownParameters(r request) map[string]any {
-	decls, _ := lookup(r.Template, "parameters").(map[string]any)
 	out := map[string]any{}
 	for name, v := range r.Parameters {
-		typ := "String"
-		if decl, ok := lookup(decls, name).(map[string]any); ok {
-			if t, ok := lookup(decl, "type").(string); ok {
-				typ = t
-			}
-		}
-		entry := map[string]any{"type": typ}
-		if !strings.HasPrefix(strings.ToLower(typ), "secure") {
+		typ := declaredType(r.Template, name)
+		entry := map[string]any{"type": shownType(typ)}
+		if !isSecure(typ) {
 			entry["value"] = v
 		}
 		out[name] = entry
 	}
 	return out
+}
+
+// secureParameters are the supplied values of the secure parameters.
+func secureParameters(r request) map[string]any {
+	out := map[string]any{}
+	for name, v := range r.Parameters {
+		if isSecure(declaredType(r.Template, name)) {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// declaredType is a parameter's declared type ("string" when the template
+// does not say).
+func declaredType(template map[string]any, name string) string {
+	decls, _ := lookup(template, "parameters").(map[string]any)
+	if decl, ok := lookup(decls, name).(map[string]any); ok {
+		if t, ok := lookup(decl, "type").(string); ok {
+			return t
+		}
+	}
+	return "string"
+}
+
+func isSecure(typ string) bool {
+	return strings.EqualFold(typ, "securestring") || strings.EqualFold(typ, "secureobject")
 }

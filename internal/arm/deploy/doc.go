@@ -8,7 +8,9 @@
 //	Prepare    the body (az's lenient form included: ParseLenient) is decoded;
 //	           the template's expressions must all parse; supplied parameters
 //	           must be declared and required ones supplied. The deployer is
-//	           stored with the deployment.
+//	           stored with the deployment, and so are the values of secure
+//	           parameters, which GET shows by type only; they are dropped
+//	           when the deployment ends.
 //	  → 201 + Azure-AsyncOperation
 //	Provision  run: parameters are evaluated and checked (type,
 //	           allowedValues); every resource — copy instances, conditions,
@@ -21,7 +23,10 @@
 //	           as deployments of their own (outer scope: this template's
 //	           parameters and variables evaluate the nested template first).
 //	           Outputs are evaluated last. A failure records DeploymentFailed
-//	           with one detail per failed resource.
+//	           with one detail per failed operation, carrying the provider's
+//	           own code and message; what deployed before it stays, and
+//	           resources that depend on a failed one are never started (no
+//	           operation, no detail).
 //
 // Files: deployments.go (the resource type, its actions), template.go
 // (checks before planning), plan.go (a run: expand resources, ids,

@@ -47,9 +47,11 @@ func (ru *run) deploy() error {
 		})
 	}
 	wg.Wait()
+	// One detail per failed operation, as in ARM: a resource never started
+	// because a dependency failed is no detail of its own.
 	var details []arm.Error
 	for _, p := range ru.all {
-		if p.err != nil {
+		if p.err != nil && p.op.ID != "" {
 			ae := arm.AsError(p.err)
 			details = append(details, arm.Error{Code: ae.Code, Message: ae.Message, Target: p.id})
 		}
@@ -475,14 +477,15 @@ func (ru *run) outputs(section any) (map[string]any, error) {
 		} else if value, err = expr.EvalValue(lookup(decl, "value"), ctx); err != nil {
 			return outs, invalidTemplate("output '%s': %v", name, err)
 		}
-		outs[name] = map[string]any{"type": outputType(typ), "value": value}
+		outs[name] = map[string]any{"type": shownType(typ), "value": value}
 	}
 	return outs, nil
 }
 
-// outputType is a declared type as ARM reports it on a deployment's
-// outputs: String, Int, Bool, Array, Object, SecureString, SecureObject.
-func outputType(typ string) string {
+// shownType is a declared type as ARM reports it on a deployment's
+// outputs and parameters: String, Int, Bool, Array, Object, SecureString,
+// SecureObject.
+func shownType(typ string) string {
 	switch strings.ToLower(typ) {
 	case "string":
 		return "String"
