@@ -131,9 +131,9 @@ func (ru *run) plan(r request) error {
 		for i, raw := range resources {
 			m, ok := raw.(map[string]any)
 			if !ok {
-				return invalidTemplate("resources[%d] is not an object.", i)
+				return invalidTemplate("template.resources[%d] is not an object.", i)
 			}
-			if err := ru.expand(m, nil, ru.ectx, ""); err != nil {
+			if err := ru.expand(m, fmt.Sprintf("template.resources[%d]", i), nil, ru.ectx, ""); err != nil {
 				return err
 			}
 		}
@@ -143,9 +143,9 @@ func (ru *run) plan(r request) error {
 		for _, sym := range keys(resources) {
 			m, ok := resources[sym].(map[string]any)
 			if !ok {
-				return invalidTemplate("resources.%s is not an object.", sym)
+				return invalidTemplate("template.resources.%s is not an object.", sym)
 			}
-			if err := ru.expand(m, nil, ru.ectx, sym); err != nil {
+			if err := ru.expand(m, "template.resources."+sym, nil, ru.ectx, sym); err != nil {
 				return err
 			}
 		}
@@ -313,8 +313,10 @@ func sameParameterValue(allowed, v any) bool {
 }
 
 // expand adds a template resource — each copy instance, and its nested
-// child resources — to the plan. parent is set for nested children.
-func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context, symbol string) error {
+// child resources — to the plan. path is where the resource is in the
+// template (template.resources[2].resources[0]), for errors to say which
+// member to change; parent is set for nested children.
+func (ru *run) expand(raw map[string]any, path string, parent *planned, ctx *expr.Context, symbol string) error {
 	site := ctx.WithSite(expr.SiteResource)
 	instances := []*expr.Context{site}
 	loop := ""
@@ -351,27 +353,27 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context, sy
 		if cond := lookup(raw, "condition"); cond != nil {
 			v, err := expr.EvalValue(cond, ictx)
 			if err != nil {
-				return invalidTemplate("condition: %v", err)
+				return invalidTemplate("%s.condition: %v", path, err)
 			}
 			if b, ok := v.(bool); ok && !b {
 				skip = true
 			}
 		}
-		typ, err := evalString(lookup(raw, "type"), ictx, "resource type")
+		typ, err := evalString(lookup(raw, "type"), ictx, path+".type")
 		if err != nil {
 			if skip {
 				continue
 			}
 			return err
 		}
-		name, err := evalString(lookup(raw, "name"), ictx, "resource name")
+		name, err := evalString(lookup(raw, "name"), ictx, path+".name")
 		if err != nil {
 			if skip {
 				continue
 			}
 			return err
 		}
-		api, _ := evalString(lookup(raw, "apiVersion"), ictx, "apiVersion")
+		api, _ := evalString(lookup(raw, "apiVersion"), ictx, path+".apiVersion")
 		if parent != nil && !strings.Contains(typ, ".") {
 			typ = parent.typ + "/" + typ
 			name = parent.name + "/" + name
@@ -380,18 +382,18 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context, sy
 		p.existing, _ = lookup(raw, "existing").(bool)
 		scope := ""
 		if s := lookup(raw, "scope"); s != nil {
-			if scope, err = evalString(s, ictx, "scope"); err != nil {
+			if scope, err = evalString(s, ictx, path+".scope"); err != nil {
 				return err
 			}
 		}
 		if strings.EqualFold(p.typ, Type) {
 			if g := lookup(raw, "resourceGroup"); g != nil {
-				if p.group, err = evalString(g, ictx, "nested deployment resourceGroup"); err != nil {
+				if p.group, err = evalString(g, ictx, path+".resourceGroup"); err != nil {
 					return err
 				}
 			}
 			if s := lookup(raw, "subscriptionId"); s != nil {
-				sub, err := evalString(s, ictx, "nested deployment subscriptionId")
+				sub, err := evalString(s, ictx, path+".subscriptionId")
 				if err != nil {
 					return err
 				}
@@ -417,8 +419,8 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context, sy
 			continue
 		}
 		if deps, ok := lookup(raw, "dependsOn").([]any); ok {
-			for _, dep := range deps {
-				s, err := evalString(dep, ictx, "dependsOn")
+			for i, dep := range deps {
+				s, err := evalString(dep, ictx, fmt.Sprintf("%s.dependsOn[%d]", path, i))
 				if err != nil {
 					return err
 				}
@@ -437,12 +439,12 @@ func (ru *run) expand(raw map[string]any, parent *planned, ctx *expr.Context, sy
 		byIndex[index] = p
 		ru.add(p)
 		if children, ok := lookup(raw, "resources").([]any); ok {
-			for _, c := range children {
+			for i, c := range children {
 				cm, ok := c.(map[string]any)
 				if !ok {
 					continue
 				}
-				if err := ru.expand(cm, p, ictx, ""); err != nil {
+				if err := ru.expand(cm, fmt.Sprintf("%s.resources[%d]", path, i), p, ictx, ""); err != nil {
 					return err
 				}
 			}
