@@ -33,6 +33,7 @@ type scaleOptions struct {
 	connections  int
 	connectConc  int
 	hold         time.Duration
+	rounds       int
 
 	creates         int
 	registryWorkers int
@@ -67,6 +68,7 @@ func (o scaleOptions) validate() error {
 	check(o.inflight < 1 || o.inflight > benchMaxPacketID, "--inflight %d is outside 1..%d", o.inflight, benchMaxPacketID)
 	check(o.size < 0 || o.size > 256<<10, "--size %d is outside 0..262144", o.size)
 	check(o.hold < 0, "--hold %s is negative", o.hold)
+	check(o.rounds < 0, "--rounds %d is negative", o.rounds)
 	return errors.Join(errs...)
 }
 
@@ -85,8 +87,12 @@ func newBenchScaleCommand() *cobra.Command {
 			"     the nodes' routing metrics);\n" +
 			"  2. loaded hub: --devices devices registered with a bulk import job (a devices.txt in a\n" +
 			"     storage account of the first node, key-based SAS), --connections of them connected\n" +
-			"     over MQTT/TLS and held by one client process per node, then the same measurements.\n\n" +
-			"Prints each figure, the loaded ÷ empty ratios, connection set-up rates and RSS per node.\n" +
+			"     over MQTT/TLS and held by one client process per node, then the same measurements;\n" +
+			"  3. side by side: --rounds more pairs of the same measurements on both hubs, alternating\n" +
+			"     which goes first, with the fleet still held — a shared machine's drift between\n" +
+			"     steps 1 and 2 shows in their ratio, not in these.\n\n" +
+			"Prints each figure, the loaded ÷ empty ratios (of steps 1 and 2, and each round's with their\n" +
+			"median), connection set-up rates and RSS per node.\n" +
 			"Needs root (port 443 on 127.0.1.x). Never run by tests.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -107,6 +113,7 @@ func newBenchScaleCommand() *cobra.Command {
 	fs.IntVar(&o.connections, "connections", 100_000, "devices of the loaded hub connected and held over MQTT/TLS")
 	fs.IntVar(&o.connectConc, "connect-concurrency", 24, "connections being set up at once per client process")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "how long the connections are held before the loaded measurements (memory settles)")
+	fs.IntVar(&o.rounds, "rounds", 3, "side-by-side rounds after the loaded measurements: both hubs measured again, alternating which goes first")
 	fs.IntVar(&o.creates, "creates", 20_000, "device creates per hub")
 	fs.IntVar(&o.registryWorkers, "registry-workers", 16, "concurrent service API clients, spread over the nodes")
 	fs.DurationVar(&o.mixDuration, "mix-duration", 10*time.Second, "how long the get/update mix runs per hub")
@@ -170,7 +177,7 @@ func benchScale(ctx context.Context, w io.Writer, o scaleOptions) (err error) {
 
 	// 1. The empty hub, on the whole deployment with nothing connected.
 	log.Info("empty hub: registry and routing", "hub", env.empty.name)
-	empty, err := measureHub(ctx, log, dep, env, env.empty, o, registryIDs{prefix: "new-", existing: nil})
+	empty, err := measureHub(ctx, log, dep, env, env.empty, o, emptyIDs(o, "new-", true))
 	if err != nil {
 		return fmt.Errorf("empty hub: %w", err)
 	}
@@ -197,14 +204,69 @@ func benchScale(ctx context.Context, w io.Writer, o scaleOptions) (err error) {
 	}
 	defer conn.close()
 	log.Info("loaded hub: registry and routing", "hub", env.loaded.name, "devices", o.devices, "connected", conn.ok())
-	loaded, err := measureHub(ctx, log, dep, env, env.loaded, o, registryIDs{prefix: "new-", existing: func(n int) string { return scaleDeviceID(n % o.devices) }})
+	loaded, err := measureHub(ctx, log, dep, env, env.loaded, o, loadedIDs(o, "new-"))
 	if err != nil {
 		return fmt.Errorf("loaded hub: %w", err)
+	}
+
+	// 3. Side by side: the two hubs measured in alternation while the
+	// fleet stays held.
+	var rounds []scaleRound
+	for r := range o.rounds {
+		prefix := fmt.Sprintf("r%d-", r+1)
+		var rd scaleRound
+		measure := func(loadedFirst bool) error {
+			if loadedFirst {
+				if rd.loaded, err = measureHub(ctx, log, dep, env, env.loaded, o, loadedIDs(o, prefix)); err != nil {
+					return fmt.Errorf("round %d, loaded hub: %w", r+1, err)
+				}
+			}
+			if rd.empty, err = measureHub(ctx, log, dep, env, env.empty, o, emptyIDs(o, prefix, false)); err != nil {
+				return fmt.Errorf("round %d, empty hub: %w", r+1, err)
+			}
+			if !loadedFirst {
+				if rd.loaded, err = measureHub(ctx, log, dep, env, env.loaded, o, loadedIDs(o, prefix)); err != nil {
+					return fmt.Errorf("round %d, loaded hub: %w", r+1, err)
+				}
+			}
+			return nil
+		}
+		log.Info("side by side", "round", r+1, "of", o.rounds)
+		if err := measure(r%2 == 1); err != nil {
+			return err
+		}
+		rounds = append(rounds, rd)
 	}
 	stillConnected := conn.stillConnected()
 	after := dep.nodeStats()
 	printScaleReport(w, o, dep, imp, conn, after, stillConnected, empty, loaded)
+	printScaleRounds(w, rounds)
 	return nil
+}
+
+// scaleRound is one side-by-side pair of measurements.
+type scaleRound struct{ empty, loaded scaleResults }
+
+// loadedIDs are the loaded hub's registry ids: new devices under prefix,
+// existing ones from the import, publishers the imported devices after the
+// connected ones.
+func loadedIDs(o scaleOptions, prefix string) registryIDs {
+	return registryIDs{
+		prefix:    prefix,
+		existing:  func(n int) string { return scaleDeviceID(n % o.devices) },
+		publisher: func(i int) string { return scaleDeviceID(o.connections + i) },
+	}
+}
+
+// emptyIDs are the empty hub's: new devices under prefix, existing ones
+// and publishers from its first measurement (which creates them).
+func emptyIDs(o scaleOptions, prefix string, first bool) registryIDs {
+	return registryIDs{
+		prefix:           prefix,
+		existing:         func(n int) string { return fmt.Sprintf("new-%07d", n%o.creates) },
+		publisher:        func(i int) string { return fmt.Sprintf("pub-%07d", i) },
+		createPublishers: first,
+	}
 }
 
 // scaleDeviceID names the loaded hub's n-th device.

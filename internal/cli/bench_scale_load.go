@@ -30,6 +30,10 @@ import (
 type registryIDs struct {
 	prefix   string
 	existing func(n int) string
+	// publisher names the i-th publishing device of the routing
+	// measurement; createPublishers registers them first.
+	publisher        func(i int) string
+	createPublishers bool
 }
 
 // registryResult is one registry measurement.
@@ -176,9 +180,6 @@ func measureHub(ctx context.Context, log *slog.Logger, d *scaleDeployment, env *
 	log.Info("registry creates", "hub", hub.name, "created", res.creates.ops, "failed", res.creates.failed,
 		"perSecond", fmt.Sprintf("%.0f", res.creates.rate()), "firstErr", res.creates.firstErr)
 	existing := ids.existing
-	if existing == nil {
-		existing = func(n int) string { return fmt.Sprintf("%s%07d", ids.prefix, n%o.creates) }
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var rngMu sync.Mutex
 	pick := func() int { rngMu.Lock(); defer rngMu.Unlock(); return rng.IntN(1 << 30) }
@@ -195,18 +196,15 @@ func measureHub(ctx context.Context, log *slog.Logger, d *scaleDeployment, env *
 
 	// Routing: publishers spread over the nodes.
 	pubIDs := make([]string, o.publishers)
-	if ids.existing == nil {
-		for i := range pubIDs {
-			pubIDs[i] = fmt.Sprintf("pub-%07d", i)
-			body := fmt.Sprintf(`{"deviceId":%q,"authentication":{"type":"sas","symmetricKey":{"primaryKey":%q,"secondaryKey":%q}}}`,
-				pubIDs[i], deviceKey(env.seed, pubIDs[i], 1), deviceKey(env.seed, pubIDs[i], 2))
-			if err := sc.call(ctx, 0, http.MethodPut, "/devices/"+pubIDs[i]+api, nil, body); err != nil {
-				return res, fmt.Errorf("create publisher: %w", err)
-			}
+	for i := range pubIDs {
+		pubIDs[i] = ids.publisher(i)
+		if !ids.createPublishers {
+			continue
 		}
-	} else {
-		for i := range pubIDs {
-			pubIDs[i] = scaleDeviceID(o.connections + i)
+		body := fmt.Sprintf(`{"deviceId":%q,"authentication":{"type":"sas","symmetricKey":{"primaryKey":%q,"secondaryKey":%q}}}`,
+			pubIDs[i], deviceKey(env.seed, pubIDs[i], 1), deviceKey(env.seed, pubIDs[i], 2))
+		if err := sc.call(ctx, 0, http.MethodPut, "/devices/"+pubIDs[i]+api, nil, body); err != nil {
+			return res, fmt.Errorf("create publisher: %w", err)
 		}
 	}
 	res.routing, err = measureRouting(ctx, log, d, env, hub, o, pubIDs)

@@ -5,6 +5,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -61,12 +63,7 @@ func printScaleReport(w io.Writer, o scaleOptions, d *scaleDeployment, imp impor
 	row(fmt.Sprintf("device creates through the service API (%d, %d clients over the nodes)", o.creates, o.registryWorkers), empty.creates.rate(), loaded.creates.rate(), "/s")
 	row(fmt.Sprintf("get device / update twin tags, 1:1, %s", o.mixDuration), empty.mix.rate(), loaded.mix.rate(), "/s")
 	row(fmt.Sprintf("routing: MQTT publish → identity-based Event Hubs (%d devices × %d)", o.publishers, o.messagesPerDevice), empty.routing.rate(), loaded.routing.rate(), "msgs/s")
-	pub := func(r routingResult) float64 {
-		if r.publishElapsed <= 0 {
-			return 0
-		}
-		return float64(r.acked) / r.publishElapsed.Seconds()
-	}
+	pub := publishRate
 	row("  the same, counted as events stored in the event hub", empty.routing.storedRate(), loaded.routing.storedRate(), "msgs/s")
 	row("  publishes acknowledged (MQTT PUBACK)", pub(empty.routing), pub(loaded.routing), "msgs/s")
 	for _, x := range []struct {
@@ -88,6 +85,76 @@ func printScaleReport(w io.Writer, o scaleOptions, d *scaleDeployment, imp impor
 	within := func(e, l float64) string { return met(e > 0 && l >= 0.8*e) }
 	fmt.Fprintf(w, "loaded within 20%% of empty (same run): creates %s, get/update mix %s, routing %s\n",
 		within(empty.creates.rate(), loaded.creates.rate()), within(empty.mix.rate(), loaded.mix.rate()), within(empty.routing.rate(), loaded.routing.rate()))
+}
+
+// printScaleRounds prints the side-by-side rounds: each round's figures
+// and ratio, and the median ratio per figure — the run's verdict on
+// "within 20 %", as drift of a shared machine between measurements cancels
+// within a round.
+func printScaleRounds(w io.Writer, rounds []scaleRound) {
+	if len(rounds) == 0 {
+		return
+	}
+	figures := []struct {
+		name string
+		rate func(r scaleResults) float64
+	}{
+		{"device creates /s", func(r scaleResults) float64 { return r.creates.rate() }},
+		{"get/update mix /s", func(r scaleResults) float64 { return r.mix.rate() }},
+		{"routing msgs/s", func(r scaleResults) float64 { return r.routing.rate() }},
+		{"PUBACKs /s", func(r scaleResults) float64 { return publishRate(r.routing) }},
+	}
+	fmt.Fprintf(w, "\nside by side, fleet held (round: empty → loaded, ratio; even rounds measured the loaded hub first)\n| figure |")
+	for i := range rounds {
+		fmt.Fprintf(w, " round %d |", i+1)
+	}
+	fmt.Fprintf(w, " median ratio | within 20%% |\n|%s\n", strings.Repeat(" --- |", len(rounds)+3))
+	for _, f := range figures {
+		fmt.Fprintf(w, "| %s |", f.name)
+		ratios := make([]float64, 0, len(rounds))
+		for _, r := range rounds {
+			e, l := f.rate(r.empty), f.rate(r.loaded)
+			ratio := 0.0
+			if e > 0 {
+				ratio = l / e
+			}
+			ratios = append(ratios, ratio)
+			fmt.Fprintf(w, " %.0f → %.0f (%.2f) |", e, l, ratio)
+		}
+		m := median(ratios)
+		fmt.Fprintf(w, " %.2f | %s |\n", m, met(m >= 0.8))
+	}
+	for i, r := range rounds {
+		for _, x := range []struct {
+			name string
+			r    scaleResults
+		}{{"empty", r.empty}, {"loaded", r.loaded}} {
+			if x.r.creates.failed > 0 || x.r.mix.failed > 0 || !x.r.routing.complete {
+				fmt.Fprintf(w, "round %d %s: creates failed %d (%v), mix failed %d (%v), routing delivered %d of %d (complete: %t)\n", i+1, x.name,
+					x.r.creates.failed, x.r.creates.firstErr, x.r.mix.failed, x.r.mix.firstErr, x.r.routing.delivered, x.r.routing.published, x.r.routing.complete)
+			}
+		}
+	}
+}
+
+// median of xs (sorted in place).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
+// publishRate is the rate the publishers' messages were acknowledged.
+func publishRate(r routingResult) float64 {
+	if r.publishElapsed <= 0 {
+		return 0
+	}
+	return float64(r.acked) / r.publishElapsed.Seconds()
 }
 
 func mibf(b int64) float64 { return float64(b) / (1 << 20) }
