@@ -2,6 +2,7 @@ package app
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,7 @@ type routingState interface {
 	Hubs() []string
 	Stats(hub string) engine.Stats
 	Health(hub string) []engine.EndpointHealth
+	TokenRequestCounts() []engine.TokenRequestCount
 }
 
 var (
@@ -75,12 +77,15 @@ var (
 		"Failed send attempts in a row to a routing endpoint (0 once a send succeeds).", []string{"hub", "endpoint"}, nil)
 	routingHealthDesc = prometheus.NewDesc("outpost_routing_endpoint_health",
 		"1 for a routing endpoint's current health status (healthy, degraded, unhealthy, dead, unknown), 0 for the others.", []string{"hub", "endpoint", "status"}, nil)
+	routingTokenRequestsDesc = prometheus.NewDesc("outpost_routing_token_requests_total",
+		"Managed identity tokens the router asked the issuer for on this node, by hub, identity (system, or the user-assigned identity's lower-case resource id) and audience; tokens are cached until shortly before they expire.",
+		[]string{"hub", "identity", "audience"}, nil)
 )
 
 var routingStatuses = []string{engine.StatusHealthy, engine.StatusDegraded, engine.StatusUnhealthy, engine.StatusDead, engine.StatusUnknown}
 
 func (c routingCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{routingMessagesDesc, routingDeliveredDesc, routingFailedDesc, routingFailingDesc, routingHealthDesc} {
+	for _, d := range []*prometheus.Desc{routingMessagesDesc, routingDeliveredDesc, routingFailedDesc, routingFailingDesc, routingHealthDesc, routingTokenRequestsDesc} {
 		ch <- d
 	}
 }
@@ -106,5 +111,13 @@ func (c routingCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(routingHealthDesc, prometheus.GaugeValue, v, hub, ep.Name, s)
 			}
 		}
+	}
+	for _, tc := range c.e.TokenRequestCounts() {
+		hub := tc.HubResourceID[strings.LastIndexByte(tc.HubResourceID, '/')+1:]
+		identity := tc.UserAssigned
+		if identity == "" {
+			identity = "system"
+		}
+		ch <- prometheus.MustNewConstMetric(routingTokenRequestsDesc, prometheus.CounterValue, float64(tc.Requests), hub, identity, tc.Audience)
 	}
 }

@@ -23,6 +23,14 @@ func (fakeRouting) Health(string) []engine.EndpointHealth {
 	}
 }
 
+func (fakeRouting) TokenRequestCounts() []engine.TokenRequestCount {
+	return []engine.TokenRequestCount{
+		{HubResourceID: "/subscriptions/s/resourcegroups/g/providers/microsoft.devices/iothubs/h1", Audience: engine.AudienceStorage, Requests: 2},
+		{HubResourceID: "/subscriptions/s/resourcegroups/g/providers/microsoft.devices/iothubs/h1",
+			UserAssigned: "/subscriptions/s/resourcegroups/g/providers/microsoft.managedidentity/userassignedidentities/u", Audience: engine.AudienceEventHubs, Requests: 1},
+	}
+}
+
 // TestRoutingCollector: the engine's counters and health appear under
 // the names docs/operations.md lists for alerting.
 func TestRoutingCollector(t *testing.T) {
@@ -52,12 +60,14 @@ outpost_routing_endpoint_failures_in_a_row{endpoint="alerts",hub="h1"} 12
 		}
 	}
 	for key, v := range map[string]float64{
-		"outpost_routing_messages_total,hub=h1,outcome=routed":                    7,
-		"outpost_routing_messages_total,hub=h1,outcome=builtin":                   3,
-		"outpost_routing_endpoint_delivered_total,endpoint=alerts,hub=h1":         4,
-		"outpost_routing_endpoint_failed_total,endpoint=alerts,hub=h1":            15,
-		"outpost_routing_endpoint_health,endpoint=alerts,hub=h1,status=unhealthy": 1,
-		"outpost_routing_endpoint_health,endpoint=alerts,hub=h1,status=healthy":   0,
+		"outpost_routing_messages_total,hub=h1,outcome=routed":                                            7,
+		"outpost_routing_messages_total,hub=h1,outcome=builtin":                                           3,
+		"outpost_routing_endpoint_delivered_total,endpoint=alerts,hub=h1":                                 4,
+		"outpost_routing_endpoint_failed_total,endpoint=alerts,hub=h1":                                    15,
+		"outpost_routing_endpoint_health,endpoint=alerts,hub=h1,status=unhealthy":                         1,
+		"outpost_routing_endpoint_health,endpoint=alerts,hub=h1,status=healthy":                           0,
+		"outpost_routing_token_requests_total,audience=https://storage.azure.com/,hub=h1,identity=system": 2,
+		"outpost_routing_token_requests_total,audience=https://eventhubs.azure.net/,hub=h1,identity=/subscriptions/s/resourcegroups/g/providers/microsoft.managedidentity/userassignedidentities/u": 1,
 	} {
 		if g, ok := got[key]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", key, g, ok, v)

@@ -279,6 +279,10 @@ func (e *Engine) TokenRequests(hubResourceID, userAssigned, audience string) int
 // TotalTokenRequests is how many tokens the engine asked for overall.
 func (e *Engine) TotalTokenRequests() int64 { return e.tokens.total() }
 
+// TokenRequestCounts is TokenRequests for every (identity, audience) the
+// engine asked a token for, for /metrics.
+func (e *Engine) TokenRequestCounts() []TokenRequestCount { return e.tokens.counts() }
+
 // backoff is the wait before retry attempt n (1-based): base doubling, capped.
 func backoff(base, limit time.Duration, n int) time.Duration {
 	d := base

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +107,31 @@ func (c *tokenCache) count(hubID, userAssigned, audience string) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.requests[keyOf(hubID, userAssigned, audience)]
+}
+
+// TokenRequestCount is how many tokens the engine asked the token source
+// for, for one identity of a hub and audience. The ids are lower-case.
+type TokenRequestCount struct {
+	HubResourceID string
+	UserAssigned  string // "" = the system-assigned identity
+	Audience      string
+	Requests      int64
+}
+
+// counts lists every (identity, audience) asked for, sorted so /metrics
+// reads the same from scrape to scrape.
+func (c *tokenCache) counts() []TokenRequestCount {
+	c.mu.Lock()
+	out := make([]TokenRequestCount, 0, len(c.requests))
+	for k, v := range c.requests {
+		out = append(out, TokenRequestCount{HubResourceID: k.hub, UserAssigned: k.userAssigned, Audience: k.audience, Requests: v})
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b TokenRequestCount) int {
+		return cmp.Or(strings.Compare(a.HubResourceID, b.HubResourceID),
+			strings.Compare(a.UserAssigned, b.UserAssigned), strings.Compare(a.Audience, b.Audience))
+	})
+	return out
 }
 
 func (c *tokenCache) total() int64 {
