@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,91 +100,30 @@ func containerBlobs(t *testing.T, blobs *azblob.Client, container string) (names
 	return names, contents
 }
 
-// TestRoutingEventHubUserAssigned is the seed's routing scenario: a hub with
-// a user-assigned identity that holds Azure Event Hubs Data Sender at the
-// event hub's scope, an identity-based event hub endpoint, and a route whose
-// condition reads $body and an application property. The npm device SDK
-// sends; the event hub receives exactly the matching messages, with IoT
-// Hub's system properties and the application properties.
-func TestRoutingEventHubUserAssigned(t *testing.T) {
-	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) { c.Hub.RoutingMinBatchFrequency = time.Second }))
-	const group = "rg-route-eh"
-	ensureGroup(t, s, group)
-	sub := s.App.Installation().SubscriptionID
-	uami := "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/route-uami"
-	uamiDoc := putAndWait(t, s, uami, "2023-01-31", `{"location":"westus"}`)
-	e := createMessagingEntity(t, s, group, "Microsoft.EventHub", "eventhubs", "")
-	assignRole(t, s, uamiDoc["properties"].(map[string]any)["principalId"].(string), eventHubsDataSender, e.ID)
-
-	h := createHub(t, s, group)
-	key := createDevice(t, s, h, "sensor")
-	routing := `{"routing":{
-	  "endpoints":{"eventHubs":[{"name":"hot","authenticationType":"identityBased","identity":{"userAssignedIdentity":"` + uami + `"},
-	    "endpointUri":"sb://` + e.Namespace + `.servicebus.` + s.Config.DNSSuffix + `","entityPath":"` + e.Name + `"}]},
-	  "routes":[{"name":"hot-critical","source":"DeviceMessages","condition":"$body.temp >= 25 AND level = 'critical'","endpointNames":["hot"],"isEnabled":true}],
-	  "fallbackRoute":{"name":"$fallback","source":"DeviceMessages","condition":"true","endpointNames":["events"],"isEnabled":true}}}`
-	if code, body := setHub(t, s, h, `{"type":"UserAssigned","userAssignedIdentities":{"`+uami+`":{}}}`, routing); code >= 300 {
-		t.Fatalf("routing settings: %d %v", code, body)
-	}
-	const n = 30
-	runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
-		"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
-		"ROUTE_COUNT":                     strconv.Itoa(n),
-	})
-	want := map[int]bool{}
-	for i := range n {
-		if i%3 == 0 && 20+i%10 >= 25 {
-			want[i] = true
-		}
-	}
-	var events []map[string]any
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if events = readEventHub(t, s, e); len(events) >= len(want) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(time.Second) // nothing more may arrive
-	events = readEventHub(t, s, e)
-	if len(events) != len(want) {
-		t.Fatalf("the event hub got %d events, want the %d matching ones: %v", len(events), len(want), events)
-	}
-	for _, ev := range events {
-		var body struct{ Seq int }
-		if err := json.Unmarshal([]byte(ev["body"].(string)), &body); err != nil || !want[body.Seq] {
-			t.Errorf("routed event %v", ev)
-		}
-		props, _ := ev["properties"].(map[string]any)
-		if props["level"] != "critical" || props["iothub-connection-device-id"] != "sensor" || props["iothub-message-source"] != "Telemetry" {
-			t.Errorf("routed event properties %v", props)
-		}
-	}
-	// The built-in endpoint gets exactly the others, through the fallback
-	// route (IoT Hub stops sending every message there once routes exist).
-	builtIn := readBuiltIn(t, s, h.Name, 3*time.Second)
-	if len(builtIn) != n-len(want) {
-		t.Fatalf("the built-in endpoint got %d messages, want the %d that matched no route", len(builtIn), n-len(want))
-	}
-	for _, ev := range builtIn {
-		var body struct{ Seq int }
-		raw, _ := json.Marshal(ev["payload"])
-		if err := json.Unmarshal(raw, &body); err != nil || want[body.Seq] {
-			t.Errorf("built-in endpoint message %v", ev)
-		}
-	}
-	// Health: the endpoint delivered, so it is healthy.
-	op := armCall{t, s, s.Token(t, testserver.ARMResource)}
-	_, health := op.do("GET", h.ID+"/routingEndpointsHealth?api-version=2023-06-30", "")
-	t.Logf("routingEndpointsHealth: %v", health)
-}
-
 // receiveAll drains a Service Bus queue (receive-and-delete with the
 // namespace key) and returns the message bodies.
 func receiveAll(t *testing.T, s *testserver.Server, e testEntity, path string) []string {
 	t.Helper()
-	token := sas.SignRawKey("https://"+e.Host+"/"+path, e.Key, "RootManageSharedAccessKey", time.Now().Add(time.Hour))
 	var out []string
+	for _, m := range receiveREST(t, s, e, path) {
+		out = append(out, m.Body)
+	}
+	return out
+}
+
+// sbMessage is a message received over Service Bus REST: its body and the
+// response headers, which carry BrokerProperties and the custom
+// properties.
+type sbMessage struct {
+	Body   string
+	Header http.Header
+}
+
+// receiveREST is receiveAll with each message's headers.
+func receiveREST(t *testing.T, s *testserver.Server, e testEntity, path string) []sbMessage {
+	t.Helper()
+	token := sas.SignRawKey("https://"+e.Host+"/"+path, e.Key, "RootManageSharedAccessKey", time.Now().Add(time.Hour))
+	var out []sbMessage
 	for {
 		req, _ := http.NewRequest("DELETE", "https://"+e.Host+"/"+path+"/messages/head?timeout=1", nil)
 		req.Header.Set("Authorization", token)
@@ -195,7 +135,7 @@ func receiveAll(t *testing.T, s *testserver.Server, e testEntity, path string) [
 		resp.Body.Close()
 		switch resp.StatusCode {
 		case http.StatusOK:
-			out = append(out, string(b))
+			out = append(out, sbMessage{Body: string(b), Header: resp.Header})
 		case http.StatusNoContent:
 			return out
 		default:
@@ -511,12 +451,12 @@ func TestRoutingStorageIntoAzuriteByIdentity(t *testing.T) {
 	}
 }
 
-// TestRoutingRoleRemovedMidStream: a Service Bus queue endpoint and a
-// storage endpoint, both using the hub's system-assigned identity. The npm
+// TestRoutingRoleRemovedMidStream: an event hub, a Service Bus queue and a
+// storage endpoint, all using the hub's system-assigned identity. The npm
 // device SDK sends; the roles are removed and it sends more, which the hub
-// accepts while both endpoints turn unhealthy with the target's refusal
-// (401 from Service Bus, 403 from storage); the roles come back and every
-// message arrives, once, in the order sent.
+// accepts while every endpoint turns unhealthy with the target's refusal
+// (401 from Event Hubs and Service Bus, 403 from storage); the roles come
+// back and every message arrives, once, in the order sent.
 func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	s := testserver.Start(t, testserver.WithConfig(func(c *config.Config) {
 		c.Hub.RoutingMinBatchFrequency = time.Second
@@ -524,6 +464,7 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	}))
 	const group = "rg-route-role"
 	q := createMessagingEntity(t, s, group, "Microsoft.ServiceBus", "queues", "")
+	eh := createMessagingEntity(t, s, group, "Microsoft.EventHub", "eventhubs", "")
 	acct := createStorageAccount(t, s, group, "", "")
 	putAndWait(t, s, acct.ID+"/blobServices/default/containers/archive", storageAPI, `{"properties":{}}`)
 	h := createHub(t, s, group)
@@ -545,10 +486,13 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	}
 	sbRole := grant(q.ID, serviceBusDataSender, "4b1f0c9e-2a57-4d1e-9f0a-1c2d3e4f5a60")
 	blobRole := grant(acct.ID, storageBlobDataContributor, "4b1f0c9e-2a57-4d1e-9f0a-1c2d3e4f5a61")
+	ehRole := grant(eh.ID, eventHubsDataSender, "4b1f0c9e-2a57-4d1e-9f0a-1c2d3e4f5a64")
 	routing := `{"routing":{"endpoints":{
+	    "eventHubs":[{"name":"hot","authenticationType":"identityBased","endpointUri":"sb://` + eh.Namespace + `.servicebus.` + s.Config.DNSSuffix + `","entityPath":"` + eh.Name + `"}],
 	    "serviceBusQueues":[{"name":"orders","authenticationType":"identityBased","endpointUri":"sb://` + q.Namespace + `.servicebus.` + s.Config.DNSSuffix + `","entityPath":"` + q.Name + `"}],
 	    "storageContainers":[{"name":"archive","authenticationType":"identityBased","endpointUri":"https://` + acct.Name + `.blob.` + s.Config.DNSSuffix + `","containerName":"archive","encoding":"JSON","batchFrequencyInSeconds":1}]},
 	  "routes":[{"name":"to-queue","source":"DeviceMessages","condition":"true","endpointNames":["orders"],"isEnabled":true},
+	            {"name":"to-hot","source":"DeviceMessages","condition":"true","endpointNames":["hot"],"isEnabled":true},
 	            {"name":"to-archive","source":"DeviceMessages","condition":"true","endpointNames":["archive"],"isEnabled":true}]}}`
 	if code, body := setHub(t, s, h, `{"type":"SystemAssigned"}`, routing); code >= 300 {
 		t.Fatalf("routing: %d %v", code, body)
@@ -585,6 +529,39 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 		}
 		return lines
 	}
+	// The event hub's events as bodies, in partition and sequence order
+	// (the device id is the partition key: one partition holds them all).
+	hubbed := func() (bodies []string) {
+		events := readEventHub(t, s, eh)
+		sort.SliceStable(events, func(i, j int) bool {
+			pi, pj := fmt.Sprint(events[i]["partitionId"]), fmt.Sprint(events[j]["partitionId"])
+			if pi != pj {
+				return pi < pj
+			}
+			si, _ := events[i]["sequenceNumber"].(float64)
+			sj, _ := events[j]["sequenceNumber"].(float64)
+			return si < sj
+		})
+		partitions := map[string]bool{}
+		for _, ev := range events {
+			partitions[fmt.Sprint(ev["partitionId"])] = true
+			body, _ := ev["body"].(string)
+			bodies = append(bodies, body)
+		}
+		if len(partitions) > 1 {
+			t.Fatalf("one device's events landed on partitions %v", partitions)
+		}
+		return bodies
+	}
+	waitHubbed := func(want int) []string {
+		var bodies []string
+		deadline := time.Now().Add(60 * time.Second)
+		for len(bodies) < want && time.Now().Before(deadline) {
+			time.Sleep(250 * time.Millisecond)
+			bodies = hubbed()
+		}
+		return bodies
+	}
 	waitArchived := func(want int) []string {
 		var lines []string
 		deadline := time.Now().Add(60 * time.Second)
@@ -597,11 +574,11 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 
 	send(10)
 	drain(10)
-	if len(queued) != 10 || len(waitArchived(10)) != 10 {
-		t.Fatalf("before the role removal: queue %d, archive %d, want 10 each", len(queued), len(archived()))
+	if len(queued) != 10 || len(waitArchived(10)) != 10 || len(waitHubbed(10)) != 10 {
+		t.Fatalf("before the role removal: queue %d, archive %d, event hub %d, want 10 each", len(queued), len(archived()), len(hubbed()))
 	}
 
-	for _, id := range []string{sbRole, blobRole} {
+	for _, id := range []string{sbRole, blobRole, ehRole} {
 		if code, body := op.do("DELETE", id+"?api-version=2022-04-01", ""); code != 200 {
 			t.Fatalf("remove role: %d %v", code, body)
 		}
@@ -611,13 +588,16 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		hs = health()
-		if hs["orders"]["healthStatus"] == "unhealthy" && hs["archive"]["healthStatus"] == "unhealthy" {
+		if hs["orders"]["healthStatus"] == "unhealthy" && hs["archive"]["healthStatus"] == "unhealthy" && hs["hot"]["healthStatus"] == "unhealthy" {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
 	if hs["orders"]["healthStatus"] != "unhealthy" || !strings.HasPrefix(fmt.Sprint(hs["orders"]["lastKnownError"]), "401 ") {
 		t.Fatalf("the queue endpoint without its role: %v", hs["orders"])
+	}
+	if hs["hot"]["healthStatus"] != "unhealthy" || !strings.HasPrefix(fmt.Sprint(hs["hot"]["lastKnownError"]), "401 ") {
+		t.Fatalf("the event hub endpoint without its role: %v", hs["hot"])
 	}
 	if hs["archive"]["healthStatus"] != "unhealthy" || !strings.HasPrefix(fmt.Sprint(hs["archive"]["lastKnownError"]), "403 ") ||
 		!strings.Contains(fmt.Sprint(hs["archive"]["lastKnownError"]), "AuthorizationPermissionMismatch") {
@@ -626,11 +606,16 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	if got := receiveAll(t, s, q, q.Name); len(got) != 0 {
 		t.Fatalf("%d messages reached the queue without the role", len(got))
 	}
+	if got := hubbed(); len(got) != 10 {
+		t.Fatalf("the event hub holds %d events without the role, want the first 10", len(got))
+	}
 
 	grant(q.ID, serviceBusDataSender, "4b1f0c9e-2a57-4d1e-9f0a-1c2d3e4f5a62")
 	grant(acct.ID, storageBlobDataContributor, "4b1f0c9e-2a57-4d1e-9f0a-1c2d3e4f5a63")
+	grant(eh.ID, eventHubsDataSender, "4b1f0c9e-2a57-4d1e-9f0a-1c2d3e4f5a65")
 	drain(25)
 	lines := waitArchived(25)
+	waitHubbed(25)
 	// The first round's seq 0..9, then the second's 0..14: in order, and
 	// once each — a refused batch was not delivered, so its retry is no
 	// duplicate.
@@ -665,9 +650,13 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 	if got := seqs(lines); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("archive got %v, want %v", got, want)
 	}
+	time.Sleep(time.Second) // no duplicate may follow
+	if events := hubbed(); fmt.Sprint(seqs(events)) != fmt.Sprint(want) {
+		t.Errorf("event hub got %v, want %v", seqs(events), want)
+	}
 	deadline = time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if hs = health(); hs["orders"]["healthStatus"] == "healthy" && hs["archive"]["healthStatus"] == "healthy" {
+		if hs = health(); hs["orders"]["healthStatus"] == "healthy" && hs["archive"]["healthStatus"] == "healthy" && hs["hot"]["healthStatus"] == "healthy" {
 			return
 		}
 		time.Sleep(250 * time.Millisecond)
