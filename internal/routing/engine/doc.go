@@ -68,7 +68,8 @@
 // identity, or identity.userAssignedIdentity, through Config.Tokens with the
 // service's audience; tokens are cached per (identity, audience) until
 // TokenRefreshMargin before their exp claim and never logged
-// (TokenRequests counts the requests). Key-based endpoints sign an Event
+// (TokenRequests and TokenRequestCounts count the requests; the app exports them as
+// outpost_routing_token_requests_total). Key-based endpoints sign an Event
 // Hubs / Service Bus SAS with the connection string's key (the key string's
 // bytes are the HMAC key) or use the storage account's shared key. Every
 // request goes through Config.Egress and speaks only the public REST

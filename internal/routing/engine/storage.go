@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"strings"
 	"sync"
 	"time"
@@ -125,7 +126,11 @@ func xmlMessage(s string) string {
 	}
 	msg, _, _ := strings.Cut(after, "</Message>")
 	msg, _, _ = strings.Cut(msg, "\n")
-	return strings.TrimSpace(msg)
+	msg = strings.TrimSpace(html.UnescapeString(msg)) // XML's entities are a subset of HTML's
+	if len(msg) > 512 {
+		msg = msg[:512] + "…"
+	}
+	return msg
 }
 
 // identityCredential is an azcore.TokenCredential acting as a hub identity

@@ -148,9 +148,16 @@ func (c *tokenCache) total() int64 {
 func (c *tokenCache) forget(hubID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	hub := strings.ToLower(hubID)
 	for k := range c.entries {
-		if k.hub == strings.ToLower(hubID) {
+		if k.hub == hub {
 			delete(c.entries, k)
+		}
+	}
+	// Its counts go too: a deleted hub's series leave /metrics.
+	for k := range c.requests {
+		if k.hub == hub {
+			delete(c.requests, k)
 		}
 	}
 }
