@@ -66,7 +66,7 @@ type routingData struct {
 	Chart *routingChart
 }
 
-var routeSources = []string{"DeviceMessages", "TwinChangeEvents", "DeviceLifecycleEvents", "DeviceJobLifecycleEvents", "DeviceConnectionStateEvents"}
+var routeSources = []string{"DeviceMessages", "TwinChangeEvents", "DeviceLifecycleEvents", "DeviceConnectionStateEvents"}
 
 // targets lists the namespaces and storage accounts (with their event
 // hubs, queues, topics or containers) the endpoint pickers offer.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -208,10 +209,38 @@ func TestValidationErrors(t *testing.T) {
 	ep := func(extra string) string {
 		return with(`{"routing":{"endpoints":{"storageContainers":[{"name":"cold","connectionString":"DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5","containerName":"c"` + extra + `}]}}}`)
 	}
+	// Azure's limits: 10 custom endpoints, 100 routes, 10 enrichments.
+	many := func(n int, item func(i int) string) string {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = item(i)
+		}
+		return strings.Join(items, ",")
+	}
+	elevenEndpoints := with(`{"routing":{"endpoints":{"eventHubs":[` + many(11, func(i int) string {
+		return fmt.Sprintf(`{"name":"e%d","connectionString":"Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=a2V5;EntityPath=eh"}`, i)
+	}) + `]}}}`)
+	routes := func(n int) string {
+		return with(`{"routing":{"routes":[` + many(n, func(i int) string {
+			return fmt.Sprintf(`{"name":"r%d","source":"DeviceMessages","condition":"true","endpointNames":["events"],"isEnabled":true}`, i)
+		}) + `]}}`)
+	}
+	elevenEnrichments := with(`{"routing":{"enrichments":[` + many(11, func(i int) string {
+		return fmt.Sprintf(`{"key":"k%d","value":"v","endpointNames":["events"]}`, i)
+	}) + `]}}`)
+	source := func(name string) string {
+		return with(`{"routing":{"routes":[{"name":"r1","source":"` + name + `","condition":"true","endpointNames":["events"],"isEnabled":true}]}}`)
+	}
 	cases := []struct {
 		name, hub, body, code, mentions string
 		status                          int
 	}{
+		{"11 custom endpoints", "hub1", elevenEndpoints, "400004", "11 custom endpoints; a S1 hub may have at most 10", 400},
+		{"101 routes", "hub1", routes(101), "400004", "101 routes; a S1 hub may have at most 100", 400},
+		{"11 enrichments", "hub1", elevenEnrichments, "400004", "11 entries; a hub may have at most 10", 400},
+		{"job lifecycle events", "hub1", source("DeviceJobLifecycleEvents"), "400004", "scheduled jobs", 400},
+		{"digital twin change events", "hub1", source("digitalTwinChangeEvents"), "400004", "can't be routed", 400},
+		{"unknown source", "hub1", source(""), "400004", "use one of DeviceMessages", 400},
 		{"no sku", "hub1", `{"location":"westus"}`, "400004", "sku", 400},
 		{"unknown sku", "hub1", `{"location":"westus","sku":{"name":"S9"}}`, "400004", "F1, S1", 400},
 		{"capacity", "hub1", `{"location":"westus","sku":{"name":"S3","capacity":11}}`, "400004", "between 1 and 10", 400},

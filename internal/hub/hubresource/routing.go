@@ -15,8 +15,16 @@ var reservedEndpointNames = []string{"events", "fileNotifications", "$default", 
 
 // routingSources are the message sources a route may read.
 var routingSources = []string{
-	"DeviceMessages", "TwinChangeEvents", "DeviceLifecycleEvents", "DeviceJobLifecycleEvents",
-	"DigitalTwinChangeEvents", "DeviceConnectionStateEvents", "MqttBrokerMessages",
+	"DeviceMessages", "TwinChangeEvents", "DeviceLifecycleEvents", "DeviceConnectionStateEvents",
+}
+
+// unproducedSources (lower-case) are sources IoT Hub has that Outpost never
+// emits, each with why: a route reading one would never match, so saving it is refused
+// rather than left silent.
+var unproducedSources = map[string]string{
+	"devicejoblifecycleevents": "scheduled jobs (twin updates and direct methods on many devices), which emit these events, are not supported by Outpost yet",
+	"digitaltwinchangeevents":  "IoT Plug and Play digital twins, which emit these events, are not supported by Outpost",
+	"mqttbrokermessages":       "these come from Event Grid's MQTT broker, which Outpost does not include",
 }
 
 // fileNamePlaceholders must all appear in a storage endpoint's fileNameFormat.
@@ -288,6 +296,9 @@ func (b *propertiesBuilder) routes(r object, what string, known func(string) boo
 			return err
 		}
 		c, valid := canonical(source, routingSources...)
+		if why, known := unproducedSources[strings.ToLower(source)]; !valid && known {
+			return invalid("%s (route '%s'): source '%s' can't be routed: %s. Use one of %s.", rwhat, name, source, why, strings.Join(routingSources, ", "))
+		}
 		if !valid {
 			return invalid("%s (route '%s'): source '%s' is invalid; use one of %s.", rwhat, name, source, strings.Join(routingSources, ", "))
 		}
