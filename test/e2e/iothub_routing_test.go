@@ -144,11 +144,12 @@ func receiveREST(t *testing.T, s *testserver.Server, e testEntity, path string) 
 	}
 }
 
-// TestRoutingIdentitySwitch: a Service Bus queue endpoint using the hub's
-// system-assigned identity. Turning the system-assigned identity off is
-// refused naming the endpoint; after the endpoint is switched to a
-// user-assigned identity, turning it off succeeds — and every message sent
-// across the switch reaches the queue.
+// TestRoutingIdentitySwitch: a Service Bus queue endpoint switched in place
+// from the namespace key to the hub's system-assigned identity, then to a
+// user-assigned one, then back to the key. Turning the system-assigned
+// identity off is refused naming the endpoint while it uses it, and
+// succeeds once it doesn't — and every message sent across the four
+// switches reaches the queue, once.
 func TestRoutingIdentitySwitch(t *testing.T) {
 	s := testserver.Start(t)
 	const group = "rg-route-switch"
@@ -165,19 +166,31 @@ func TestRoutingIdentitySwitch(t *testing.T) {
 	}
 	assignRole(t, s, hubPrincipal(t, s, h), serviceBusDataSender, q.ID)
 	assignRole(t, s, uamiDoc["properties"].(map[string]any)["principalId"].(string), serviceBusDataSender, q.ID)
-	endpoint := func(identity string) string {
-		return `{"routing":{"endpoints":{"serviceBusQueues":[{"name":"orders","authenticationType":"identityBased"` + identity +
-			`,"endpointUri":"sb://` + q.Namespace + `.servicebus.` + s.Config.DNSSuffix + `","entityPath":"` + q.Name + `"}]},` +
+	// endpoint is the hub's routing with the 'orders' endpoint
+	// authenticating as auth says.
+	endpoint := func(auth string) string {
+		return `{"routing":{"endpoints":{"serviceBusQueues":[{"name":"orders",` + auth + `}]},` +
 			`"routes":[{"name":"all","source":"DeviceMessages","condition":"true","endpointNames":["orders"],"isEnabled":true}]}}`
 	}
-	if code, body := setHub(t, s, h, both, endpoint("")); code >= 300 {
-		t.Fatalf("routing with the system-assigned identity: %d %v", code, body)
+	identityBased := func(identity string) string {
+		return `"authenticationType":"identityBased"` + identity +
+			`,"endpointUri":"sb://` + q.Namespace + `.servicebus.` + s.Config.DNSSuffix + `","entityPath":"` + q.Name + `"`
 	}
+	keyBased := `"authenticationType":"keyBased","connectionString":"Endpoint=sb://` + q.Host +
+		`/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=` + q.Key + `;EntityPath=` + q.Name + `"`
 	send := func(n int) {
 		runNodeTestEnv(t, s, "iothub-routing.test.mjs", map[string]string{
 			"IOTHUB_DEVICE_CONNECTION_STRING": "HostName=" + h.HostName + ";DeviceId=sensor;SharedAccessKey=" + key,
 			"ROUTE_COUNT":                     strconv.Itoa(n),
 		})
+	}
+	// keyBased → identityBased (system-assigned), in place.
+	if code, body := setHub(t, s, h, both, endpoint(keyBased)); code >= 300 {
+		t.Fatalf("routing with the namespace key: %d %v", code, body)
+	}
+	send(10)
+	if code, body := setHub(t, s, h, both, endpoint(identityBased(""))); code >= 300 {
+		t.Fatalf("switch the endpoint to the system-assigned identity: %d %v", code, body)
 	}
 	send(10)
 	userOnly := `{"type":"UserAssigned","userAssignedIdentities":{"` + uami + `":{}}}`
@@ -185,7 +198,7 @@ func TestRoutingIdentitySwitch(t *testing.T) {
 	if msg := fmt.Sprint(body); code != 400 || !strings.Contains(msg, "system-assigned") || !strings.Contains(msg, "orders") {
 		t.Fatalf("turning SystemAssigned off while 'orders' uses it: %d %v", code, body)
 	}
-	if code, body := setHub(t, s, h, both, endpoint(`,"identity":{"userAssignedIdentity":"`+uami+`"}`)); code >= 300 {
+	if code, body := setHub(t, s, h, both, endpoint(identityBased(`,"identity":{"userAssignedIdentity":"`+uami+`"}`))); code >= 300 {
 		t.Fatalf("switch the endpoint to the user-assigned identity: %d %v", code, body)
 	}
 	send(10)
@@ -193,13 +206,18 @@ func TestRoutingIdentitySwitch(t *testing.T) {
 		t.Fatalf("turning SystemAssigned off once nothing uses it: %d %v", code, body)
 	}
 	send(10)
+	// identityBased → keyBased again.
+	if code, body := setHub(t, s, h, userOnly, endpoint(keyBased)); code >= 300 {
+		t.Fatalf("switch the endpoint back to the namespace key: %d %v", code, body)
+	}
+	send(10)
 	var got []string
 	deadline := time.Now().Add(30 * time.Second)
-	for len(got) < 30 && time.Now().Before(deadline) {
+	for len(got) < 50 && time.Now().Before(deadline) {
 		got = append(got, receiveAll(t, s, q, q.Name)...)
 	}
-	if len(got) != 30 {
-		t.Fatalf("the queue got %d messages across the switch, want 30", len(got))
+	if len(got) != 50 {
+		t.Fatalf("the queue got %d messages across four switches, want 50", len(got))
 	}
 }
 
