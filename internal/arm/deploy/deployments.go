@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,11 +137,22 @@ const principalMember = "outpost:deployedBy"
 // deployment drops it once it has ended.
 const secureMember = "outpost:secureParameters"
 
+// defaultedMember names the parameters that took their defaultValue. Their
+// values, evaluated at Prepare, are in properties.parameters (or, secure
+// ones, in secureMember), and Provision deploys with those rather than
+// evaluating the defaults again, so a default of utcNow() or newGuid()
+// deploys with the value the deployment shows. Render hides it.
+const defaultedMember = "outpost:defaultedParameters"
+
 // request is a decoded deployment PUT or validate body.
 type request struct {
 	Template   map[string]any
 	Parameters map[string]any // name → value, already unwrapped from {"value": …}
-	Mode       string
+	// Defaults are the values of the parameters not supplied, as their
+	// defaultValue evaluated when the deployment was prepared (nil: they
+	// are evaluated by the run). deployment() does not show them.
+	Defaults map[string]any
+	Mode     string
 	// Location is the deployment's own location: required at subscription
 	// scope, where it also answers deployment().location.
 	Location string
@@ -239,16 +251,20 @@ func (d *Deployments) Prepare(ctx context.Context, req arm.PutRequest) (arm.Docu
 	if err := checkTemplate(r); err != nil {
 		return nil, err
 	}
+	values, defaulted := d.effectiveParameters(ctx, req.ID, r)
 	now := d.cfg.Now().UTC()
 	doc := arm.Document{}
 	doc.Set("properties", map[string]any{
-		"templateHash": templateHash(r.Template), "parameters": shownParameters(r),
+		"templateHash": templateHash(r.Template), "parameters": shownParameters(r.Template, values),
 		"mode": r.Mode, "timestamp": now.Format(time.RFC3339Nano), "correlationId": newCorrelationID(),
 		"template": r.Template, "duration": "PT0S",
 	})
 	doc.Set(principalMember, req.Principal)
-	if secure := secureParameters(r); len(secure) > 0 {
+	if secure := secureParameters(r.Template, values); len(secure) > 0 {
 		doc.Set(secureMember, secure)
+	}
+	if len(defaulted) > 0 {
+		doc.Set(defaultedMember, defaulted)
 	}
 	if r.Location != "" {
 		doc.Set("location", r.Location)
@@ -284,6 +300,7 @@ func (d *Deployments) Render(res store.Resource) json.RawMessage {
 	}
 	delete(doc, principalMember)
 	delete(doc, secureMember)
+	delete(doc, defaultedMember)
 	var props map[string]any
 	if doc.Decode("properties", &props) == nil && props != nil {
 		delete(props, "template")
@@ -317,6 +334,17 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 			r.Parameters[name] = value
 		}
 	}
+	var defaulted []string
+	_ = doc.Decode(defaultedMember, &defaulted)
+	for _, name := range defaulted {
+		if v, ok := r.Parameters[name]; ok {
+			if r.Defaults == nil {
+				r.Defaults = map[string]any{}
+			}
+			r.Defaults[name] = v
+			delete(r.Parameters, name)
+		}
+	}
 	runCtx, rd := d.track(ctx, id)
 	defer d.untrack(id, rd)
 	start := d.cfg.Now()
@@ -339,6 +367,7 @@ func (d *Deployments) Provision(ctx context.Context, id arm.ResourceID, doc arm.
 	delete(props, "error")
 	doc.Set("properties", props)
 	delete(doc, secureMember)
+	delete(doc, defaultedMember)
 	return doc, nil
 }
 
@@ -375,6 +404,7 @@ func (d *Deployments) recordFailure(ctx context.Context, id string, props map[st
 		}
 		doc.Set("properties", props)
 		delete(doc, secureMember)
+		delete(doc, defaultedMember)
 		next := *cur
 		next.Body = doc.Bytes()
 		return next, nil
@@ -450,7 +480,7 @@ func (d *Deployments) validate(ctx context.Context, id arm.ResourceID, body json
 	}
 	props := map[string]any{
 		"provisioningState": "Succeeded", "mode": r.Mode, "templateHash": templateHash(r.Template),
-		"parameters": shownParameters(r), "timestamp": d.cfg.Now().UTC().Format(time.RFC3339Nano),
+		"parameters": shownParameters(r.Template, ru.parameterValues(r)), "timestamp": d.cfg.Now().UTC().Format(time.RFC3339Nano),
 		"correlationId": newCorrelationID(), "duration": "PT0S", "validatedResources": validated,
 	}
 	out := map[string]any{"id": id.String(), "name": id.Name(), "type": Type, "properties": props}
@@ -478,13 +508,69 @@ func isoSeconds(d time.Duration) string {
 	return fmt.Sprintf("PT%.7fS", d.Seconds())
 }
 
-// shownParameters are the parameters as GET shows them: {name: {type,
-// value}} with ARM's spelling of the type (String, SecureString…); a secure
-// parameter shows its type only.
-func shownParameters(r request) map[string]any {
+// effectiveParameters are the values the template's parameters deploy
+// with — the supplied ones and the others' defaultValue evaluated against
+// the target (resourceGroup().location, deployment().name, utcNow()…) —
+// and the names of the defaulted ones.
+//
+// They are evaluated here, when the deployment is prepared, rather than
+// when the run starts: the target group can be read now, so the PUT
+// response already lists every parameter as ARM's does, and nothing has
+// to rewrite the stored deployment later. Evaluating never fails the PUT:
+// a default that can't be evaluated (or a group that can't be read) is
+// left out here, and the run evaluates it again and fails the deployment
+// with its error, as it always has.
+func (d *Deployments) effectiveParameters(ctx context.Context, id arm.ResourceID, r request) (map[string]any, []string) {
+	if d.svc == nil {
+		return r.Parameters, nil
+	}
+	t, err := d.target(ctx, id, r.Location, r.Mode)
+	if err != nil {
+		return r.Parameters, nil
+	}
+	ru := newRun(ctx, t, d.cfg.TenantID, d.cfg.Environment, r, d.cfg.Now)
+	values := ru.parameterValues(r)
+	var defaulted []string
+	for name := range values {
+		if _, supplied := r.Parameters[name]; !supplied {
+			defaulted = append(defaulted, name)
+		}
+	}
+	sort.Strings(defaulted)
+	return values, defaulted
+}
+
+// parameterValues are the values of the template's parameters: the
+// supplied ones as given, under the name they were supplied by, and the
+// others' defaultValue as the run evaluates it. A default that fails to
+// evaluate is left out.
+func (ru *run) parameterValues(r request) map[string]any {
 	out := map[string]any{}
 	for name, v := range r.Parameters {
-		typ := declaredType(r.Template, name)
+		out[name] = v
+	}
+	decls, _ := lookup(r.Template, "parameters").(map[string]any)
+	for _, name := range keys(decls) {
+		if _, supplied := lookupKey(r.Parameters, name); supplied {
+			continue
+		}
+		v, err := ru.ectx.Parameters.Value(ru.ectx.WithSite(expr.SiteParameterDefault), name)
+		if err != nil {
+			continue
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// shownParameters are the parameters as GET shows them: {name: {type,
+// value}} with ARM's spelling of the type (String, SecureString…); a secure
+// parameter shows its type only. values are by name, as parameterValues
+// returns them.
+func shownParameters(template, values map[string]any) map[string]any {
+	out := map[string]any{}
+	for name, v := range values {
+		typ := declaredType(template, name)
 		entry := map[string]any{"type": shownType(typ)}
 		if !isSecure(typ) {
 			entry["value"] = v
@@ -494,11 +580,11 @@ func shownParameters(r request) map[string]any {
 	return out
 }
 
-// secureParameters are the supplied values of the secure parameters.
-func secureParameters(r request) map[string]any {
+// secureParameters are the values of the secure parameters.
+func secureParameters(template, values map[string]any) map[string]any {
 	out := map[string]any{}
-	for name, v := range r.Parameters {
-		if isSecure(declaredType(r.Template, name)) {
+	for name, v := range values {
+		if isSecure(declaredType(template, name)) {
 			out[name] = v
 		}
 	}

@@ -96,8 +96,18 @@ type run struct {
 func newRun(ctx context.Context, t target, tenantID string, env *expr.Environment, r request, now func() time.Time) *run {
 	decls, _ := lookup(r.Template, "parameters").(map[string]any)
 	vars, _ := lookup(r.Template, "variables").(map[string]any)
+	values := r.Parameters
+	if len(r.Defaults) > 0 {
+		values = map[string]any{}
+		for name, v := range r.Defaults {
+			values[name] = v
+		}
+		for name, v := range r.Parameters {
+			values[name] = v
+		}
+	}
 	ectx := &expr.Context{
-		Parameters: expr.NewParameters(decls, r.Parameters),
+		Parameters: expr.NewParameters(decls, values),
 		Variables:  expr.NewVariables(vars),
 		Deployment: expr.Deployment{Name: t.name, Template: r.Template, Parameters: r.Parameters, Mode: r.Mode, ProvisioningState: "Running"},
 		Tenant:     expr.Tenant{ID: tenantID},
