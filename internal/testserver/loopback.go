@@ -46,7 +46,9 @@ func MapHosts(t testing.TB, ip string, names ...string) {
 	if !isRoot() {
 		testenv.Unavailable(t, "mapping host names needs root to edit %s", hostsFile)
 	}
-	tag := fmt.Sprintf("# outpost-test pid=%d ip=%s", os.Getpid(), ip)
+	// The tag names this call alone: tests sharing a server (and so an
+	// ip), such as parallel subtests, each remove only their own lines.
+	tag := fmt.Sprintf("# outpost-test pid=%d ip=%s map=%016x", os.Getpid(), ip, rand.Uint64())
 	err := editHosts(func(lines []string) []string {
 		for _, n := range names {
 			lines = append(lines, fmt.Sprintf("%s %s %s", ip, n, tag))

@@ -35,4 +35,13 @@ func TestMapHosts(t *testing.T) {
 	if strings.Contains(string(b), name) {
 		t.Errorf("%s left a line in %s", name, hostsFile)
 	}
+
+	// Two mappings to the same ip (parallel subtests of one server): the
+	// one that ends first removes its own name only.
+	kept := "kept-" + name
+	MapHosts(t, ip, kept)
+	t.Run("same ip", func(t *testing.T) { MapHosts(t, ip, "other-"+name) })
+	if out, err := exec.Command("getent", "hosts", kept).Output(); err != nil || !strings.HasPrefix(string(out), ip+" ") {
+		t.Errorf("getent hosts %s after another mapping to %s ended = %q, %v; want it still mapped", kept, ip, out, err)
+	}
 }
