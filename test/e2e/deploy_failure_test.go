@@ -68,15 +68,7 @@ func TestDeploymentPartialFailure(t *testing.T) {
 	sub := s.App.Installation().SubscriptionID
 	const group = "rg-partial-failure"
 	ensureGroup(t, s, group)
-	cred, opts := operatorCredential(t, s), armOptions(s)
-	deployments, err := armresources.NewDeploymentsClient(sub, cred, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	operations, err := armresources.NewDeploymentOperationsClient(sub, cred, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	deployments, operations := deploymentClients(t, s)
 	const hubName = "partial-failure-hub"
 	groupID := "/subscriptions/" + sub + "/resourceGroups/" + group
 	hubID := groupID + "/providers/Microsoft.Devices/IotHubs/" + hubName

@@ -54,15 +54,7 @@ func TestDeploymentWhatIfOperationsComplete(t *testing.T) {
 	sub := s.App.Installation().SubscriptionID
 	const group = "rg-whatif"
 	ensureGroup(t, s, group)
-	cred, opts := operatorCredential(t, s), armOptions(s)
-	deployments, err := armresources.NewDeploymentsClient(sub, cred, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	operations, err := armresources.NewDeploymentOperationsClient(sub, cred, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	deployments, operations := deploymentClients(t, s)
 	tpl := decodeTemplate(t, identityTemplate)
 	params := func(ids map[string]any) map[string]any {
 		return map[string]any{"identities": map[string]any{"value": ids}}
@@ -187,6 +179,23 @@ func TestDeploymentWhatIfOperationsComplete(t *testing.T) {
 	if deletes != 1 {
 		t.Errorf("%d Delete operations for 'gamma', want 1", deletes)
 	}
+}
+
+// deploymentClients are the Go SDK's deployments and deployment operations
+// clients for the server's subscription, signed in as the operator.
+func deploymentClients(t *testing.T, s *testserver.Server) (*armresources.DeploymentsClient, *armresources.DeploymentOperationsClient) {
+	t.Helper()
+	sub := s.App.Installation().SubscriptionID
+	cred, opts := operatorCredential(t, s), armOptions(s)
+	deployments, err := armresources.NewDeploymentsClient(sub, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operations, err := armresources.NewDeploymentOperationsClient(sub, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deployments, operations
 }
 
 func mustMarshal(v any) string {

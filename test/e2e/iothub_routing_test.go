@@ -571,24 +571,18 @@ func TestRoutingRoleRemovedMidStream(t *testing.T) {
 		}
 		return bodies
 	}
-	waitHubbed := func(want int) []string {
-		var bodies []string
+	// waitFor reads until it has want items or a minute has passed.
+	waitFor := func(want int, read func() []string) []string {
+		var got []string
 		deadline := time.Now().Add(60 * time.Second)
-		for len(bodies) < want && time.Now().Before(deadline) {
+		for len(got) < want && time.Now().Before(deadline) {
 			time.Sleep(250 * time.Millisecond)
-			bodies = hubbed()
+			got = read()
 		}
-		return bodies
+		return got
 	}
-	waitArchived := func(want int) []string {
-		var lines []string
-		deadline := time.Now().Add(60 * time.Second)
-		for len(lines) < want && time.Now().Before(deadline) {
-			time.Sleep(500 * time.Millisecond)
-			lines = archived()
-		}
-		return lines
-	}
+	waitHubbed := func(want int) []string { return waitFor(want, hubbed) }
+	waitArchived := func(want int) []string { return waitFor(want, archived) }
 
 	send(10)
 	drain(10)
